@@ -1,0 +1,166 @@
+"""Data loading, column checks and the per-trainer preprocessing (generic blocks, SFT chat sequences)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+log = logging.getLogger(__name__)
+
+FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+
+
+class DataError(ValueError):
+    """Bad data: names the file, the column or row, and the fix."""
+
+
+@dataclass
+class Splits:
+    train: Any
+    valid: Optional[Any]
+    source: str
+
+
+def _load_file(path: str):
+    from datasets import load_dataset
+
+    ext = os.path.splitext(path)[1].lower()
+    fmt = FILE_FORMATS.get(ext)
+    if fmt is None:
+        raise DataError(f"data file {path}: unknown format {ext!r}; use one of {', '.join(FILE_FORMATS)}")
+    if ext == ".jsonl":
+        _check_jsonl(path)
+    try:
+        return load_dataset(fmt, data_files=path, split="train")
+    except Exception as e:  # datasets wraps parser errors in several types
+        raise DataError(f"cannot read data file {path} as {fmt}: {str(e).splitlines()[0]}") from e
+
+
+def _check_jsonl(path: str) -> None:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {n} is not valid JSON ({e.msg}); fix or remove that line") from e
+
+
+def load_split(path: str, split: str):
+    """A split from a file, a directory of files (train.jsonl, validation.jsonl, ...) or a dataset name."""
+    from datasets import load_dataset
+
+    expanded = os.path.expanduser(path)
+    if os.path.isfile(expanded):
+        return _load_file(expanded)
+    try:
+        return load_dataset(expanded, split=split)
+    except Exception as e:
+        where = "directory" if os.path.isdir(expanded) else "dataset name (offline, the hub cannot be reached)"
+        raise DataError(f"cannot load split {split!r} of {where} {path}: {str(e).splitlines()[0]}") from e
+
+
+def load_splits(data_cfg: Any) -> Splits:
+    train = load_split(data_cfg.path, data_cfg.train_split)
+    valid = None
+    if data_cfg.valid_path:
+        valid = load_split(data_cfg.valid_path, "train")
+    elif data_cfg.valid_split:
+        valid = load_split(data_cfg.path, data_cfg.valid_split)
+    if data_cfg.max_samples:
+        train = train.select(range(min(len(train), data_cfg.max_samples)))
+    if len(train) == 0:
+        raise DataError(f"the training data {data_cfg.path} is empty")
+    if valid is not None and len(valid) == 0:
+        raise DataError(f"the validation data {data_cfg.valid_path or data_cfg.valid_split} is empty")
+    return Splits(train, valid, data_cfg.path)
+
+
+def require_columns(ds: Any, columns: List[str], source: str, keys: List[str]) -> None:
+    for column, key in zip(columns, keys):
+        if column not in ds.column_names:
+            raise DataError(f"column {column!r} ({key}) not found in {source}; columns there: "
+                            f"{', '.join(ds.column_names)}. Set {key}=<one of them>")
+
+
+def is_conversation(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+
+
+# ----------------------------------------------------------------------------------------------- generic
+def lm_blocks(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
+    """Tokenize texts, append EOS, concatenate and cut into ``block_size`` blocks (the last, shorter one kept)."""
+    sample = ds[0][text_column]
+    if not isinstance(sample, str):
+        raise DataError(f"column {text_column!r} of {source} holds {type(sample).__name__}, not text: the generic "
+                        f"trainer needs plain strings (use trainer=sft for chat messages)")
+    eos = tokenizer.eos_token_id
+
+    def tokenize(batch):
+        ids = tokenizer(batch[text_column], add_special_tokens=True)["input_ids"]
+        return {"input_ids": [x + [eos] for x in ids]}
+
+    def group(batch):
+        flat = [t for seq in batch["input_ids"] for t in seq]
+        blocks = [flat[i:i + block_size] for i in range(0, len(flat), block_size)]
+        if len(blocks) > 1 and len(blocks[-1]) < block_size // 4:
+            blocks.pop()  # a scrap too short to be worth a step
+        return {"input_ids": blocks}
+
+    tokenized = ds.map(tokenize, batched=True, remove_columns=ds.column_names, desc="tokenize")
+    return tokenized.map(group, batched=True, batch_size=len(tokenized), desc=f"blocks of {block_size}")
+
+
+class PadCollator:
+    """Pads ``input_ids`` right; labels are the inputs with -100 on padding (EOS tokens inside blocks stay
+    supervised even when the tokenizer's pad token is its EOS)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features):
+        import torch
+
+        n = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), n), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(features), n), dtype=torch.long)
+        for i, f in enumerate(features):
+            ids[i, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
+            mask[i, : len(f["input_ids"])] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+# ----------------------------------------------------------------------------------------------- sft
+def sft_sequences(ds: Any, tokenizer: Any, text_column: str, add_eos_token: bool, source: str):
+    """Render each row (chat messages through the chat template, or plain text) and tokenize it.
+
+    ``add_eos_token`` appends the EOS token when the rendered text does not already end with it."""
+    sample = ds[0][text_column]
+    chat = is_conversation(sample)
+    if chat and not tokenizer.chat_template:
+        raise DataError(f"{source} holds chat messages but the tokenizer has no chat template; set "
+                        f"trainer.chat_template=chatml (or zephyr, llama2, alpaca)")
+    if not chat and not isinstance(sample, str):
+        raise DataError(f"column {text_column!r} of {source} holds neither text nor a list of "
+                        f"{{role, content}} messages (found {type(sample).__name__})")
+    eos = tokenizer.eos_token
+
+    def render(row):
+        value = row[text_column]
+        if chat:
+            if not is_conversation(value):
+                raise DataError(f"a row of {source} has {text_column!r} that is not a list of {{role, content}}")
+            text = tokenizer.apply_chat_template(value, tokenize=False)
+            special = False  # the template writes its own BOS where it wants one
+        else:
+            text, special = value, True
+        if add_eos_token and not text.rstrip("\n").endswith(eos):
+            text = text + eos
+        return {"input_ids": tokenizer(text, add_special_tokens=special)["input_ids"]}
+
+    return ds.map(render, remove_columns=ds.column_names, desc="render + tokenize")

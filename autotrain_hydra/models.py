@@ -1,0 +1,209 @@
+"""Model and tokenizer loading, the offline tiny model, chat templates and LoRA.
+
+Heavy module (torch, transformers): imported only once a run has passed validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+from autotrain_hydra import paths
+
+log = logging.getLogger(__name__)
+
+TINY = "tiny"
+TINY_VERSION = 1  # bump when the recipe below changes: the cache key changes with it
+TINY_SPEC = dict(vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, max_position_embeddings=2048, rope_theta=10000.0, tie_word_embeddings=True)
+SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>"]
+
+# Named chat templates (trainer.chat_template). ``null`` keeps the tokenizer's own.
+CHAT_TEMPLATES = {
+    "chatml": (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    ),
+    "zephyr": (
+        "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+    ),
+    "llama2": (
+        "{% if messages[0]['role'] == 'system' %}{% set system = '<<SYS>>\n' + messages[0]['content'] + '\n<</SYS>>\n\n' %}"
+        "{% set messages = messages[1:] %}{% else %}{% set system = '' %}{% endif %}"
+        "{% for message in messages %}{% if message['role'] == 'user' %}"
+        "{{ bos_token + '[INST] ' + (system if loop.first else '') + message['content'] + ' [/INST]' }}"
+        "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + ' ' + eos_token }}{% endif %}"
+        "{% endfor %}"
+    ),
+    "alpaca": (
+        "{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\n\n' }}"
+        "{% elif message['role'] == 'user' %}{{ '### Instruction:\n' + message['content'] + '\n\n' }}"
+        "{% elif message['role'] == 'assistant' %}{{ '### Response:\n' + message['content'] + eos_token + '\n\n' }}"
+        "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '### Response:\n' }}{% endif %}"
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------------- tiny model
+def _corpus_files():
+    return sorted((paths.ASSETS_DIR / "data").glob("*.jsonl"))
+
+
+def _corpus_lines():
+    for f in _corpus_files():
+        for line in f.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            for v in row.values():
+                if isinstance(v, str):
+                    yield v
+                elif isinstance(v, list):
+                    for m in v:
+                        yield f"{m.get('role', '')} {m.get('content', '')}"
+
+
+def tiny_key() -> str:
+    h = hashlib.sha256(json.dumps([TINY_VERSION, TINY_SPEC, SPECIAL_TOKENS, CHAT_TEMPLATES["chatml"]]).encode())
+    for f in _corpus_files():
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def build_tiny_tokenizer():
+    """A byte-level BPE tokenizer trained on the shipped sample data: deterministic, offline, with pad/bos/eos and
+    the ChatML template (its markers are single special tokens)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=TINY_SPEC["vocab_size"], special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(list(_corpus_lines()), trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>", padding_side="right", model_max_length=TINY_SPEC[
+                                       "max_position_embeddings"])
+    fast.chat_template = CHAT_TEMPLATES["chatml"]
+    return fast
+
+
+def build_tiny(path: Path) -> None:
+    """Build the tiny Llama (seeded random weights) and its tokenizer into ``path``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_tiny_tokenizer()
+    config = LlamaConfig(**{**TINY_SPEC, "vocab_size": len(tok)}, pad_token_id=tok.pad_token_id,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    try:
+        model = LlamaForCausalLM(config)
+    finally:
+        torch.random.set_rng_state(state)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+
+
+def tiny_model_dir() -> Path:
+    """The cached tiny model directory, built on first use (atomically: a half-built cache is never used)."""
+    target = paths.cache_dir() / f"tiny-llama-{tiny_key()}"
+    if (target / "config.json").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        log.info("building the tiny model into %s (first use; cached afterwards)", target)
+        build_tiny(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process built it first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_model_name(name: str) -> str:
+    """``tiny`` → the cached local directory; anything else unchanged (a hub name or a local path)."""
+    return str(tiny_model_dir()) if name == TINY else os.path.expanduser(name)
+
+
+# ----------------------------------------------------------------------------------------------- loading
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def _load(what: str, key: str, name: str, fn):
+    try:
+        return fn()
+    except OSError as e:
+        local = os.path.isdir(name)
+        hint = ("the directory holds no loadable model/tokenizer" if local else
+                "it is not a local directory, and the model hub could not be reached (no network?)")
+        raise ModelLoadError(
+            f"cannot load the {what} {key}={name}: {hint}.\n    fix: download it ahead of time "
+            f"and set {key}=/path/to/the/model, or use model=tiny\n    ({str(e).splitlines()[0]})") from e
+
+
+def load_tokenizer(model_cfg: Any, chat_template: Optional[str] = None):
+    from transformers import AutoTokenizer
+
+    name = resolve_model_name(model_cfg.name)
+    tok = _load("tokenizer of", "model.name", model_cfg.name, lambda: AutoTokenizer.from_pretrained(
+        name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if chat_template is not None:
+        tok.chat_template = resolve_chat_template(chat_template)
+    return tok
+
+
+def resolve_chat_template(value: str) -> str:
+    if value in CHAT_TEMPLATES:
+        return CHAT_TEMPLATES[value]
+    path = os.path.expanduser(value)
+    if os.path.isfile(path):
+        return Path(path).read_text(encoding="utf-8")
+    return value  # an inline Jinja template
+
+
+def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] = None):
+    from transformers import AutoModelForCausalLM
+
+    raw = name or model_cfg.name
+    path = resolve_model_name(raw)
+    return _load("model", key, raw, lambda: AutoModelForCausalLM.from_pretrained(
+        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code))
+
+
+def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional[str] = None,
+                             key: str = "model.name"):
+    from transformers import AutoModelForSequenceClassification
+
+    raw = name or model_cfg.name
+    path = resolve_model_name(raw)
+    return _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=num_labels, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code))
+
+
+def lora_config(peft_cfg: Any, task_type: str = "CAUSAL_LM"):
+    from omegaconf import OmegaConf
+    from peft import LoraConfig
+
+    targets = peft_cfg.target_modules
+    if not isinstance(targets, str):
+        targets = list(OmegaConf.to_container(targets)) if targets is not None else None
+    return LoraConfig(r=peft_cfg.lora_r, lora_alpha=peft_cfg.lora_alpha, lora_dropout=peft_cfg.lora_dropout,
+                      target_modules=targets, bias="none", task_type=task_type)

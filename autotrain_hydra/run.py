@@ -1,0 +1,188 @@
+"""validate → load data and models → build the trainer → train → evaluate → save; returns the objective.
+
+``run(cfg)`` is usable without Hydra's app (tests, notebooks); ``run_task(cfg)`` is what ``@hydra.main`` calls:
+it adds the overrides and run dir Hydra knows, and turns errors into a clear message and an exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from typing import Any, Dict, Iterable, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from autotrain_hydra.schema.errors import EXIT_CONFIG_ERROR, ConfigError, Report
+from autotrain_hydra.schema.rules import IMPLEMENTED_TRAINERS, resolve_data_sample, validate
+
+log = logging.getLogger("autotrain_hydra")
+
+EXIT_RUN_ERROR = 1
+FEATURE_ISSUES = {"distillation": "[6] knowledge distillation", "sweep": "[4] hyperparameter sweeps",
+                  "eval": "[5] enhanced evaluation"}
+TRAINER_ISSUES = {"dpo": "[2] preference trainers", "orpo": "[2] preference trainers",
+                  "reward": "[2] preference trainers", "ppo": "[3] PPO"}
+
+
+def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Report:
+    """Fill the built-in sample data where none is given, then check every rule. Raises ConfigError."""
+    note = resolve_data_sample(cfg)
+    if note:
+        log.info(note)
+    report = validate(cfg, overrides)
+    for issue in report.warnings:
+        log.warning(issue.render())
+    report.raise_if_errors()
+    return report
+
+
+def not_implemented(cfg: DictConfig) -> Report:
+    report = Report()
+    name = cfg.trainer.name
+    if name not in IMPLEMENTED_TRAINERS:
+        report.error(f"trainer={name} is not implemented yet (it comes with issue {TRAINER_ISSUES[name]}); the "
+                     f"config is valid", "trainer", name,
+                     "use trainer=generic or trainer=sft, or validate only with validate_only=true")
+    for feat, issue in FEATURE_ISSUES.items():
+        if cfg[feat].enabled and not (feat == "distillation" and name == "reward"):
+            report.error(f"features=[{feat}] is not implemented yet (it comes with issue {issue}); the config is "
+                         f"valid", f"{feat}.enabled", True, f"remove {feat} from features for now")
+    return report
+
+
+def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] = None) -> Optional[float]:
+    """Run one training job; returns the objective (eval loss when there is eval data, else the final train loss)."""
+    cfg = cfg.copy()
+    report = prepare(cfg, overrides)
+    if cfg.validate_only:
+        print(f"configuration is valid: trainer={cfg.trainer.name}, {len(report.warnings)} warning(s)")
+        return None
+    not_implemented(cfg).raise_if_errors()
+
+    output_dir = os.path.abspath(os.path.expanduser(cfg.output_dir or run_dir or "outputs/run"))
+    os.makedirs(output_dir, exist_ok=True)
+    started = time.time()
+
+    from autotrain_hydra.trainers.common import Job, precision_flags
+
+    precision_flags(cfg.training.mixed_precision)  # hardware check, before any model is loaded
+    import datasets
+
+    datasets.disable_progress_bars()
+    job = Job(cfg=cfg, output_dir=output_dir)
+    trainer_module = importlib.import_module(f"autotrain_hydra.trainers.{cfg.trainer.name}")
+    metrics = trainer_module.train(job)
+
+    objective = metrics.get("eval_loss", metrics.get("train_loss"))
+    if objective is None or not math.isfinite(objective):
+        raise RuntimeError(f"the run ended with a non-finite objective ({objective})")
+    metrics["objective"] = objective
+    metrics["objective_name"] = "eval_loss" if "eval_loss" in metrics else "train_loss"
+    metrics["wall_time_s"] = round(time.time() - started, 2)
+    write_outputs(job, metrics, report)
+    log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
+             metrics["objective_name"], objective, output_dir)
+    return float(objective)
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def write_outputs(job: Any, metrics: Dict[str, Any], report: Report) -> None:
+    out = job.output_dir
+    metrics = dict(metrics, warnings=[i.message for i in report.warnings], notes=job.notes)
+    write_json_atomic(os.path.join(out, "metrics.json"), metrics)
+    with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
+        f.write(OmegaConf.to_yaml(job.cfg, resolve=True))
+    _plot_loss(out, metrics.get("history") or {})
+    _model_card(job, metrics)
+
+
+def _plot_loss(out: str, history: Dict[str, Any]) -> None:
+    if not history.get("train"):
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are a nicety
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, points in history.items():
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if name == "eval" else None,
+                    label=f"{name} loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "loss.png"), dpi=80)
+    plt.close(fig)
+
+
+def _model_card(job: Any, metrics: Dict[str, Any]) -> None:
+    cfg = job.cfg
+    kind = "a sequence-classification scorer" if cfg.trainer.name == "reward" else "a causal language model"
+    lines = [
+        f"# {os.path.basename(job.output_dir)}",
+        "",
+        f"Fine-tuned with autotrain_hydra, trainer `{cfg.trainer.name}`: {kind}.",
+        "",
+        f"- base model: `{cfg.model.name}`",
+        f"- data: `{cfg.data.path}`",
+        f"- peft: `{cfg.peft.method}`" + (f" (r={cfg.peft.lora_r}, alpha={cfg.peft.lora_alpha})"
+                                          if cfg.peft.method == "lora" else ""),
+        f"- lr {cfg.training.lr}, epochs {cfg.training.epochs}, batch size {cfg.training.batch_size}, "
+        f"steps {metrics.get('global_step')}",
+        f"- {metrics['objective_name']}: {metrics['objective']:.4f}",
+        "",
+        "The full configuration is in `config.yaml`; metrics in `metrics.json`.",
+        "",
+    ]
+    with open(os.path.join(job.output_dir, "README.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------------------------- Hydra task
+def _hydra_context() -> tuple:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+        return list(hc.overrides.task), hc.runtime.output_dir
+    except ValueError:  # not running under Hydra
+        return [], None
+
+
+def run_task(cfg: DictConfig) -> Optional[float]:
+    """The @hydra.main task: clear messages and exit codes (2: configuration, 1: run) instead of tracebacks
+    (set HYDRA_FULL_ERROR=1 for the traceback)."""
+    overrides, run_dir = _hydra_context()
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        return run(cfg, overrides, run_dir)
+    except ConfigError as e:
+        if full:
+            raise
+        print(e.report.render(), file=sys.stderr)
+        sys.exit(EXIT_CONFIG_ERROR)
+    except Exception as e:
+        from autotrain_hydra.data import DataError
+        from autotrain_hydra.models import ModelLoadError
+        from autotrain_hydra.trainers.common import HardwareError
+
+        if full or not isinstance(e, (DataError, ModelLoadError, HardwareError)):
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG_ERROR if isinstance(e, (DataError, HardwareError)) else EXIT_RUN_ERROR)

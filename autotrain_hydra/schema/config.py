@@ -1,0 +1,168 @@
+"""Structured-config schema: every parameter of the trainer-parameter guide, with its default and type.
+
+Plain dataclasses only (no torch, no transformers): composing and validating a config must stay light.
+Ranges, allowed values and the per-trainer rules live in ``rules.py``; this file says what exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+TRAINERS = ("generic", "sft", "dpo", "orpo", "reward", "ppo")
+
+
+@dataclass
+class RLConfig:
+    """``--rl-*`` flags of the guide (PPO only)."""
+
+    reward_model_path: Optional[str] = None
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    kl_coef: float = 0.2
+    value_loss_coef: float = 0.5
+    clip_range: float = 0.2
+    num_ppo_epochs: int = 4
+    chunk_size: int = 128
+    mini_batch_size: int = 32
+
+
+@dataclass
+class TrainerConfig:
+    """One node for every trainer-specific key, so a key set for the wrong trainer composes and is warned about."""
+
+    name: str = "sft"
+    # SFT
+    chat_template: Optional[str] = None  # null: the tokenizer's own template; else chatml, zephyr, llama2, alpaca
+    add_eos_token: bool = False
+    max_seq_length: Optional[int] = None  # null: training.block_size
+    # DPO / ORPO
+    model_ref: Optional[str] = None  # null: the base model (frozen copy, or the adapter disabled with LoRA)
+    dpo_beta: float = 0.1
+    orpo_alpha: float = 1.0
+    max_prompt_length: int = 512
+    max_completion_length: int = 1024
+    # Reward
+    num_labels: int = 1
+    label_smoothing: float = 0.0
+    # PPO
+    rl: RLConfig = field(default_factory=RLConfig)
+
+
+@dataclass
+class ModelConfig:
+    """``--model``: a hub name, a local directory, or ``tiny`` (the built-in offline model)."""
+
+    name: str = "tiny"
+    revision: Optional[str] = None
+    trust_remote_code: bool = False
+    # Presets for encoder-only models (bert, roberta) set this: they can only be trained as reward models.
+    encoder_only: bool = False
+
+
+@dataclass
+class PeftConfig:
+    """``--peft --lora-r --lora-alpha --lora-dropout``; select with ``peft=lora``."""
+
+    method: str = "none"  # none | lora
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: Any = "all-linear"
+    merge_adapter: bool = False  # also save the adapter merged into the base weights (output_dir/merged)
+
+
+@dataclass
+class DataConfig:
+    """``--data-path`` and the column flags. ``path: null`` picks the built-in sample for the trainer."""
+
+    path: Optional[str] = None
+    train_split: str = "train"
+    valid_split: Optional[str] = None  # a split of a dataset directory / dataset name
+    valid_path: Optional[str] = None  # or a separate validation file
+    text_column: str = "text"
+    prompt_text_column: Optional[str] = None
+    rejected_text_column: Optional[str] = None
+    max_samples: Optional[int] = None
+
+
+@dataclass
+class TrainingConfig:
+    """Core training flags of the guide (``--lr --epochs --batch-size ...``) and a few beyond it."""
+
+    lr: Optional[float] = 2e-5
+    epochs: Optional[float] = 3
+    batch_size: Optional[int] = 8
+    gradient_accumulation: int = 1
+    optimizer: str = "adamw_torch"
+    scheduler: str = "linear"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    mixed_precision: Optional[str] = None  # fp16 | bf16 | fp32; null: bf16 where the GPU has it, else fp32
+    block_size: int = 1024
+    # beyond the guide
+    max_steps: int = -1
+    eval_batch_size: Optional[int] = None
+    logging_steps: int = 10
+    eval_strategy: str = "epoch"  # no | epoch | steps
+    eval_steps: Optional[int] = None
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = 1.0
+    packing: bool = False
+
+
+@dataclass
+class DistillationConfig:
+    """``--use-distillation --teacher-model ...``; enable with ``features=[distillation]``."""
+
+    enabled: bool = False
+    teacher_model: Optional[str] = None
+    teacher_prompt_template: Optional[str] = None
+    student_prompt_template: str = "{input}"
+    temperature: float = 3.0
+    alpha: float = 0.7
+
+
+@dataclass
+class SweepConfig:
+    """``--use-sweep --sweep-*``; enable with ``features=[sweep]``."""
+
+    enabled: bool = False
+    backend: str = "optuna"  # optuna | wandb
+    n_trials: int = 10
+    metric: str = "eval_loss"
+    direction: str = "minimize"  # minimize | maximize
+    params: Any = None  # the guide's JSON string, or a mapping in the Optuna sweeper's grammar
+
+
+@dataclass
+class EvalConfig:
+    """``--use-enhanced-eval --eval-*``; enable with ``features=[eval]``."""
+
+    enabled: bool = False
+    metrics: Any = field(default_factory=lambda: ["perplexity"])  # list, or the guide's JSON string
+    dataset_path: Optional[str] = None
+    batch_size: int = 8
+    save_predictions: bool = False
+    benchmark: Optional[str] = None
+
+
+@dataclass
+class Config:
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    distillation: DistillationConfig = field(default_factory=DistillationConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output_dir: Optional[str] = None  # null: the Hydra run directory
+    overwrite_output_dir: bool = False
+    validate_only: bool = False
+    report_to: List[str] = field(default_factory=list)  # e.g. [wandb]; empty: no tracker
+
+
+# Top-level config groups (selected with ``group=option``) and the schema node each one fills.
+GROUPS = ("trainer", "model", "peft", "data", "features", "experiment", "hparams_search")

@@ -1,0 +1,572 @@
+"""The rules table of the trainer-parameter guide, and the validator that it drives.
+
+One table (``PARAMS``) says, for every parameter: its guide flag, the trainers it applies to (elsewhere it is
+*ignored with a warning*), the trainers that require it, and the values it accepts. ``FEATURES`` says which
+trainers each cross-cutting feature supports. ``validate`` turns a composed config into a ``Report`` of every
+warning and error; the compatibility matrix in docs/ is generated from the same tables (``matrix.py``).
+
+No torch/transformers here: validation must run before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from autotrain_hydra.schema.config import TRAINERS, Config
+from autotrain_hydra.schema.errors import Report
+
+ALL: FrozenSet[str] = frozenset(TRAINERS)
+TRAINER_LABEL = {"generic": "Generic", "sft": "SFT", "dpo": "DPO", "orpo": "ORPO", "reward": "Reward", "ppo": "PPO"}
+PREFERENCE = frozenset({"dpo", "orpo"})
+
+OPTIMIZERS = ("adamw_torch", "adamw_hf", "sgd", "adafactor")
+SCHEDULERS = ("linear", "cosine", "constant")
+MIXED_PRECISION = ("fp16", "bf16", "fp32")
+CHAT_TEMPLATES = ("chatml", "zephyr", "llama2", "alpaca")
+EVAL_STRATEGIES = ("no", "epoch", "steps")
+SWEEP_BACKENDS = ("optuna", "wandb")
+SWEEP_DIRECTIONS = ("minimize", "maximize")
+PEFT_METHODS = ("none", "lora")
+# Enhanced-evaluation metrics and the trainers whose output they can score.
+GENERATIVE = frozenset({"generic", "sft", "dpo", "orpo", "ppo"})
+EVAL_METRICS: Dict[str, FrozenSet[str]] = {
+    "perplexity": GENERATIVE,
+    "bleu": GENERATIVE,
+    "rouge": GENERATIVE,
+    "bertscore": GENERATIVE,
+    "chrf": GENERATIVE,
+    "exact_match": GENERATIVE,
+    "accuracy": frozenset({"reward"}),
+    "reward_margin": frozenset({"reward"}),
+    "mean_reward": frozenset({"ppo"}),
+}
+
+# The trainer → built-in sample data used when data.path is not given (configs/data/<sample>.yaml).
+DATA_SAMPLE = {"generic": "text", "sft": "chat", "dpo": "preference", "orpo": "preference",
+               "reward": "preference", "ppo": "prompts"}
+IMPLEMENTED_TRAINERS = frozenset({"generic", "sft"})
+
+
+# ----------------------------------------------------------------------------------------------- value checks
+@dataclass(frozen=True)
+class Check:
+    ok: Callable[[Any], bool]
+    text: str  # "a number > 0" — completes "must be ..."
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def gt(lo: float) -> Check:
+    return Check(lambda v: _num(v) and v > lo, f"a number > {lo:g}")
+
+
+def ge(lo: float) -> Check:
+    return Check(lambda v: _num(v) and v >= lo, f"a number >= {lo:g}")
+
+
+def between(lo: float, hi: float, hi_open: bool = False) -> Check:
+    if hi_open:
+        return Check(lambda v: _num(v) and lo <= v < hi, f"in [{lo:g}, {hi:g})")
+    return Check(lambda v: _num(v) and lo <= v <= hi, f"in [{lo:g}, {hi:g}]")
+
+
+def one_of(choices: Sequence[Any]) -> Check:
+    shown = ", ".join("null" if c is None else str(c) for c in choices)
+    return Check(lambda v: v in choices, f"one of {shown}")
+
+
+# ----------------------------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Param:
+    key: str  # config key
+    flag: Optional[str] = None  # the guide's flag; None for keys beyond the guide
+    trainers: FrozenSet[str] = ALL  # where it applies; set elsewhere → warned about and ignored
+    required: FrozenSet[str] = frozenset()  # trainers that need it set (not null)
+    check: Optional[Check] = None
+    feature: Optional[str] = None  # "distillation" | "sweep" | "eval" | "peft": only applies when that is on
+    group: str = "training"  # heading in the docs
+
+    @property
+    def name(self) -> str:
+        """The guide's name for it in warnings: the flag, underscored (``--dpo-beta`` → ``dpo_beta``)."""
+        if self.flag:
+            return self.flag.lstrip("-").replace("-", "_")
+        return self.key.rsplit(".", 1)[-1]
+
+
+_rl = lambda k, flag, check: Param(f"trainer.rl.{k}", flag, frozenset({"ppo"}), check=check, group="ppo")  # noqa: E731
+
+PARAMS: Tuple[Param, ...] = (
+    # core (required by every trainer)
+    Param("model.name", "--model", required=ALL, group="core"),
+    Param("data.path", "--data-path", required=ALL, group="core"),
+    Param("training.lr", "--lr", required=ALL, check=gt(0), group="core"),
+    Param("training.epochs", "--epochs", required=ALL, check=gt(0), group="core"),
+    Param("training.batch_size", "--batch-size", required=ALL, check=ge(1), group="core"),
+    Param("output_dir", "--output-dir", group="core"),
+    # training configuration (every trainer)
+    Param("training.gradient_accumulation", "--gradient-accumulation", check=ge(1)),
+    Param("training.optimizer", "--optimizer", check=one_of(OPTIMIZERS)),
+    Param("training.scheduler", "--scheduler", check=one_of(SCHEDULERS)),
+    Param("training.warmup_ratio", "--warmup-ratio", check=between(0, 1, hi_open=True)),
+    Param("training.weight_decay", "--weight-decay", check=ge(0)),
+    Param("training.seed", "--seed", check=ge(0)),
+    Param("training.mixed_precision", "--mixed-precision", check=one_of(MIXED_PRECISION + (None,))),
+    Param("training.block_size", "--block-size", check=ge(8)),
+    Param("training.max_steps", check=Check(lambda v: isinstance(v, int) and (v == -1 or v >= 1), "-1 (off) or >= 1")),
+    Param("training.eval_batch_size", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
+    Param("training.logging_steps", check=ge(1)),
+    Param("training.eval_strategy", check=one_of(EVAL_STRATEGIES)),
+    Param("training.max_grad_norm", check=ge(0)),
+    # PEFT / LoRA
+    Param("peft.method", "--peft", check=one_of(PEFT_METHODS), group="peft"),
+    Param("peft.lora_r", "--lora-r", check=ge(1), feature="peft", group="peft"),
+    Param("peft.lora_alpha", "--lora-alpha", check=gt(0), feature="peft", group="peft"),
+    Param("peft.lora_dropout", "--lora-dropout", check=between(0, 1, hi_open=True), feature="peft", group="peft"),
+    Param("peft.target_modules", feature="peft", group="peft"),
+    Param("peft.merge_adapter", feature="peft", group="peft"),
+    # data columns
+    Param("data.text_column", "--text-column", group="data"),
+    Param("data.prompt_text_column", "--prompt-text-column", frozenset({"dpo", "orpo", "reward", "ppo"}),
+          required=PREFERENCE, group="data"),
+    Param("data.rejected_text_column", "--rejected-text-column", frozenset({"dpo", "orpo", "reward"}),
+          required=PREFERENCE | {"reward"}, group="data"),
+    # SFT
+    Param("trainer.chat_template", "--chat-template", frozenset({"sft"}), group="trainer"),
+    Param("trainer.add_eos_token", "--add-eos-token", frozenset({"sft"}), group="trainer"),
+    Param("trainer.max_seq_length", "--max-seq-length", frozenset({"sft"}),
+          check=Check(lambda v: v is None or (isinstance(v, int) and v >= 8), "null or >= 8"), group="trainer"),
+    # DPO / ORPO
+    Param("trainer.model_ref", "--model-ref", PREFERENCE, group="trainer"),
+    Param("trainer.dpo_beta", "--dpo-beta", frozenset({"dpo"}), check=gt(0), group="trainer"),
+    Param("trainer.orpo_alpha", "--orpo-alpha", frozenset({"orpo"}), check=gt(0), group="trainer"),
+    Param("trainer.max_prompt_length", "--max-prompt-length", PREFERENCE, check=ge(1), group="trainer"),
+    Param("trainer.max_completion_length", "--max-completion-length", PREFERENCE, check=ge(1), group="trainer"),
+    # Reward
+    Param("trainer.num_labels", "--num-labels", frozenset({"reward"}), check=ge(1), group="trainer"),
+    Param("trainer.label_smoothing", "--label-smoothing", frozenset({"reward"}), check=between(0, 0.5, hi_open=True),
+          group="trainer"),
+    # PPO
+    Param("trainer.rl.reward_model_path", "--rl-reward-model-path", frozenset({"ppo"}), required=frozenset({"ppo"}),
+          group="ppo"),
+    _rl("gamma", "--rl-gamma", between(0, 1)),
+    _rl("gae_lambda", "--rl-gae-lambda", between(0, 1)),
+    _rl("kl_coef", "--rl-kl-coef", ge(0)),
+    _rl("value_loss_coef", "--rl-value-loss-coef", ge(0)),
+    _rl("clip_range", "--rl-clip-range", gt(0)),
+    _rl("num_ppo_epochs", "--rl-num-ppo-epochs", ge(1)),
+    _rl("chunk_size", "--rl-chunk-size", ge(1)),
+    _rl("mini_batch_size", "--rl-mini-batch-size", ge(1)),
+    # Knowledge distillation
+    Param("distillation.teacher_model", "--teacher-model", feature="distillation", group="distillation"),
+    Param("distillation.teacher_prompt_template", "--teacher-prompt-template", feature="distillation",
+          group="distillation"),
+    Param("distillation.student_prompt_template", "--student-prompt-template", feature="distillation",
+          group="distillation"),
+    Param("distillation.temperature", "--distill-temperature", check=gt(0), feature="distillation",
+          group="distillation"),
+    Param("distillation.alpha", "--distill-alpha", check=between(0, 1), feature="distillation", group="distillation"),
+    # Hyperparameter sweep
+    Param("sweep.backend", "--sweep-backend", check=one_of(SWEEP_BACKENDS), feature="sweep", group="sweep"),
+    Param("sweep.n_trials", "--sweep-n-trials", check=ge(1), feature="sweep", group="sweep"),
+    Param("sweep.metric", "--sweep-metric", feature="sweep", group="sweep"),
+    Param("sweep.direction", "--sweep-direction", check=one_of(SWEEP_DIRECTIONS), feature="sweep", group="sweep"),
+    Param("sweep.params", "--sweep-params", feature="sweep", group="sweep"),
+    # Enhanced evaluation
+    Param("eval.metrics", "--eval-metrics", feature="eval", group="eval"),
+    Param("eval.dataset_path", "--eval-dataset-path", feature="eval", group="eval"),
+    Param("eval.batch_size", "--eval-batch-size", check=ge(1), feature="eval", group="eval"),
+    Param("eval.save_predictions", "--eval-save-predictions", feature="eval", group="eval"),
+    Param("eval.benchmark", "--eval-benchmark", feature="eval", group="eval"),
+)
+PARAM_BY_KEY: Dict[str, Param] = {p.key: p for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str  # features=[<name>]
+    flag: str
+    supported: FrozenSet[str]
+    ignored: FrozenSet[str] = frozenset()  # warned about and ignored
+    refused: FrozenSet[str] = frozenset()  # an error
+    ignored_message: str = ""
+    refused_message: str = ""
+
+
+FEATURES: Tuple[Feature, ...] = (
+    Feature("distillation", "--use-distillation", frozenset({"generic", "sft", "dpo", "orpo"}),
+            ignored=frozenset({"reward"}), refused=frozenset({"ppo"}),
+            ignored_message="Distillation is not supported for reward models, will be ignored",
+            refused_message="Distillation is not supported with PPO trainer"),
+    Feature("sweep", "--use-sweep", ALL),
+    Feature("eval", "--use-enhanced-eval", ALL),
+)
+FEATURE_BY_NAME = {f.name: f for f in FEATURES}
+FEATURE_SWITCH = {"distillation": "distillation.enabled", "sweep": "sweep.enabled", "eval": "eval.enabled",
+                  "peft": "peft.method"}
+FEATURE_HOWTO = {"distillation": "features=[distillation]", "sweep": "features=[sweep]", "eval": "features=[eval]",
+                 "peft": "peft=lora"}
+REMOVED_TRAINERS = {
+    "distillation": (
+        "trainer=distillation was removed: distillation is now a feature of the generic, sft, dpo and orpo trainers",
+        "use trainer=sft features=[distillation] distillation.teacher_model=<teacher> "
+        "(the guide's --trainer sft --use-distillation --teacher-model <teacher>)",
+    ),
+}
+
+
+def trainers_label(trainers: Iterable[str]) -> str:
+    names = [TRAINER_LABEL[t] for t in TRAINERS if t in set(trainers)]
+    return "/".join(names) + (" trainers" if len(names) > 1 else " trainer")
+
+
+def ignored_message(param: Param) -> str:
+    return f"{param.name} only applies to {trainers_label(param.trainers)}, will be ignored"
+
+
+# ----------------------------------------------------------------------------------------------- schema keys
+def _schema() -> DictConfig:
+    return OmegaConf.structured(Config)
+
+
+def schema_keys(node: Optional[DictConfig] = None, prefix: str = "") -> List[str]:
+    """Every key path of the schema (``trainer.rl.gamma`` ...), not descending into Any-typed values."""
+    node = _schema() if node is None else node
+    keys = []
+    for k in node.keys():
+        path = f"{prefix}{k}"
+        keys.append(path)
+        child = node._get_node(k)
+        if isinstance(child, DictConfig) and OmegaConf.get_type(child) not in (dict, None):
+            keys.extend(schema_keys(child, path + "."))
+    return keys
+
+
+def did_you_mean(key: str, candidates: Optional[Sequence[str]] = None) -> Optional[str]:
+    """The closest schema key: a key whose last part is the same, else the closest spelling."""
+    candidates = list(candidates if candidates is not None else schema_keys())
+    leaf = key.rsplit(".", 1)[-1]
+    same_leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == leaf and c != key]
+    if same_leaf:
+        return same_leaf[0]
+    by_leaf = {}
+    for c in candidates:
+        by_leaf.setdefault(c.rsplit(".", 1)[-1], c)
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    close = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
+    if close:
+        return by_leaf[close[0]]
+    # guide flags typed as keys: lr → training.lr, rl_gamma → trainer.rl.gamma
+    for p in PARAMS:
+        if p.flag and p.name == leaf:
+            return p.key
+    return None
+
+
+def unknown_key_issue(report: Report, key: str, value: Any, added: bool = False) -> None:
+    suggestion = did_you_mean(key)
+    if suggestion:
+        fix = f"did you mean {suggestion}? Set it as {suggestion}=<value>" + (
+            " (no '+': the key exists already)" if added else "")
+    else:
+        fix = "see README.md for the keys, or print them with: python -m autotrain_hydra --cfg job"
+    report.error(f"unknown key {key}", key, value, fix)
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, throw_on_missing=False)
+
+
+def _default(key: str) -> Any:
+    return OmegaConf.select(_DEFAULTS, key)
+
+
+_DEFAULTS = _schema()
+
+
+def override_keys(overrides: Iterable[str]) -> set:
+    """Keys a list of Hydra overrides sets (``+trainer.dpo_beta=0.1`` → ``trainer.dpo_beta``); groups excluded."""
+    keys = set()
+    for o in overrides:
+        if "=" not in o:
+            continue
+        k = o.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        if "/" not in k and "." in k or k in PARAM_BY_KEY:
+            keys.add(k)
+    return keys
+
+
+def is_set(cfg: DictConfig, key: str, overridden: set) -> bool:
+    """A key counts as set when it was overridden or differs from its schema default."""
+    if key in overridden or any(key.startswith(o + ".") for o in overridden):
+        return True
+    value = get(cfg, key)
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    default = _default(key)
+    if isinstance(default, (DictConfig, ListConfig)):
+        default = OmegaConf.to_container(default)
+    return value != default
+
+
+def feature_enabled(cfg: DictConfig, feature: str) -> bool:
+    if feature == "peft":
+        return get(cfg, "peft.method") not in (None, "none")
+    return bool(get(cfg, f"{feature}.enabled"))
+
+
+def normalize_metrics(value: Any) -> Any:
+    """``eval.metrics`` as a list: a list, or the guide's JSON string (``'["bleu", "rouge"]'``), or one name."""
+    if isinstance(value, ListConfig):
+        value = OmegaConf.to_container(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = json.loads(text)
+        else:
+            value = [v.strip() for v in text.split(",") if v.strip()]
+    return value
+
+
+def parse_sweep_params(value: Any) -> Any:
+    """``sweep.params``: the guide's JSON string, or a mapping; returned as a dict (or None)."""
+    if isinstance(value, DictConfig):
+        return OmegaConf.to_container(value)
+    if isinstance(value, str):
+        parsed = json.loads(value)
+        if not isinstance(parsed, dict):
+            raise ValueError("a JSON object is needed")
+        return parsed
+    return value
+
+
+def looks_like_path(value: str) -> bool:
+    return value.startswith(("./", "../", "/", "~", ".\\")) or value in (".", "..") or os.path.splitext(value)[1] in (
+        ".jsonl", ".json", ".csv", ".parquet", ".txt")
+
+
+# ----------------------------------------------------------------------------------------------- data sample
+def resolve_data_sample(cfg: DictConfig, config_dir: Optional[str] = None) -> Optional[str]:
+    """With ``data.path`` null, fill the data node from the trainer's built-in sample (keys the user left at their
+    defaults only). Returns a note for the log, or None when the user gave data."""
+    if get(cfg, "data.path") is not None:
+        return None
+    trainer = get(cfg, "trainer.name")
+    sample = DATA_SAMPLE.get(trainer)
+    if sample is None:
+        return None
+    from autotrain_hydra import paths
+
+    preset = OmegaConf.load(os.path.join(config_dir or paths.config_dir(), "data", f"{sample}.yaml"))
+    for k, v in preset.items():
+        if k == "defaults":
+            continue
+        if get(cfg, f"data.{k}") == _default(f"data.{k}"):
+            with _open(cfg):
+                OmegaConf.update(cfg, f"data.{k}", v, merge=False)
+    return f"data.path not set: trainer={trainer} uses the built-in sample data ({sample}: {get(cfg, 'data.path')})"
+
+
+class _open:
+    """Temporarily lift struct/readonly flags of a config."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    def __enter__(self):
+        self.flags = (OmegaConf.is_readonly(self.cfg), OmegaConf.is_struct(self.cfg))
+        OmegaConf.set_readonly(self.cfg, False)
+        OmegaConf.set_struct(self.cfg, False)
+
+    def __exit__(self, *exc):
+        OmegaConf.set_readonly(self.cfg, self.flags[0])
+        OmegaConf.set_struct(self.cfg, self.flags[1])
+
+
+# ----------------------------------------------------------------------------------------------- validate
+def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: bool = True) -> Report:
+    """Every warning and error of a composed config, per the guide's rules."""
+    report = Report()
+    overridden = override_keys(overrides)
+    trainer = get(cfg, "trainer.name")
+
+    _check_unknown_keys(cfg, report)
+
+    if trainer in REMOVED_TRAINERS:
+        msg, fix = REMOVED_TRAINERS[trainer]
+        report.error(msg, "trainer", trainer, fix)
+        return report
+    if trainer not in TRAINERS:
+        report.error(f"unknown trainer {trainer}", "trainer", trainer, f"choose one of {', '.join(TRAINERS)}")
+        return report
+
+    # values
+    for p in PARAMS:
+        value = get(cfg, p.key)
+        if p.check is not None and value is not None and not p.check.ok(value):
+            report.error(f"{p.key} must be {p.check.text}", p.key, value, _value_fix(p, value))
+
+    # required keys
+    for p in PARAMS:
+        if trainer in p.required and get(cfg, p.key) in (None, ""):
+            flag = f" (the guide's {p.flag})" if p.flag else ""
+            report.error(f"{trainer} requires {p.key}", p.key, None, f"set {p.key}=<value>{flag}")
+
+    # keys that do not apply to this trainer, or whose feature is off
+    for p in PARAMS:
+        if not is_set(cfg, p.key, overridden):
+            continue
+        if trainer not in p.trainers and trainer not in p.required:
+            report.warn(ignored_message(p), p.key, get(cfg, p.key),
+                        f"remove it, or use {' / '.join('trainer=' + t for t in TRAINERS if t in p.trainers)}")
+        elif p.feature and not feature_enabled(cfg, p.feature):
+            feat = FEATURE_BY_NAME.get(p.feature)
+            if feat and trainer in feat.ignored | feat.refused:
+                continue  # reported once below, with the feature's own wording
+            report.warn(f"{p.name} only applies when {p.feature} is enabled ({FEATURE_HOWTO[p.feature]}), "
+                        f"will be ignored", p.key, get(cfg, p.key), f"add {FEATURE_HOWTO[p.feature]} or remove it")
+
+    # features per trainer
+    for feat in FEATURES:
+        enabled = feature_enabled(cfg, feat.name)
+        supported = ", ".join(t for t in TRAINERS if t in feat.supported)
+        if enabled and trainer in feat.refused:
+            report.error(feat.refused_message, FEATURE_SWITCH[feat.name], True,
+                         f"remove {feat.name} from features (it is available for: {supported})")
+        elif enabled and trainer in feat.ignored:
+            report.warn(feat.ignored_message, FEATURE_SWITCH[feat.name], True,
+                        f"remove {feat.name} from features (it is available for: {supported})")
+        if trainer in feat.ignored | feat.refused:
+            label = "for reward models" if trainer == "reward" else f"with {TRAINER_LABEL[trainer]} trainer"
+            for p in PARAMS:
+                if p.feature == feat.name and is_set(cfg, p.key, overridden) and p.flag:
+                    report.warn(f"{p.name} is not supported {label}, will be ignored", p.key, get(cfg, p.key),
+                                "remove it")
+
+    _check_combinations(cfg, report, trainer)
+    if check_filesystem:
+        _check_paths(cfg, report, trainer)
+    return report
+
+
+def _value_fix(p: Param, value: Any) -> str:
+    if p.check and p.check.text.startswith("one of"):
+        close = difflib.get_close_matches(str(value), [str(c) for c in _choices(p)], n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"{hint}set {p.key} to {p.check.text[len('one of '):].replace(', ', ' | ')}"
+    return f"set {p.key} to {p.check.text}"
+
+
+def _choices(p: Param) -> Sequence[Any]:
+    for name, choices in (("training.optimizer", OPTIMIZERS), ("training.scheduler", SCHEDULERS),
+                          ("training.mixed_precision", MIXED_PRECISION), ("peft.method", PEFT_METHODS),
+                          ("sweep.backend", SWEEP_BACKENDS), ("sweep.direction", SWEEP_DIRECTIONS),
+                          ("training.eval_strategy", EVAL_STRATEGIES)):
+        if p.key == name:
+            return choices
+    return ()
+
+
+def _check_unknown_keys(cfg: DictConfig, report: Report) -> None:
+    known = set(schema_keys())
+
+    def walk(node: DictConfig, prefix: str) -> None:
+        for k in node.keys():
+            path = f"{prefix}{k}"
+            if path not in known:
+                unknown_key_issue(report, path, node._get_node(k)._value() if node._get_node(k) is not None else None,
+                                  added=True)
+                continue
+            child = node._get_node(k)
+            if isinstance(child, DictConfig) and any(s.startswith(path + ".") for s in known):
+                walk(child, path + ".")
+
+    walk(cfg, "")
+
+
+def _check_combinations(cfg: DictConfig, report: Report, trainer: str) -> None:
+    if get(cfg, "model.encoder_only") and trainer != "reward":
+        report.error(f"model.name={get(cfg, 'model.name')} is an encoder-only model: it cannot generate text and can "
+                     f"only be trained with trainer=reward", "model.name", get(cfg, "model.name"),
+                     "use trainer=reward, or a causal LM (model=tiny, model=llama2_7b, model=mistral_7b, ...)")
+    chat_template = get(cfg, "trainer.chat_template")
+    if chat_template is not None and chat_template not in CHAT_TEMPLATES and "{%" not in chat_template \
+            and not os.path.isfile(os.path.expanduser(chat_template)):
+        close = difflib.get_close_matches(chat_template, CHAT_TEMPLATES, n=1)
+        report.error("trainer.chat_template must be a named template, a Jinja template or a template file",
+                     "trainer.chat_template", chat_template,
+                     (f"did you mean {close[0]}? " if close else "") + f"use one of {', '.join(CHAT_TEMPLATES)}, "
+                     "null for the tokenizer's own, or a path to a .jinja file")
+    if feature_enabled(cfg, "distillation") and trainer in FEATURE_BY_NAME["distillation"].supported \
+            and not get(cfg, "distillation.teacher_model"):
+        report.error("distillation requires distillation.teacher_model", "distillation.teacher_model", None,
+                     "set distillation.teacher_model=<model name or path> (the guide's --teacher-model)")
+    # eval metrics
+    metrics_raw = get(cfg, "eval.metrics")
+    try:
+        metrics = normalize_metrics(metrics_raw)
+    except ValueError as e:
+        report.error(f"eval.metrics is not a list or a JSON list ({e})", "eval.metrics", metrics_raw,
+                     'write it as eval.metrics=[bleu,rouge] or eval.metrics=\'["bleu", "rouge"]\'')
+        metrics = []
+    if not isinstance(metrics, list):
+        report.error("eval.metrics must be a list of metric names", "eval.metrics", metrics_raw,
+                     "write it as eval.metrics=[bleu,rouge]")
+        metrics = []
+    if feature_enabled(cfg, "eval"):
+        for m in metrics:
+            if m not in EVAL_METRICS:
+                close = difflib.get_close_matches(str(m), list(EVAL_METRICS), n=1)
+                report.error(f"unknown evaluation metric {m}", "eval.metrics", metrics_raw,
+                             (f"did you mean {close[0]}? " if close else "") + f"choose from {', '.join(EVAL_METRICS)}")
+            elif trainer not in EVAL_METRICS[m]:
+                fits = [k for k, v in EVAL_METRICS.items() if trainer in v]
+                report.error(f"evaluation metric {m} does not apply to {trainers_label([trainer])}", "eval.metrics",
+                             metrics_raw, f"metrics for trainer={trainer}: {', '.join(fits)}")
+    try:
+        parse_sweep_params(get(cfg, "sweep.params"))
+    except ValueError as e:
+        report.error(f"sweep.params is not a JSON object ({e})", "sweep.params", get(cfg, "sweep.params"),
+                     """write it as sweep.params='{"training.lr": "tag(log, interval(1e-6, 1e-3))"}' """
+                     "or as a YAML mapping in an experiment file")
+
+
+def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:
+    """Cheap filesystem checks (no model loaded): local paths that do not exist, a non-empty output dir."""
+    for key, what in (("model.name", "model"), ("trainer.model_ref", "reference model"),
+                      ("distillation.teacher_model", "teacher model"), ("data.path", "data"),
+                      ("data.valid_path", "validation data"), ("eval.dataset_path", "evaluation data")):
+        value = get(cfg, key)
+        if isinstance(value, str) and value != "tiny" and looks_like_path(value) \
+                and not os.path.exists(os.path.expanduser(value)):
+            report.error(f"{what} not found: {value} does not exist", key, value,
+                         f"check the path, or give a hub name for {key}")
+    path = get(cfg, "trainer.rl.reward_model_path")
+    if trainer == "ppo" and isinstance(path, str) and not os.path.isdir(os.path.expanduser(path)):
+        report.error(f"Reward model not found: {path} is not a directory", "trainer.rl.reward_model_path", path,
+                     "train one first (trainer=reward output_dir=./reward_model) and point "
+                     "trainer.rl.reward_model_path at its output_dir")
+    out = get(cfg, "output_dir")
+    if isinstance(out, str) and not get(cfg, "overwrite_output_dir") and output_dir_in_use(out):
+        report.error(f"output_dir {out} is not empty: a run never overwrites earlier results", "output_dir", out,
+                     "choose a new output_dir, or set overwrite_output_dir=true to replace what is there")
+
+
+# Files a run directory holds before the run writes anything (Hydra's own).
+RUN_DIR_SCAFFOLD = {".hydra", "train.log", "multirun.yaml"}
+
+
+def output_dir_in_use(path: str) -> bool:
+    path = os.path.expanduser(path)
+    return os.path.isdir(path) and bool(set(os.listdir(path)) - RUN_DIR_SCAFFOLD)

@@ -1,0 +1,126 @@
+"""What every trainer shares: the job handed to it, TrainingArguments from our config, hardware checks, saving."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+# transformers 5 removed its own AdamW ("adamw_hf"); torch's AdamW is the same algorithm.
+OPTIM_NAMES = {"adamw_torch": "adamw_torch", "adamw_hf": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
+
+
+class HardwareError(RuntimeError):
+    """A setting this machine cannot run (fp16 without a GPU, ...)."""
+
+
+@dataclass
+class Job:
+    cfg: DictConfig
+    output_dir: str
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+
+
+def precision_flags(mixed_precision: Optional[str]) -> Dict[str, bool]:
+    """TrainingArguments fp16/bf16 for ``training.mixed_precision``, checked against this machine's hardware."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    if mixed_precision is None:  # auto
+        return {"fp16": False, "bf16": bool(bf16_ok)}
+    if mixed_precision == "fp16" and not cuda:
+        raise HardwareError("training.mixed_precision=fp16 needs a CUDA GPU and this machine has none.\n"
+                            "    fix: set training.mixed_precision=bf16 or fp32 on a CPU")
+    if mixed_precision == "bf16" and cuda and not bf16_ok:
+        raise HardwareError(f"training.mixed_precision=bf16: this GPU ({torch.cuda.get_device_name()}) has no bf16.\n"
+                            "    fix: set training.mixed_precision=fp16 (or fp32)")
+    return {"fp16": mixed_precision == "fp16", "bf16": mixed_precision == "bf16"}
+
+
+def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
+    """Keyword arguments for TrainingArguments (or a TRL config) from our ``training`` node."""
+    import torch
+
+    t = job.cfg.training
+    scheduler = t.scheduler
+    if scheduler == "constant" and t.warmup_ratio > 0:
+        scheduler = "constant_with_warmup"
+    eval_strategy = t.eval_strategy if has_eval else "no"
+    report_to = list(OmegaConf.to_container(job.cfg.report_to)) or "none"
+    return dict(
+        output_dir=os.path.join(job.output_dir, "checkpoints"),
+        learning_rate=t.lr,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation,
+        optim=OPTIM_NAMES[t.optimizer],
+        lr_scheduler_type=scheduler,
+        warmup_steps=float(t.warmup_ratio) if t.warmup_ratio else 0,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        eval_strategy=eval_strategy,
+        eval_steps=t.eval_steps if eval_strategy == "steps" else None,
+        save_strategy="no",
+        activation_checkpointing=t.gradient_checkpointing,
+        report_to=report_to,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=True,
+        **precision_flags(t.mixed_precision),
+    )
+
+
+def log_history_losses(log_history: List[Dict[str, Any]]) -> Dict[str, List]:
+    train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
+    evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
+    return {"train": train, "eval": evals}
+
+
+def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
+    """Train, evaluate (when there is eval data) and collect the metrics every trainer reports."""
+    result = trainer.train()
+    metrics: Dict[str, Any] = {
+        "train_loss_mean": result.training_loss,
+        "train_runtime_s": result.metrics.get("train_runtime"),
+        "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+        "global_step": result.global_step,
+    }
+    losses = log_history_losses(trainer.state.log_history)
+    if losses["train"]:
+        metrics["first_train_loss"] = losses["train"][0][1]
+        metrics["train_loss"] = losses["train"][-1][1]
+    else:
+        metrics["train_loss"] = result.training_loss
+    if has_eval:
+        ev = trainer.evaluate()
+        metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
+    metrics["history"] = losses
+    return metrics
+
+
+def save_model(job: Job, model: Any, tokenizer: Any) -> None:
+    """Save the model and tokenizer into the output dir (a LoRA model: the adapter, plus merged weights in
+    ``merged/`` when ``peft.merge_adapter=true``)."""
+    out = job.output_dir
+    checkpoints = os.path.join(out, "checkpoints")
+    if os.path.isdir(checkpoints) and not os.listdir(checkpoints):
+        os.rmdir(checkpoints)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    if job.cfg.peft.method == "lora" and job.cfg.peft.merge_adapter:
+        merged = model.merge_and_unload()
+        merged.save_pretrained(os.path.join(out, "merged"))
+        tokenizer.save_pretrained(os.path.join(out, "merged"))
+        job.notes.append("merged weights saved in merged/")

@@ -1,0 +1,42 @@
+"""trainer=generic: plain causal language modelling on ``data.text_column``.
+
+Texts are tokenized, EOS appended, concatenated and cut into ``training.block_size`` blocks; the model learns
+next-token prediction on every token. Runs on transformers' Trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from autotrain_hydra import data as data_mod
+from autotrain_hydra import models
+from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
+
+
+def train(job: Job) -> Dict[str, Any]:
+    from transformers import Trainer, TrainingArguments
+
+    cfg = job.cfg
+    splits = data_mod.load_splits(cfg.data)
+    column = cfg.data.text_column
+    data_mod.require_columns(splits.train, [column], splits.source, ["data.text_column"])
+    if splits.valid is not None:
+        data_mod.require_columns(splits.valid, [column], "the validation data", ["data.text_column"])
+
+    tokenizer = models.load_tokenizer(cfg.model)
+    train_ds = data_mod.lm_blocks(splits.train, tokenizer, column, cfg.training.block_size, splits.source)
+    valid_ds = (data_mod.lm_blocks(splits.valid, tokenizer, column, cfg.training.block_size, "the validation data")
+                if splits.valid is not None else None)
+
+    model = models.load_causal_lm(cfg.model)
+    if cfg.peft.method == "lora":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, models.lora_config(cfg.peft))
+    args = TrainingArguments(**training_kwargs(job, has_eval=valid_ds is not None), remove_unused_columns=False)
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+                      data_collator=data_mod.PadCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+    metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
+    metrics["train_blocks"] = len(train_ds)
+    save_model(job, trainer.model, tokenizer)
+    return metrics

@@ -1,0 +1,46 @@
+"""trainer=sft: supervised fine-tuning on chat ``messages`` (or plain text) with TRL's SFTTrainer.
+
+Rows are rendered through the chat template (``trainer.chat_template``: a named template, a Jinja string or
+file, or null for the tokenizer's own), EOS appended when ``trainer.add_eos_token``, tokenized here and handed
+to SFTTrainer, which truncates them to ``trainer.max_seq_length`` (null: ``training.block_size``) and packs
+them when ``training.packing``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+from autotrain_hydra import data as data_mod
+from autotrain_hydra import models
+from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
+
+
+def train(job: Job) -> Dict[str, Any]:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl import SFTConfig, SFTTrainer
+
+    cfg = job.cfg
+    splits = data_mod.load_splits(cfg.data)
+    column = cfg.data.text_column
+    data_mod.require_columns(splits.train, [column], splits.source, ["data.text_column"])
+    if splits.valid is not None:
+        data_mod.require_columns(splits.valid, [column], "the validation data", ["data.text_column"])
+
+    tokenizer = models.load_tokenizer(cfg.model, cfg.trainer.chat_template)
+    eos = cfg.trainer.add_eos_token
+    train_ds = data_mod.sft_sequences(splits.train, tokenizer, column, eos, splits.source)
+    valid_ds = (data_mod.sft_sequences(splits.valid, tokenizer, column, eos, "the validation data")
+                if splits.valid is not None else None)
+
+    model = models.load_causal_lm(cfg.model)
+    peft_config = models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None
+    max_length = cfg.trainer.max_seq_length or cfg.training.block_size
+    args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), max_length=max_length,
+                     packing=cfg.training.packing, dataset_num_proc=None)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+                         processing_class=tokenizer, peft_config=peft_config)
+    metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
+    metrics["train_sequences"] = len(train_ds)
+    save_model(job, trainer.model, tokenizer)
+    return metrics
