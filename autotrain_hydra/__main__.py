@@ -36,7 +36,7 @@ def precheck(argv: List[str]) -> int:
         args, _ = get_args_parser().parse_known_args(argv)
     except SystemExit:  # let Hydra report its own usage errors
         return 0
-    if args.help or args.hydra_help or args.info or args.shell_completion:
+    if args.hydra_help or args.info or args.shell_completion:
         return 0
     extra, complete = extra_config_dirs(args.config_dir, args.overrides)
     report, good = check_overrides(args.overrides, [paths.config_dir(), *extra], strict_groups=complete)
@@ -62,6 +62,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         argv = sys.argv[1:]
     else:
         sys.argv = [sys.argv[0], *argv]  # hydra.main reads sys.argv
+    if "--help" in argv or "-h" in argv:
+        from autotrain_hydra.help import render
+
+        print(render())
+        return
     code = precheck(argv)
     if code:
         sys.exit(code)

@@ -12,11 +12,17 @@ from autotrain_hydra.schema import register
 
 def compose_config(overrides: Iterable[str] = (), config_dir: Optional[str] = None) -> DictConfig:
     """The composed config for these overrides, as ``python -m autotrain_hydra <overrides>`` would see it."""
+    global _initialized_for
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     register()
-    if GlobalHydra.instance().is_initialized():
+    wanted = str(config_dir or paths.config_dir())
+    if _initialized_for != wanted or not GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(str(config_dir or paths.config_dir()), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+        initialize_config_dir(wanted, version_base="1.3")  # stays initialized: later calls compose at once
+        _initialized_for = wanted
+    return compose("config", overrides=list(overrides))
+
+
+_initialized_for: Optional[str] = None

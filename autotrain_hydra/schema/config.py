@@ -53,7 +53,7 @@ class TrainerConfig:
 class ModelConfig:
     """``--model``: a hub name, a local directory, or ``tiny`` (the built-in offline model)."""
 
-    name: str = "tiny"
+    name: Optional[str] = "tiny"
     revision: Optional[str] = None
     trust_remote_code: bool = False
     # Presets for encoder-only models (bert, roberta) set this: they can only be trained as reward models.

@@ -88,7 +88,11 @@ def check_overrides(overrides: Iterable[str], config_dirs: Sequence[Path],
                 good.append(text)
             continue
         if key not in known:
-            unknown_key_issue(report, key, o.value() if not o.is_sweep_override() else None, added=o.is_add())
+            unknown_key_issue(report, key, o.value() if not o.is_sweep_override() else None)
+            continue
+        if o.is_add() and not o.is_force_add():
+            report.error(f"{key} exists already: it cannot be added with '+'", key, o.value(),
+                         f"drop the '+': {text.lstrip('+')}")
             continue
         if o.is_delete() or o.is_sweep_override():
             good.append(text)

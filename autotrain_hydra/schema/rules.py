@@ -11,6 +11,7 @@ No torch/transformers here: validation must run before anything heavy is importe
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -126,6 +127,14 @@ PARAMS: Tuple[Param, ...] = (
     Param("training.logging_steps", check=ge(1)),
     Param("training.eval_strategy", check=one_of(EVAL_STRATEGIES)),
     Param("training.max_grad_norm", check=ge(0)),
+    Param("training.eval_steps", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
+    Param("training.gradient_checkpointing"),
+    Param("training.packing"),
+    Param("model.revision", group="core"),
+    Param("model.trust_remote_code", group="core"),
+    Param("overwrite_output_dir", group="core"),
+    Param("validate_only", group="core"),
+    Param("report_to", group="core"),
     # PEFT / LoRA
     Param("peft.method", "--peft", check=one_of(PEFT_METHODS), group="peft"),
     Param("peft.lora_r", "--lora-r", check=ge(1), feature="peft", group="peft"),
@@ -135,6 +144,11 @@ PARAMS: Tuple[Param, ...] = (
     Param("peft.merge_adapter", feature="peft", group="peft"),
     # data columns
     Param("data.text_column", "--text-column", group="data"),
+    Param("data.train_split", group="data"),
+    Param("data.valid_split", group="data"),
+    Param("data.valid_path", group="data"),
+    Param("data.max_samples", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1"),
+          group="data"),
     Param("data.prompt_text_column", "--prompt-text-column", frozenset({"dpo", "orpo", "reward", "ppo"}),
           required=PREFERENCE, group="data"),
     Param("data.rejected_text_column", "--rejected-text-column", frozenset({"dpo", "orpo", "reward"}),
@@ -233,26 +247,33 @@ def ignored_message(param: Param) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- schema keys
-def _schema() -> DictConfig:
-    return OmegaConf.structured(Config)
+_DEFAULTS: DictConfig = OmegaConf.structured(Config)  # the schema with its defaults (read-only use)
 
 
-def schema_keys(node: Optional[DictConfig] = None, prefix: str = "") -> List[str]:
-    """Every key path of the schema (``trainer.rl.gamma`` ...), not descending into Any-typed values."""
-    node = _schema() if node is None else node
+@functools.lru_cache(maxsize=None)
+def schema_keys(leaves_only: bool = False) -> Tuple[str, ...]:
+    """Every key path of the schema (``trainer.rl.gamma`` ...), not descending into Any-typed values;
+    ``leaves_only`` leaves out the nodes (``trainer``, ``trainer.rl``)."""
+    return tuple(_keys(_DEFAULTS, "", leaves_only))
+
+
+def _keys(node: DictConfig, prefix: str, leaves_only: bool) -> List[str]:
     keys = []
     for k in node.keys():
         path = f"{prefix}{k}"
-        keys.append(path)
         child = node._get_node(k)
         if isinstance(child, DictConfig) and OmegaConf.get_type(child) not in (dict, None):
-            keys.extend(schema_keys(child, path + "."))
+            if not leaves_only:
+                keys.append(path)
+            keys.extend(_keys(child, path + ".", leaves_only))
+        else:
+            keys.append(path)
     return keys
 
 
 def did_you_mean(key: str, candidates: Optional[Sequence[str]] = None) -> Optional[str]:
     """The closest schema key: a key whose last part is the same, else the closest spelling."""
-    candidates = list(candidates if candidates is not None else schema_keys())
+    candidates = list(candidates if candidates is not None else schema_keys(leaves_only=True))
     leaf = key.rsplit(".", 1)[-1]
     same_leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == leaf and c != key]
     if same_leaf:
@@ -273,11 +294,10 @@ def did_you_mean(key: str, candidates: Optional[Sequence[str]] = None) -> Option
     return None
 
 
-def unknown_key_issue(report: Report, key: str, value: Any, added: bool = False) -> None:
+def unknown_key_issue(report: Report, key: str, value: Any) -> None:
     suggestion = did_you_mean(key)
     if suggestion:
-        fix = f"did you mean {suggestion}? Set it as {suggestion}=<value>" + (
-            " (no '+': the key exists already)" if added else "")
+        fix = f"did you mean {suggestion}? Set it as {suggestion}=<value>"
     else:
         fix = "see README.md for the keys, or print them with: python -m autotrain_hydra --cfg job"
     report.error(f"unknown key {key}", key, value, fix)
@@ -290,9 +310,6 @@ def get(cfg: DictConfig, key: str) -> Any:
 
 def _default(key: str) -> Any:
     return OmegaConf.select(_DEFAULTS, key)
-
-
-_DEFAULTS = _schema()
 
 
 def override_keys(overrides: Iterable[str]) -> set:
@@ -462,7 +479,9 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: b
 
 def _value_fix(p: Param, value: Any) -> str:
     if p.check and p.check.text.startswith("one of"):
-        close = difflib.get_close_matches(str(value), [str(c) for c in _choices(p)], n=1, cutoff=0.5)
+        choices = [str(c) for c in _choices(p)]
+        close = [c for c in choices if c.startswith(str(value))] or difflib.get_close_matches(
+            str(value), choices, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}? " if close else ""
         return f"{hint}set {p.key} to {p.check.text[len('one of '):].replace(', ', ' | ')}"
     return f"set {p.key} to {p.check.text}"
@@ -485,8 +504,8 @@ def _check_unknown_keys(cfg: DictConfig, report: Report) -> None:
         for k in node.keys():
             path = f"{prefix}{k}"
             if path not in known:
-                unknown_key_issue(report, path, node._get_node(k)._value() if node._get_node(k) is not None else None,
-                                  added=True)
+                child = node._get_node(k)
+                unknown_key_issue(report, path, child._value() if child is not None else None)
                 continue
             child = node._get_node(k)
             if isinstance(child, DictConfig) and any(s.startswith(path + ".") for s in known):
@@ -508,6 +527,9 @@ def _check_combinations(cfg: DictConfig, report: Report, trainer: str) -> None:
                      "trainer.chat_template", chat_template,
                      (f"did you mean {close[0]}? " if close else "") + f"use one of {', '.join(CHAT_TEMPLATES)}, "
                      "null for the tokenizer's own, or a path to a .jinja file")
+    if get(cfg, "training.eval_strategy") == "steps" and not get(cfg, "training.eval_steps"):
+        report.error("training.eval_strategy=steps needs training.eval_steps", "training.eval_steps", None,
+                     "set training.eval_steps=<n>, or training.eval_strategy=epoch")
     if feature_enabled(cfg, "distillation") and trainer in FEATURE_BY_NAME["distillation"].supported \
             and not get(cfg, "distillation.teacher_model"):
         report.error("distillation requires distillation.teacher_model", "distillation.teacher_model", None,

@@ -1,0 +1,38 @@
+import copy
+import functools
+
+from omegaconf import OmegaConf
+
+from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.schema.rules import resolve_data_sample, validate
+
+
+@functools.lru_cache(maxsize=None)
+def _composed(groups):
+    return compose_config(list(groups))
+
+
+def compose(*overrides):
+    """Compose as the app does. Group overrides go through Hydra (cached: a composition costs ~0.2 s); key
+    overrides are parsed by Hydra's override grammar and applied as Hydra applies them. Full Hydra composition
+    of every trainer x peft x feature combination is tested in test_compose.py."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    groups = tuple(o for o in overrides if "." not in o.split("=", 1)[0])
+    keys = [o for o in overrides if o not in groups]
+    cfg = copy.deepcopy(_composed(groups))
+    for o in OverridesParser.create().parse_overrides(keys):
+        key = o.key_or_group
+        OmegaConf.update(cfg, key, o.value(), merge=True, force_add=o.is_add())
+    return cfg
+
+
+def check(*overrides, filesystem=True):
+    """The rule report for these overrides, as the app would produce it."""
+    cfg = compose(*overrides)
+    resolve_data_sample(cfg)
+    return validate(cfg, overrides, check_filesystem=filesystem)
+
+
+def messages(report, level):
+    return [i.message for i in report.issues if i.level == level]

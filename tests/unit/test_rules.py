@@ -1,0 +1,235 @@
+"""One test per rule of the guide: the exact warning or error text. No torch is imported here."""
+
+import json
+
+import pytest
+
+from autotrain_hydra.schema.rules import (FEATURES, PARAMS, TRAINERS, ignored_message, override_keys)
+from tests.unit.helpers import check, messages
+
+NON_UNIVERSAL = [p for p in PARAMS if p.trainers != frozenset(TRAINERS) and p.flag]
+
+
+def _value_for(p):
+    if p.key == "trainer.rl.reward_model_path":
+        return "/tmp"
+    if p.key in ("data.prompt_text_column", "data.rejected_text_column"):
+        return "colname"
+    if p.key == "trainer.chat_template":
+        return "chatml"
+    if p.key == "trainer.model_ref":
+        return "some/model"
+    return None  # use the default value: set by override alone must still count
+
+
+@pytest.mark.parametrize("param,trainer", [(p, t) for p in NON_UNIVERSAL for t in TRAINERS
+                                           if t not in p.trainers and t not in p.required],
+                         ids=lambda x: getattr(x, "key", x))
+def test_key_for_another_trainer_is_ignored_with_warning(param, trainer):
+    value = _value_for(param)
+    if value is None:
+        from autotrain_hydra.schema.rules import _DEFAULTS, get
+
+        value = get(_DEFAULTS, param.key)
+    extra = ["trainer.rl.reward_model_path=/tmp"] if trainer == "ppo" else []
+    shown = "null" if value is None else json.dumps(value) if isinstance(value, str) else value
+    report = check(f"trainer={trainer}", f"{param.key}={shown}",
+                   *extra)
+    assert ignored_message(param) in messages(report, "warning")
+    assert not report.errors, report.render()
+
+
+def test_guide_example_dpo_beta_with_sft_warns_exact_text():
+    report = check("trainer=sft", "trainer.dpo_beta=0.1")
+    assert messages(report, "warning") == ["dpo_beta only applies to DPO trainer, will be ignored"]
+    assert "Warning: dpo_beta only applies to DPO trainer, will be ignored" in report.render()
+
+
+def test_key_left_at_default_is_not_warned():
+    assert check("trainer=sft").issues == []
+
+
+def test_key_changed_in_a_config_counts_as_set_without_override():
+    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.schema.rules import validate
+
+    cfg = compose_config(["trainer=generic"])
+    cfg.trainer.rl.kl_coef = 0.05  # as an experiment file would set it
+    assert "rl_kl_coef only applies to PPO trainer, will be ignored" in messages(validate(cfg), "warning")
+
+
+@pytest.mark.parametrize("trainer,key", [("dpo", "data.prompt_text_column"), ("dpo", "data.rejected_text_column"),
+                                         ("orpo", "data.prompt_text_column"), ("orpo", "data.rejected_text_column"),
+                                         ("reward", "data.rejected_text_column")])
+def test_required_column_missing_for_own_data(trainer, key, tmp_path):
+    f = tmp_path / "prefs.jsonl"
+    f.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    report = check(f"trainer={trainer}", f"data.path={f}")
+    assert f"{trainer} requires {key}" in messages(report, "error")
+
+
+def test_builtin_sample_fills_required_columns():
+    for trainer in ("dpo", "orpo", "reward"):
+        assert not check(f"trainer={trainer}").errors
+
+
+def test_ppo_requires_reward_model_path():
+    report = check("trainer=ppo")
+    assert messages(report, "error") == ["ppo requires trainer.rl.reward_model_path"]
+
+
+def test_ppo_reward_model_not_found(tmp_path):
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path / 'nope'}")
+    assert any(m.startswith("Reward model not found") for m in messages(report, "error"))
+
+
+@pytest.mark.parametrize("key", ["model.name", "training.lr", "training.epochs", "training.batch_size"])
+def test_core_required_keys(key):
+    assert f"sft requires {key}" in messages(check(f"{key}=null"), "error")
+
+
+def test_distillation_with_ppo_is_an_error_with_guide_text(tmp_path):
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}", "features=[distillation]",
+                   "distillation.teacher_model=t")
+    assert "Distillation is not supported with PPO trainer" in messages(report, "error")
+
+
+def test_distillation_with_reward_is_ignored_with_warning():
+    report = check("trainer=reward", "features=[distillation]", "distillation.teacher_model=t")
+    warnings = messages(report, "warning")
+    assert "Distillation is not supported for reward models, will be ignored" in warnings
+    assert "teacher_model is not supported for reward models, will be ignored" in warnings
+    assert not report.errors
+
+
+def test_teacher_model_with_ppo_without_feature_is_warned(tmp_path):
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}", "distillation.teacher_model=t")
+    assert messages(report, "warning") == ["teacher_model is not supported with PPO trainer, will be ignored"]
+
+
+def test_distillation_needs_teacher():
+    assert "distillation requires distillation.teacher_model" in messages(check("features=[distillation]"), "error")
+
+
+@pytest.mark.parametrize("key,value,feature", [("distillation.teacher_model", "t", "distillation"),
+                                               ("sweep.n_trials", 5, "sweep"), ("eval.batch_size", 4, "eval"),
+                                               ("peft.lora_r", 8, "peft")])
+def test_feature_keys_without_feature_are_warned(key, value, feature):
+    name = {"distillation.teacher_model": "teacher_model", "sweep.n_trials": "sweep_n_trials",
+            "eval.batch_size": "eval_batch_size", "peft.lora_r": "lora_r"}[key]
+    howto = {"peft": "peft=lora"}.get(feature, f"features=[{feature}]")
+    report = check(f"{key}={value}")
+    assert messages(report, "warning") == [f"{name} only applies when {feature} is enabled ({howto}), will be ignored"]
+    assert not check(f"{key}={value}", "peft=lora" if feature == "peft" else f"features=[{feature}]",
+                     *(["distillation.teacher_model=t"] if feature == "distillation" else [])).warnings
+
+
+BAD_VALUES = [
+    ("training.lr", 0), ("training.lr", -1e-5), ("training.epochs", 0), ("training.batch_size", 0),
+    ("training.gradient_accumulation", 0), ("training.optimizer", "adam"), ("training.scheduler", "cosine_restarts"),
+    ("training.warmup_ratio", 1.0), ("training.weight_decay", -0.1), ("training.seed", -1),
+    ("training.mixed_precision", "fp8"), ("training.block_size", 4), ("training.max_steps", 0),
+    ("peft.lora_r", 0), ("peft.lora_alpha", 0), ("peft.lora_dropout", 1.0), ("peft.method", "qlora"),
+    ("trainer.dpo_beta", 0), ("trainer.orpo_alpha", -1), ("trainer.max_prompt_length", 0),
+    ("trainer.max_completion_length", 0), ("trainer.num_labels", 0), ("trainer.label_smoothing", 0.5),
+    ("trainer.rl.gamma", 1.5), ("trainer.rl.gae_lambda", -0.1), ("trainer.rl.kl_coef", -1),
+    ("trainer.rl.value_loss_coef", -1), ("trainer.rl.clip_range", 0), ("trainer.rl.num_ppo_epochs", 0),
+    ("trainer.rl.chunk_size", 0), ("trainer.rl.mini_batch_size", 0), ("distillation.temperature", 0),
+    ("distillation.alpha", 1.5), ("sweep.backend", "ray"), ("sweep.n_trials", 0), ("sweep.direction", "up"),
+    ("eval.batch_size", 0), ("training.eval_strategy", "always"), ("trainer.max_seq_length", 2),
+]
+
+
+@pytest.mark.parametrize("key,value", BAD_VALUES, ids=[k for k, _ in BAD_VALUES])
+def test_bad_value_is_an_error_naming_key_value_and_fix(key, value):
+    report = check(f"{key}={value}")
+    errors = [i for i in report.errors if i.key == key]
+    assert errors, report.render()
+    assert errors[0].message.startswith(f"{key} must be ")
+    assert errors[0].value == value and errors[0].fix
+    assert f"[{key}=" in report.render()
+
+
+def test_every_checked_param_has_a_bad_value_test():
+    tested = {k for k, _ in BAD_VALUES}
+    assert {p.key for p in PARAMS if p.check} - tested <= {"training.eval_batch_size", "training.logging_steps",
+                                                           "training.max_grad_norm", "training.eval_steps",
+                                                           "data.max_samples"}
+
+
+def test_unknown_optimizer_suggests_closest():
+    report = check("training.optimizer=adamw")
+    assert "did you mean adamw_torch?" in report.errors[0].fix
+
+
+def test_added_unknown_key_is_an_error_with_did_you_mean():
+    report = check("+trainer.dpo_bta=0.3")
+    (err,) = report.errors
+    assert err.message == "unknown key trainer.dpo_bta"
+    assert "did you mean trainer.dpo_beta?" in err.fix
+
+
+def test_added_top_level_guide_name_suggests_key():
+    (err,) = check("+rl_gamma=0.9").errors
+    assert "did you mean trainer.rl.gamma?" in err.fix
+
+
+def test_encoder_only_model_only_for_reward():
+    assert any("encoder-only" in m for m in messages(check("model=bert_base_uncased", filesystem=False), "error"))
+    assert not check("trainer=reward", "model=roberta_large").errors
+
+
+def test_chat_template_must_be_known():
+    (err,) = check("trainer.chat_template=chatmll").errors
+    assert err.key == "trainer.chat_template" and "did you mean chatml?" in err.fix
+    assert not check("trainer.chat_template=zephyr").errors
+
+
+def test_eval_metrics_json_string_and_unknown_metric():
+    assert not check("features=[eval]", """eval.metrics='["bleu", "rouge", "bertscore"]'""").errors
+    report = check("features=[eval]", "eval.metrics=[bleu,rougee]")
+    assert messages(report, "error") == ["unknown evaluation metric rougee"]
+    assert "did you mean rouge?" in report.errors[0].fix
+
+
+def test_eval_metric_must_fit_trainer():
+    assert messages(check("trainer=reward", "features=[eval]", "eval.metrics=[bleu]"), "error") == [
+        "evaluation metric bleu does not apply to Reward trainer"]
+
+
+def test_sweep_params_must_be_json_object():
+    assert check("features=[sweep]", """sweep.params='{"training.lr": "interval(1e-5, 1e-3)"}'""").errors == []
+    assert messages(check("features=[sweep]", "sweep.params='[1, 2'"), "error")[0].startswith(
+        "sweep.params is not a JSON object")
+
+
+def test_missing_data_file_and_model_dir(tmp_path):
+    report = check(f"data.path={tmp_path}/nope.jsonl", "model.name=./no-such-model")
+    errs = messages(report, "error")
+    assert f"data not found: {tmp_path}/nope.jsonl does not exist" in errs
+    assert "model not found: ./no-such-model does not exist" in errs
+
+
+def test_non_empty_output_dir_refused_unless_overwrite(tmp_path):
+    (tmp_path / "model.safetensors").write_text("x")
+    (err,) = check(f"output_dir={tmp_path}").errors
+    assert err.key == "output_dir" and "overwrite_output_dir=true" in err.fix
+    assert not check(f"output_dir={tmp_path}", "overwrite_output_dir=true").errors
+
+
+def test_all_errors_reported_together(tmp_path):
+    report = check("trainer=ppo", "features=[distillation]", "training.lr=-1", "training.optimizer=adam",
+                   "+trainer.foo=1")
+    assert len(report.errors) == 5, report.render()
+    assert "the configuration has 5 errors" in report.render()
+
+
+def test_override_keys_parses_adds_and_groups():
+    assert override_keys(["+trainer.dpo_beta=0.1", "trainer=sft", "~data.path", "features=[eval]",
+                          "output_dir=/x"]) == {"trainer.dpo_beta", "output_dir"}
+
+
+def test_feature_table_matches_guide():
+    by = {f.name: f for f in FEATURES}
+    assert by["distillation"].supported == {"generic", "sft", "dpo", "orpo"}
+    assert by["sweep"].supported == set(TRAINERS) and by["eval"].supported == set(TRAINERS)
