@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra.schema.errors import EXIT_CONFIG_ERROR, ConfigError, Report
-from autotrain_hydra.schema.rules import IMPLEMENTED_TRAINERS, resolve_data_sample, validate
+from autotrain_hydra.schema.rules import IMPLEMENTED_TRAINERS, check_output_dir, resolve_data_sample, validate
 
 log = logging.getLogger("autotrain_hydra")
 
@@ -66,6 +66,9 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     not_implemented(cfg).raise_if_errors()
 
     output_dir = os.path.abspath(os.path.expanduser(cfg.output_dir or run_dir or "outputs/run"))
+    in_use = Report()  # the Hydra run dir too (two runs started in the same second share one)
+    check_output_dir(in_use, output_dir, cfg.overwrite_output_dir)
+    in_use.raise_if_errors()
     os.makedirs(output_dir, exist_ok=True)
     started = time.time()
 

@@ -580,8 +580,14 @@ def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:
                      "train one first (trainer=reward output_dir=./reward_model) and point "
                      "trainer.rl.reward_model_path at its output_dir")
     out = get(cfg, "output_dir")
-    if isinstance(out, str) and not get(cfg, "overwrite_output_dir") and output_dir_in_use(out):
-        report.error(f"output_dir {out} is not empty: a run never overwrites earlier results", "output_dir", out,
+    if isinstance(out, str):
+        check_output_dir(report, out, bool(get(cfg, "overwrite_output_dir")))
+
+
+def check_output_dir(report: Report, path: str, overwrite: bool) -> None:
+    """A run never writes into a non-empty output dir unless told to overwrite (or, later, to resume)."""
+    if not overwrite and output_dir_in_use(path):
+        report.error(f"output_dir {path} is not empty: a run never overwrites earlier results", "output_dir", path,
                      "choose a new output_dir, or set overwrite_output_dir=true to replace what is there")
 
 

@@ -169,3 +169,16 @@ def test_local_saved_model_loads_by_path(tmp_path):
 
     cfg = compose_config([f"model.name={models.tiny_model_dir()}"])
     assert isinstance(models.load_causal_lm(cfg.model), LlamaForCausalLM)
+
+
+def test_run_dir_with_results_is_not_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "train.log").write_text("")
+    cfg = compose_config([*FAST, "training.max_steps=1", "trainer=generic", "training.block_size=64"])
+    run(cfg, run_dir=str(run_dir))  # Hydra's own files do not count
+    assert (run_dir / "model.safetensors").is_file()
+    stamp = (run_dir / "model.safetensors").stat().st_mtime_ns
+    with pytest.raises(ConfigError, match="is not empty: a run never overwrites earlier results"):
+        run(cfg, run_dir=str(run_dir))
+    assert (run_dir / "model.safetensors").stat().st_mtime_ns == stamp
