@@ -164,3 +164,107 @@ def sft_sequences(ds: Any, tokenizer: Any, text_column: str, add_eos_token: bool
         return {"input_ids": tokenizer(text, add_special_tokens=special)["input_ids"]}
 
     return ds.map(render, remove_columns=ds.column_names, desc="render + tokenize")
+
+
+# ----------------------------------------------------------------------------------------------- preference
+@dataclass
+class PreferenceColumns:
+    prompt: Optional[str]
+    chosen: str
+    rejected: str
+
+    @classmethod
+    def from_cfg(cls, data_cfg: Any) -> "PreferenceColumns":
+        return cls(data_cfg.prompt_text_column, data_cfg.text_column, data_cfg.rejected_text_column)
+
+    def require(self, ds: Any, source: str) -> None:
+        cols = [(self.chosen, "data.text_column"), (self.rejected, "data.rejected_text_column")]
+        if self.prompt:
+            cols.insert(0, (self.prompt, "data.prompt_text_column"))
+        require_columns(ds, [c for c, _ in cols], source, [k for _, k in cols])
+
+
+def _common_prefix(a: List[int], b: List[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _as_messages(value: Any, role: str, what: str, source: str) -> List[dict]:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if is_conversation(value):
+        return list(value)
+    raise DataError(f"{what} in {source} is neither text nor a list of {{role, content}} messages")
+
+
+def preference_sequences(ds: Any, tokenizer: Any, cols: PreferenceColumns, source: str,
+                         max_prompt_length: Optional[int] = None, max_completion_length: Optional[int] = None):
+    """Tokenize preference pairs into ``prompt_ids``, ``chosen_ids`` and ``rejected_ids``.
+
+    Plain form: prompt/chosen/rejected strings; the completion is what the tokenized prompt+completion adds after
+    the prompt, with EOS appended. Conversational form: chosen/rejected are message lists (the prompt a message
+    list, a string taken as a user turn, or left out: then the messages chosen and rejected share are the prompt),
+    rendered with the tokenizer's chat template. Truncation: the prompt keeps its last ``max_prompt_length`` tokens
+    (cut from the left), each completion its first ``max_completion_length`` tokens (cut from the right).
+    Adds ``prompt_truncated``/``completion_truncated`` flags that the caller can count.
+    """
+    first = ds[0]
+    chat = is_conversation(first[cols.chosen])
+    if chat and not tokenizer.chat_template:
+        raise DataError(f"{source} holds chat messages but the tokenizer has no chat template; use a model whose "
+                        f"tokenizer has one, or give the pairs as plain prompt/chosen/rejected text")
+    eos = tokenizer.eos_token_id
+
+    def encode(row):
+        prompt = row[cols.prompt] if cols.prompt else None
+        chosen, rejected = row[cols.chosen], row[cols.rejected]
+        if chat:
+            chosen_m = _as_messages(chosen, "assistant", "chosen", source)
+            rejected_m = _as_messages(rejected, "assistant", "rejected", source)
+            if prompt is None:
+                n = 0
+                while n < min(len(chosen_m), len(rejected_m)) - 1 and chosen_m[n] == rejected_m[n]:
+                    n += 1
+                prompt_m, chosen_m, rejected_m = chosen_m[:n], chosen_m[n:], rejected_m[n:]
+            else:
+                prompt_m = _as_messages(prompt, "user", "prompt", source)
+            template = lambda msgs, gen=False: tokenizer.apply_chat_template(  # noqa: E731
+                msgs, tokenize=True, add_generation_prompt=gen, return_dict=True)["input_ids"]
+            prompt_ids = template(prompt_m, True) if prompt_m else []
+            full_c, full_r = template(prompt_m + chosen_m), template(prompt_m + rejected_m)
+        else:
+            for what, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+                if value is not None and not isinstance(value, str):
+                    raise DataError(f"{what} in {source} is {type(value).__name__}, not text (all three columns "
+                                    f"must be text, or chosen/rejected message lists)")
+            prompt = prompt or ""
+            prompt_ids = tokenizer(prompt)["input_ids"] if prompt else []
+            full_c = tokenizer(prompt + chosen)["input_ids"] + [eos]
+            full_r = tokenizer(prompt + rejected)["input_ids"] + [eos]
+        n = min(_common_prefix(prompt_ids, full_c), _common_prefix(prompt_ids, full_r)) if prompt_ids else 0
+        p, c, r = prompt_ids[:n], full_c[n:], full_r[n:]
+        if not p and full_c and full_r and full_c[0] == full_r[0] == tokenizer.bos_token_id:
+            p, c, r = full_c[:1], c[1:], r[1:]  # a shared BOS belongs to the prompt
+        prompt_cut = bool(max_prompt_length) and len(p) > max_prompt_length
+        completion_cut = bool(max_completion_length) and max(len(c), len(r)) > max_completion_length
+        if prompt_cut:
+            p = p[-max_prompt_length:]
+        if max_completion_length:
+            c, r = c[:max_completion_length], r[:max_completion_length]
+        return {"prompt_ids": p, "chosen_ids": c, "rejected_ids": r, "prompt_truncated": prompt_cut,
+                "completion_truncated": completion_cut}
+
+    out = ds.map(encode, remove_columns=ds.column_names, desc="tokenize pairs")
+    empty = sum(1 for c, r in zip(out["chosen_ids"], out["rejected_ids"]) if not c or not r)
+    if empty == len(out):
+        raise DataError(f"every pair in {source} has an empty chosen or rejected response")
+    return out
+
+
+def truncation_counts(ds: Any) -> dict:
+    return {"prompts_truncated": int(sum(ds["prompt_truncated"])),
+            "completions_truncated": int(sum(ds["completion_truncated"]))}

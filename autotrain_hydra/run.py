@@ -80,7 +80,8 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     datasets.disable_progress_bars()
     job = Job(cfg=cfg, output_dir=output_dir)
     trainer_module = importlib.import_module(f"autotrain_hydra.trainers.{cfg.trainer.name}")
-    metrics = trainer_module.train(job)
+    trained = trainer_module.train(job)
+    metrics = {**job.metrics, **trained}
 
     objective = metrics.get("eval_loss", metrics.get("train_loss"))
     if objective is None or not math.isfinite(objective):

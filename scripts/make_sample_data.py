@@ -32,11 +32,8 @@ def qa_pairs(rng):
     return pairs
 
 
-def wrong_answer(rng, answer):
-    words = answer.rstrip(".").split()
-    pool = COLORS + list(CAPITALS.values()) + [str(n) for n in range(2, 19)] + list(ANIMALS.values())
-    words[-1] = rng.choice([w for w in pool if w != words[-1]])
-    return " ".join(words) + "."
+EVASIVE = ["I do not know.", "I am not sure about that.", "Maybe ask someone else.", "That is hard to say.",
+           "I would rather not answer."]
 
 
 def write(name, rows):
@@ -60,9 +57,14 @@ def main():
     write("chat_valid.jsonl", [chat(q, a) for q, a in valid])
     write("text.jsonl", [{"text": f"Question: {q} Answer: {a}"} for q, a in train])
     write("text_valid.jsonl", [{"text": f"Question: {q} Answer: {a}"} for q, a in valid])
-    write("preference.jsonl", [{"prompt": q, "chosen": a, "rejected": wrong_answer(rng, a)} for q, a in train])
-    write("preference_valid.jsonl", [{"prompt": q, "chosen": a, "rejected": wrong_answer(rng, a)} for q, a in valid])
-    write("prompts.jsonl", [{"prompt": q} for q, _ in train])
+    # Preference pairs: the chosen response answers the question, the rejected one evades it (a property a tiny
+    # model can learn, so DPO/ORPO margins and reward accuracy rise measurably on the held-out pairs).
+    def pair(q, a):
+        return {"prompt": f"Question: {q}\nAnswer:", "chosen": f" {a}", "rejected": f" {rng.choice(EVASIVE)}"}
+
+    write("preference.jsonl", [pair(q, a) for q, a in train])
+    write("preference_valid.jsonl", [pair(q, a) for q, a in valid])
+    write("prompts.jsonl", [{"prompt": f"Question: {q}\nAnswer:"} for q, _ in train])
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ EVAL_METRICS: Dict[str, FrozenSet[str]] = {
 # The trainer → built-in sample data used when data.path is not given (configs/data/<sample>.yaml).
 DATA_SAMPLE = {"generic": "text", "sft": "chat", "dpo": "preference", "orpo": "preference",
                "reward": "preference", "ppo": "prompts"}
-IMPLEMENTED_TRAINERS = frozenset({"generic", "sft"})
+IMPLEMENTED_TRAINERS = frozenset({"generic", "sft", "dpo", "orpo", "reward"})
 
 
 # ----------------------------------------------------------------------------------------------- value checks

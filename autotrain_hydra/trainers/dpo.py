@@ -1,0 +1,66 @@
+"""trainer=dpo: Direct Preference Optimization with TRL's DPOTrainer.
+
+``trainer.dpo_beta`` is DPO's β. The reference model is ``trainer.model_ref`` when set; otherwise a frozen copy
+of the base model, or, with LoRA, the base model itself with the adapter disabled (no second copy in memory).
+TRL 1.16's DPOConfig has no prompt/completion limits, so pairs are tokenized and truncated here (the prompt keeps
+its last ``trainer.max_prompt_length`` tokens, each completion its first ``trainer.max_completion_length``);
+``training.block_size`` caps prompt + completion.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Dict
+
+from autotrain_hydra import models
+from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
+from autotrain_hydra.trainers.preference import load_pairs, logp_margin
+
+
+def reference_model(job: Job, model: Any) -> Any:
+    """``trainer.model_ref``, else None under LoRA (TRL disables the adapter), else a frozen copy of the model."""
+    cfg = job.cfg
+    if cfg.trainer.model_ref:
+        ref = models.load_causal_lm(cfg.model, key="trainer.model_ref", name=cfg.trainer.model_ref)
+        job.notes.append(f"reference model: {cfg.trainer.model_ref}")
+    elif cfg.peft.method == "lora":
+        job.notes.append("reference model: the base model with the LoRA adapter disabled")
+        return None
+    else:
+        ref = copy.deepcopy(model)
+        job.notes.append("reference model: a frozen copy of the base model")
+    ref.eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def train(job: Job) -> Dict[str, Any]:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl import DPOConfig, DPOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):
+        """Takes the pairs as tokenized (and truncated) by autotrain_hydra.data.preference_sequences."""
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if "prompt_ids" in dataset.column_names:
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    cfg = job.cfg
+    tokenizer = models.load_tokenizer(cfg.model)
+    pairs = load_pairs(job, tokenizer)
+    model = models.load_causal_lm(cfg.model)
+    if pairs.valid is not None:
+        job.metrics["eval_logp_margin_before"] = logp_margin(model, pairs.valid, tokenizer.pad_token_id)
+    ref = reference_model(job, model)
+    args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
+                     max_length=cfg.training.block_size)
+    trainer = PretokenizedDPOTrainer(model=model, ref_model=ref, args=args, train_dataset=pairs.train,
+                                     eval_dataset=pairs.valid, processing_class=tokenizer,
+                                     peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
+    metrics = train_and_collect(job, trainer, has_eval=pairs.valid is not None)
+    if pairs.valid is not None:
+        metrics["eval_logp_margin_after"] = logp_margin(trainer.model, pairs.valid, tokenizer.pad_token_id)
+    save_model(job, trainer.model, tokenizer)
+    return metrics

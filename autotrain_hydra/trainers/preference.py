@@ -1,0 +1,84 @@
+"""Shared by the preference trainers (dpo, orpo, reward): pair loading and the policy's log-probability margin."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from autotrain_hydra import data as data_mod
+from autotrain_hydra.trainers.common import Job
+
+log = logging.getLogger(__name__)
+
+MARGIN_PAIRS = 256  # held-out pairs scored for the before/after log-probability margin
+
+
+@dataclass
+class Pairs:
+    train: Any
+    valid: Optional[Any]
+    source: str
+
+
+def load_pairs(job: Job, tokenizer: Any, truncate: bool = True) -> Pairs:
+    """Load, check and tokenize the preference pairs; ``truncate`` applies max_prompt/completion_length."""
+    cfg = job.cfg
+    splits = data_mod.load_splits(cfg.data)
+    cols = data_mod.PreferenceColumns.from_cfg(cfg.data)
+    cols.require(splits.train, splits.source)
+    if splits.valid is not None:
+        cols.require(splits.valid, cfg.data.valid_path or f"split {cfg.data.valid_split} of {splits.source}")
+    limits = dict(max_prompt_length=cfg.trainer.max_prompt_length,
+                  max_completion_length=cfg.trainer.max_completion_length) if truncate else {}
+    train = data_mod.preference_sequences(splits.train, tokenizer, cols, splits.source, **limits)
+    valid = (data_mod.preference_sequences(splits.valid, tokenizer, cols, "the validation data", **limits)
+             if splits.valid is not None else None)
+    if truncate:
+        counts = data_mod.truncation_counts(train)
+        job.metrics.update(counts)
+        if counts["prompts_truncated"] or counts["completions_truncated"]:
+            job.notes.append(f"truncated {counts['prompts_truncated']} prompts to trainer.max_prompt_length="
+                             f"{cfg.trainer.max_prompt_length} (from the left) and {counts['completions_truncated']} "
+                             f"pairs to trainer.max_completion_length={cfg.trainer.max_completion_length} (right)")
+            log.info(job.notes[-1])
+    drop = ["prompt_truncated", "completion_truncated"]
+    return Pairs(train.remove_columns(drop), valid.remove_columns(drop) if valid is not None else None, splits.source)
+
+
+def sequence_logps(model: Any, prompt_ids, completion_ids, pad_id: int):
+    """Sum of log-probabilities of each completion given its prompt (one forward pass for the batch)."""
+    import torch
+
+    seqs = [p + c for p, c in zip(prompt_ids, completion_ids)]
+    n = max(len(s) for s in seqs)
+    device = next(model.parameters()).device
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    target = torch.zeros((len(seqs), n), dtype=torch.bool)
+    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
+        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+        mask[i, : len(p) + len(c)] = 1
+        target[i, len(p): len(p) + len(c)] = True
+    ids, mask, target = ids.to(device), mask.to(device), target.to(device)
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (logp * target[:, 1:]).sum(-1)
+
+
+def logp_margin(model: Any, pairs: Any, pad_id: int, batch_size: int = 16) -> float:
+    """Mean log p(chosen | prompt) − log p(rejected | prompt) of the policy over (up to 256) pairs."""
+    import torch
+
+    pairs = pairs.select(range(min(len(pairs), MARGIN_PAIRS)))
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            b = pairs[i: i + batch_size]
+            chosen = sequence_logps(model, b["prompt_ids"], b["chosen_ids"], pad_id)
+            rejected = sequence_logps(model, b["prompt_ids"], b["rejected_ids"], pad_id)
+            total += float((chosen - rejected).sum())
+    model.train(was_training)
+    return total / len(pairs)

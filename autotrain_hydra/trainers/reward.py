@@ -1,0 +1,99 @@
+"""trainer=reward: a reward model (AutoModelForSequenceClassification scorer, never a generator) with TRL's
+RewardTrainer and our pairwise loss.
+
+Each text is prompt + response; the scorer gives it ``trainer.num_labels`` scores. ``num_labels`` = K > 1 means
+K reward heads on one backbone, an ensemble: every head is trained with the pairwise loss on the same preference
+and the reward is the mean of the heads (their spread is a measure of the scorer's uncertainty).
+``trainer.label_smoothing`` = ε is the probability that a preference label is wrong (conservative pairwise loss):
+loss = −(1−ε)·log σ(r_chosen − r_rejected) − ε·log σ(r_rejected − r_chosen). Pairwise accuracy (how often the
+chosen response scores higher) and the mean reward margin are reported. The saved directory is a full scorer
+(with LoRA: the adapter is merged, and kept in ``adapter/``) that AutoModelForSequenceClassification loads and
+``trainer.rl.reward_model_path`` takes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+from autotrain_hydra import models
+from autotrain_hydra.trainers.common import Job, train_and_collect, training_kwargs
+from autotrain_hydra.trainers.preference import load_pairs
+
+
+def pairwise_loss(chosen, rejected, label_smoothing: float = 0.0):
+    """Mean conservative pairwise loss over heads and pairs; ``chosen``/``rejected`` are (batch, heads) scores."""
+    import torch.nn.functional as F
+
+    diff = chosen - rejected
+    loss = -(1 - label_smoothing) * F.logsigmoid(diff) - label_smoothing * F.logsigmoid(-diff)
+    return loss.mean()
+
+
+def scorer_inputs(prompt: List[int], completion: List[int], max_length: int) -> List[int]:
+    """prompt + response, at most ``max_length`` tokens: the first token (BOS/CLS) and the end are kept."""
+    ids = prompt + completion
+    if len(ids) <= max_length:
+        return ids
+    return ids[:1] + ids[len(ids) - (max_length - 1):]
+
+
+def train(job: Job) -> Dict[str, Any]:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    import torch
+    from trl import RewardConfig, RewardTrainer
+
+    cfg = job.cfg
+    smoothing = float(cfg.trainer.label_smoothing)
+
+    class PairwiseRewardTrainer(RewardTrainer):
+        """RewardTrainer with label smoothing and several heads (TRL's loss has neither)."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            mode = "train" if self.model.training else "eval"
+            inputs["use_cache"] = False
+            outputs = model(**inputs)
+            chosen, rejected = torch.chunk(outputs.logits.float(), chunks=2)  # (batch, heads) each
+            loss = pairwise_loss(chosen, rejected, smoothing)
+            with torch.no_grad():
+                r_c, r_r = chosen.mean(-1), rejected.mean(-1)
+                gather = self.accelerator.gather_for_metrics
+                self._metrics[mode]["accuracy"].append(gather((r_c > r_r).float().mean()).mean().item())
+                self._metrics[mode]["margin"].append(gather((r_c - r_r).mean()).mean().item())
+                self._metrics[mode]["mean_reward"].append(gather(torch.cat([r_c, r_r]).mean()).mean().item())
+            return (loss, outputs) if return_outputs else loss
+
+    tokenizer = models.load_tokenizer(cfg.model)
+    pairs = load_pairs(job, tokenizer, truncate=False)  # max_prompt/completion_length are DPO/ORPO keys
+    block = cfg.training.block_size
+
+    def to_scorer(row):
+        return {"chosen_ids": scorer_inputs(row["prompt_ids"], row["chosen_ids"], block),
+                "rejected_ids": scorer_inputs(row["prompt_ids"], row["rejected_ids"], block)}
+
+    train_ds = pairs.train.map(to_scorer, remove_columns=["prompt_ids"])
+    valid_ds = pairs.valid.map(to_scorer, remove_columns=["prompt_ids"]) if pairs.valid is not None else None
+    model = models.load_sequence_classifier(cfg.model, num_labels=cfg.trainer.num_labels)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    peft_config = models.lora_config(cfg.peft, task_type="SEQ_CLS") if cfg.peft.method == "lora" else None
+    args = RewardConfig(**training_kwargs(job, has_eval=valid_ds is not None), max_length=None)
+    trainer = PairwiseRewardTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+                                    processing_class=tokenizer, peft_config=peft_config)
+    metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
+    save_scorer(job, trainer.model, tokenizer)
+    return metrics
+
+
+def save_scorer(job: Job, model: Any, tokenizer: Any) -> None:
+    """Always a full sequence classifier in the output dir (merged when trained with LoRA)."""
+    out = job.output_dir
+    checkpoints = os.path.join(out, "checkpoints")
+    if os.path.isdir(checkpoints) and not os.listdir(checkpoints):
+        os.rmdir(checkpoints)
+    if job.cfg.peft.method == "lora":
+        model.save_pretrained(os.path.join(out, "adapter"))
+        model = model.merge_and_unload()
+        job.notes.append("LoRA adapter merged into the saved scorer; the adapter alone is in adapter/")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
