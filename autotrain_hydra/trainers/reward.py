@@ -78,8 +78,13 @@ def train(job: Job) -> Dict[str, Any]:
         model.config.pad_token_id = tokenizer.pad_token_id
     peft_config = models.lora_config(cfg.peft, task_type="SEQ_CLS") if cfg.peft.method == "lora" else None
     args = RewardConfig(**training_kwargs(job, has_eval=valid_ds is not None), max_length=None)
-    trainer = PairwiseRewardTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
-                                    processing_class=tokenizer, peft_config=peft_config)
+    heads = model.config.num_labels
+    model.config.num_labels = 1  # TRL refuses K heads; our compute_loss handles them (the head itself is unchanged)
+    try:
+        trainer = PairwiseRewardTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+                                        processing_class=tokenizer, peft_config=peft_config)
+    finally:
+        model.config.num_labels = heads
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
     save_scorer(job, trainer.model, tokenizer)
     return metrics

@@ -233,3 +233,40 @@ def test_feature_table_matches_guide():
     by = {f.name: f for f in FEATURES}
     assert by["distillation"].supported == {"generic", "sft", "dpo", "orpo"}
     assert by["sweep"].supported == set(TRAINERS) and by["eval"].supported == set(TRAINERS)
+
+
+# The guide's "Incompatible Parameters (ignored with warnings)" list of each trainer section, as written there.
+GUIDE_IGNORED = {
+    "generic": {"trainer.model_ref=m": "model_ref only applies to DPO/ORPO trainers, will be ignored",
+                "trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+                "trainer.rl.gamma=0.9": "rl_gamma only applies to PPO trainer, will be ignored",
+                "trainer.max_prompt_length=128": "max_prompt_length only applies to DPO/ORPO trainers, will be ignored",
+                "data.rejected_text_column=r": "rejected_text_column only applies to DPO/ORPO/Reward trainers, will be ignored"},
+    "dpo": {"trainer.rl.kl_coef=0.1": "rl_kl_coef only applies to PPO trainer, will be ignored"},
+    "orpo": {"trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+             "trainer.rl.clip_range=0.1": "rl_clip_range only applies to PPO trainer, will be ignored"},
+    "reward": {"trainer.model_ref=m": "model_ref only applies to DPO/ORPO trainers, will be ignored",
+               "trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+               "trainer.rl.num_ppo_epochs=2": "rl_num_ppo_epochs only applies to PPO trainer, will be ignored",
+               "distillation.teacher_model=t": "teacher_model is not supported for reward models, will be ignored"},
+    "ppo": {"trainer.model_ref=m": "model_ref only applies to DPO/ORPO trainers, will be ignored",
+            "trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+            "trainer.max_prompt_length=128": "max_prompt_length only applies to DPO/ORPO trainers, will be ignored",
+            "data.rejected_text_column=r": "rejected_text_column only applies to DPO/ORPO/Reward trainers, will be ignored",
+            "distillation.teacher_model=t": "teacher_model is not supported with PPO trainer, will be ignored"},
+}
+GUIDE_IGNORED["sft"] = GUIDE_IGNORED["generic"]
+
+
+@pytest.mark.parametrize("trainer,override", [(t, o) for t, d in GUIDE_IGNORED.items() for o in d])
+def test_guide_incompatible_lists(trainer, override, tmp_path):
+    extra = [f"trainer.rl.reward_model_path={tmp_path}"] if trainer == "ppo" else []
+    report = check(f"trainer={trainer}", override, *extra)
+    assert messages(report, "warning") == [GUIDE_IGNORED[trainer][override]]
+    assert not report.errors
+
+
+def test_guide_use_distillation_with_reward_and_ppo(tmp_path):
+    assert messages(check("trainer=reward", "features=[distillation]", "distillation.teacher_model=t"), "error") == []
+    assert messages(check("trainer=ppo", "features=[distillation]", f"trainer.rl.reward_model_path={tmp_path}"),
+                    "error") == ["Distillation is not supported with PPO trainer"]
