@@ -80,6 +80,15 @@ def load_splits(data_cfg: Any) -> Splits:
     return Splits(train, valid, data_cfg.path)
 
 
+def load_text_splits(data_cfg: Any) -> Splits:
+    """Splits for the generic and sft trainers, with ``data.text_column`` checked in each."""
+    splits = load_splits(data_cfg)
+    require_columns(splits.train, [data_cfg.text_column], splits.source, ["data.text_column"])
+    if splits.valid is not None:
+        require_columns(splits.valid, [data_cfg.text_column], "the validation data", ["data.text_column"])
+    return splits
+
+
 def require_columns(ds: Any, columns: List[str], source: str, keys: List[str]) -> None:
     for column, key in zip(columns, keys):
         if column not in ds.column_names:

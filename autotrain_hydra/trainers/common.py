@@ -110,13 +110,18 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     return metrics
 
 
+def remove_empty_checkpoints(out: str) -> None:
+    """The trainer's checkpoint folder is left out of the output when no checkpoint was written."""
+    checkpoints = os.path.join(out, "checkpoints")
+    if os.path.isdir(checkpoints) and not os.listdir(checkpoints):
+        os.rmdir(checkpoints)
+
+
 def save_model(job: Job, model: Any, tokenizer: Any) -> None:
     """Save the model and tokenizer into the output dir (a LoRA model: the adapter, plus merged weights in
     ``merged/`` when ``peft.merge_adapter=true``)."""
     out = job.output_dir
-    checkpoints = os.path.join(out, "checkpoints")
-    if os.path.isdir(checkpoints) and not os.listdir(checkpoints):
-        os.rmdir(checkpoints)
+    remove_empty_checkpoints(out)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     if job.cfg.peft.method == "lora" and job.cfg.peft.merge_adapter:

@@ -14,8 +14,8 @@ import os
 from typing import Any, Dict
 
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
-from autotrain_hydra.trainers.preference import load_pairs, logp_margin
+from autotrain_hydra.trainers.common import Job, training_kwargs
+from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
 
 def reference_model(job: Job, model: Any) -> Any:
@@ -51,16 +51,11 @@ def train(job: Job) -> Dict[str, Any]:
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
     model = models.load_causal_lm(cfg.model)
-    if pairs.valid is not None:
-        job.metrics["eval_logp_margin_before"] = logp_margin(model, pairs.valid, tokenizer.pad_token_id)
+    margin_before(job, model, pairs, tokenizer)
     ref = reference_model(job, model)
     args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
                      max_length=cfg.training.block_size)
     trainer = PretokenizedDPOTrainer(model=model, ref_model=ref, args=args, train_dataset=pairs.train,
                                      eval_dataset=pairs.valid, processing_class=tokenizer,
                                      peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
-    metrics = train_and_collect(job, trainer, has_eval=pairs.valid is not None)
-    if pairs.valid is not None:
-        metrics["eval_logp_margin_after"] = logp_margin(trainer.model, pairs.valid, tokenizer.pad_token_id)
-    save_model(job, trainer.model, tokenizer)
-    return metrics
+    return fit(job, trainer, pairs, tokenizer)

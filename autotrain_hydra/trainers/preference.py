@@ -82,3 +82,20 @@ def logp_margin(model: Any, pairs: Any, pad_id: int, batch_size: int = 16) -> fl
             total += float((chosen - rejected).sum())
     model.train(was_training)
     return total / len(pairs)
+
+
+def fit(job: Job, trainer: Any, pairs: Pairs, tokenizer: Any) -> dict:
+    """Train a dpo/orpo trainer and report the held-out log-probability margin before and after."""
+    from autotrain_hydra.trainers.common import save_model, train_and_collect
+
+    has_eval = pairs.valid is not None
+    metrics = train_and_collect(job, trainer, has_eval=has_eval)
+    if has_eval:
+        metrics["eval_logp_margin_after"] = logp_margin(trainer.model, pairs.valid, tokenizer.pad_token_id)
+    save_model(job, trainer.model, tokenizer)
+    return metrics
+
+
+def margin_before(job: Job, model: Any, pairs: Pairs, tokenizer: Any) -> None:
+    if pairs.valid is not None:
+        job.metrics["eval_logp_margin_before"] = logp_margin(model, pairs.valid, tokenizer.pad_token_id)

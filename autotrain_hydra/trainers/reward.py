@@ -17,7 +17,7 @@ import os
 from typing import Any, Dict, List
 
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import Job, train_and_collect, training_kwargs
+from autotrain_hydra.trainers.common import Job, remove_empty_checkpoints, train_and_collect, training_kwargs
 from autotrain_hydra.trainers.preference import load_pairs
 
 
@@ -93,9 +93,7 @@ def train(job: Job) -> Dict[str, Any]:
 def save_scorer(job: Job, model: Any, tokenizer: Any) -> None:
     """Always a full sequence classifier in the output dir (merged when trained with LoRA)."""
     out = job.output_dir
-    checkpoints = os.path.join(out, "checkpoints")
-    if os.path.isdir(checkpoints) and not os.listdir(checkpoints):
-        os.rmdir(checkpoints)
+    remove_empty_checkpoints(out)
     if job.cfg.peft.method == "lora":
         model.save_pretrained(os.path.join(out, "adapter"))
         model = model.merge_and_unload()

@@ -21,11 +21,8 @@ def train(job: Job) -> Dict[str, Any]:
     from trl import SFTConfig, SFTTrainer
 
     cfg = job.cfg
-    splits = data_mod.load_splits(cfg.data)
+    splits = data_mod.load_text_splits(cfg.data)
     column = cfg.data.text_column
-    data_mod.require_columns(splits.train, [column], splits.source, ["data.text_column"])
-    if splits.valid is not None:
-        data_mod.require_columns(splits.valid, [column], "the validation data", ["data.text_column"])
 
     tokenizer = models.load_tokenizer(cfg.model, cfg.trainer.chat_template)
     eos = cfg.trainer.add_eos_token

@@ -57,17 +57,23 @@ def test_dpo_reference_model_choice(tmp_path):
     assert m["eval_logp_margin_after"] > m["eval_logp_margin_before"]
 
 
-def test_dpo_beta_reaches_trl(tmp_path, monkeypatch):
-    from trl import DPOConfig
-
+def spy_init(monkeypatch, cls):
+    """Record the keyword arguments a class is constructed with."""
     seen = {}
-    init = DPOConfig.__init__
+    init = cls.__init__
 
     def spy(self, *a, **k):
         seen.update(k)
         init(self, *a, **k)
 
-    monkeypatch.setattr(DPOConfig, "__init__", spy)
+    monkeypatch.setattr(cls, "__init__", spy)
+    return seen
+
+
+def test_dpo_beta_reaches_trl(tmp_path, monkeypatch):
+    from trl import DPOConfig
+
+    seen = spy_init(monkeypatch, DPOConfig)
     train(tmp_path, "trainer=dpo", "trainer.dpo_beta=0.3", "training.max_steps=1")
     assert seen["beta"] == 0.3
 
@@ -75,14 +81,7 @@ def test_dpo_beta_reaches_trl(tmp_path, monkeypatch):
 def test_orpo_alpha_is_orpo_beta(tmp_path, monkeypatch):
     from trl.experimental.orpo import ORPOConfig
 
-    seen = {}
-    init = ORPOConfig.__init__
-
-    def spy(self, *a, **k):
-        seen.update(k)
-        init(self, *a, **k)
-
-    monkeypatch.setattr(ORPOConfig, "__init__", spy)
+    seen = spy_init(monkeypatch, ORPOConfig)
     _, m, _ = train(tmp_path, "trainer=orpo", "trainer.orpo_alpha=0.5", "trainer.dpo_beta=0.3",
                     "training.max_steps=1")
     assert seen["beta"] == 0.5
@@ -213,3 +212,35 @@ def test_missing_rejected_column_names_file_and_columns(tmp_path):
                                                  r".*p.jsonl; columns there: prompt, chosen, worse"):
         train(tmp_path, "trainer=dpo", f"data.path={f}", "data.prompt_text_column=prompt",
               "data.text_column=chosen", "data.rejected_text_column=rejected")
+
+
+# The guide's example commands of the DPO, ORPO and Reward sections, flag for flag, with the model swapped for
+# model=tiny (and its learning rate: the examples' 5e-7 is for pretrained 7B models) and the data for the sample.
+GUIDE_EXAMPLES = {
+    "dpo_basic": ["trainer=dpo", "training.epochs=2", "training.batch_size=2", "data.prompt_text_column=prompt",
+                  "data.rejected_text_column=rejected", "trainer.dpo_beta=0.1"],
+    "dpo_ref_lora": ["trainer=dpo", "training.epochs=2", "training.batch_size=4", "data.prompt_text_column=prompt",
+                     "data.rejected_text_column=rejected", "trainer.dpo_beta=0.2", "peft=lora", "peft.lora_r=32",
+                     "REF", "training.lr=5e-3"],
+    "orpo_basic": ["trainer=orpo", "training.epochs=2", "training.batch_size=2", "data.prompt_text_column=prompt",
+                   "data.rejected_text_column=rejected"],
+    "reward_basic": ["trainer=reward", "training.epochs=3", "training.batch_size=16",
+                     "data.rejected_text_column=rejected"],
+    "reward_lora": ["trainer=reward", "training.epochs=3", "training.batch_size=32", "data.rejected_text_column=rejected",
+                    "peft=lora", "peft.lora_r=8", "training.lr=2e-2"],
+}
+
+
+@pytest.mark.parametrize("name", GUIDE_EXAMPLES)
+def test_guide_examples_learn(tmp_path, name):
+    from autotrain_hydra import paths
+
+    data = [f"data.path={paths.asset('data/preference.jsonl')}",
+            f"data.valid_path={paths.asset('data/preference_valid.jsonl')}", "data.text_column=chosen"]
+    overrides = [o.replace("REF", f"trainer.model_ref={models.tiny_model_dir()}") for o in GUIDE_EXAMPLES[name]]
+    _, m, _ = train(tmp_path, *overrides, *data)
+    assert m["warnings"] == []
+    if name.startswith("reward"):
+        assert m["eval_accuracy"] >= 0.9, m
+    else:
+        assert m["eval_logp_margin_after"] > m["eval_logp_margin_before"] + 1.0, m
