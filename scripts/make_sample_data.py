@@ -65,6 +65,7 @@ def main():
     write("preference.jsonl", [pair(q, a) for q, a in train])
     write("preference_valid.jsonl", [pair(q, a) for q, a in valid])
     write("prompts.jsonl", [{"prompt": f"Question: {q}\nAnswer:"} for q, _ in train])
+    write("prompts_valid.jsonl", [{"prompt": f"Question: {q}\nAnswer:"} for q, _ in valid])
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ class RLConfig:
     num_ppo_epochs: int = 4
     chunk_size: int = 128
     mini_batch_size: int = 32
+    # rollout generation (beyond the guide)
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    stop_on_eos: bool = True
 
 
 @dataclass

@@ -51,7 +51,6 @@ EVAL_METRICS: Dict[str, FrozenSet[str]] = {
 # The trainer → built-in sample data used when data.path is not given (configs/data/<sample>.yaml).
 DATA_SAMPLE = {"generic": "text", "sft": "chat", "dpo": "preference", "orpo": "preference",
                "reward": "preference", "ppo": "prompts"}
-IMPLEMENTED_TRAINERS = frozenset({"generic", "sft", "dpo", "orpo", "reward"})
 
 
 # ----------------------------------------------------------------------------------------------- value checks
@@ -179,6 +178,9 @@ PARAMS: Tuple[Param, ...] = (
     _rl("num_ppo_epochs", "--rl-num-ppo-epochs", ge(1)),
     _rl("chunk_size", "--rl-chunk-size", ge(1)),
     _rl("mini_batch_size", "--rl-mini-batch-size", ge(1)),
+    _rl("max_new_tokens", None, ge(1)),
+    _rl("temperature", None, gt(0)),
+    _rl("stop_on_eos", None, None),
     # Knowledge distillation
     Param("distillation.teacher_model", "--teacher-model", feature="distillation", group="distillation"),
     Param("distillation.teacher_prompt_template", "--teacher-prompt-template", feature="distillation",
@@ -575,10 +577,12 @@ def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:
             report.error(f"{what} not found: {value} does not exist", key, value,
                          f"check the path, or give a hub name for {key}")
     path = get(cfg, "trainer.rl.reward_model_path")
-    if trainer == "ppo" and isinstance(path, str) and not os.path.isdir(os.path.expanduser(path)):
-        report.error(f"Reward model not found: {path} is not a directory", "trainer.rl.reward_model_path", path,
-                     "train one first (trainer=reward output_dir=./reward_model) and point "
-                     "trainer.rl.reward_model_path at its output_dir")
+    if trainer == "ppo" and isinstance(path, str):
+        problem = reward_model_problem(os.path.expanduser(path))
+        if problem:
+            report.error(f"Reward model not found: {path} {problem}", "trainer.rl.reward_model_path", path,
+                         "train one first (trainer=reward output_dir=./reward_model) and point "
+                         "trainer.rl.reward_model_path at its output_dir")
     out = get(cfg, "output_dir")
     if isinstance(out, str):
         check_output_dir(report, out, bool(get(cfg, "overwrite_output_dir")))
@@ -589,6 +593,25 @@ def check_output_dir(report: Report, path: str, overwrite: bool) -> None:
     if not overwrite and output_dir_in_use(path):
         report.error(f"output_dir {path} is not empty: a run never overwrites earlier results", "output_dir", path,
                      "choose a new output_dir, or set overwrite_output_dir=true to replace what is there")
+
+
+def reward_model_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a saved sequence-classification model (read from its config.json), or None."""
+    if not os.path.isdir(path):
+        return "is not a directory"
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        hint = " (it holds a LoRA adapter only)" if os.path.isfile(os.path.join(path, "adapter_config.json")) else ""
+        return f"has no config.json{hint}: it is not a saved model"
+    try:
+        with open(config, encoding="utf-8") as f:
+            architectures = json.load(f).get("architectures") or []
+    except (OSError, ValueError) as e:
+        return f"has an unreadable config.json ({e})"
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        return (f"is not a sequence-classification model (config.json architectures: {', '.join(architectures) or 'none'}"
+                f"); a reward model is what trainer=reward saves")
+    return None
 
 
 # Files a run directory holds before the run writes anything (Hydra's own).

@@ -227,7 +227,7 @@ GUIDE_EXAMPLES = {
     "reward_basic": ["trainer=reward", "training.epochs=3", "training.batch_size=16",
                      "data.rejected_text_column=rejected"],
     "reward_lora": ["trainer=reward", "training.epochs=3", "training.batch_size=32", "data.rejected_text_column=rejected",
-                    "peft=lora", "peft.lora_r=8", "training.lr=2e-2"],
+                    "peft=lora", "peft.lora_r=8", "training.lr=1e-2"],
 }
 
 

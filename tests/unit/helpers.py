@@ -36,3 +36,17 @@ def check(*overrides, filesystem=True):
 
 def messages(report, level):
     return [i.message for i in report.issues if i.level == level]
+
+
+def fake_reward_dir(root=None):
+    """A directory that looks like a saved reward model to the validator (its config.json names a
+    sequence-classification architecture); no weights: validation never loads them."""
+    import json
+    import os
+    import tempfile
+
+    path = os.path.join(str(root) if root else tempfile.mkdtemp(), "reward_model")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump({"architectures": ["LlamaForSequenceClassification"]}, f)
+    return path

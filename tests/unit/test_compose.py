@@ -4,6 +4,8 @@ import itertools
 
 import pytest
 
+from tests.unit.helpers import fake_reward_dir
+
 from autotrain_hydra.schema.compose import compose_config
 from autotrain_hydra.schema.config import TRAINERS
 from autotrain_hydra.schema.rules import resolve_data_sample, validate
@@ -19,7 +21,7 @@ def test_combination_composes_and_validates(trainer, peft, features, tmp_path):
     if "distillation" in features:
         overrides.append("distillation.teacher_model=some/teacher")
     if trainer == "ppo":
-        overrides.append(f"trainer.rl.reward_model_path={tmp_path}")
+        overrides.append(f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}")
     if trainer == "reward" and "eval" in features:
         overrides.append("eval.metrics=[accuracy]")
     cfg = compose_config(overrides)

@@ -5,14 +5,14 @@ import json
 import pytest
 
 from autotrain_hydra.schema.rules import (FEATURES, PARAMS, TRAINERS, ignored_message, override_keys)
-from tests.unit.helpers import check, messages
+from tests.unit.helpers import check, messages, fake_reward_dir
 
 NON_UNIVERSAL = [p for p in PARAMS if p.trainers != frozenset(TRAINERS) and p.flag]
 
 
 def _value_for(p):
     if p.key == "trainer.rl.reward_model_path":
-        return "/tmp"
+        return fake_reward_dir()
     if p.key in ("data.prompt_text_column", "data.rejected_text_column"):
         return "colname"
     if p.key == "trainer.chat_template":
@@ -31,7 +31,7 @@ def test_key_for_another_trainer_is_ignored_with_warning(param, trainer):
         from autotrain_hydra.schema.rules import _DEFAULTS, get
 
         value = get(_DEFAULTS, param.key)
-    extra = ["trainer.rl.reward_model_path=/tmp"] if trainer == "ppo" else []
+    extra = [f"trainer.rl.reward_model_path={fake_reward_dir()}"] if trainer == "ppo" else []
     shown = "null" if value is None else json.dumps(value) if isinstance(value, str) else value
     report = check(f"trainer={trainer}", f"{param.key}={shown}",
                    *extra)
@@ -80,7 +80,21 @@ def test_ppo_requires_reward_model_path():
 
 def test_ppo_reward_model_not_found(tmp_path):
     report = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path / 'nope'}")
-    assert any(m.startswith("Reward model not found") for m in messages(report, "error"))
+    assert messages(report, "error") == [f"Reward model not found: {tmp_path / 'nope'} is not a directory"]
+
+
+def test_ppo_reward_model_that_is_not_a_scorer(tmp_path):
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    (err,) = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}").errors
+    assert err.message == (f"Reward model not found: {tmp_path} is not a sequence-classification model (config.json "
+                           f"architectures: LlamaForCausalLM); a reward model is what trainer=reward saves")
+    assert "trainer=reward output_dir=./reward_model" in err.fix
+
+
+def test_ppo_reward_path_with_adapter_only(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (err,) = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}").errors
+    assert "has no config.json (it holds a LoRA adapter only)" in err.message
 
 
 @pytest.mark.parametrize("key", ["model.name", "training.lr", "training.epochs", "training.batch_size"])
@@ -89,7 +103,7 @@ def test_core_required_keys(key):
 
 
 def test_distillation_with_ppo_is_an_error_with_guide_text(tmp_path):
-    report = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}", "features=[distillation]",
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}", "features=[distillation]",
                    "distillation.teacher_model=t")
     assert "Distillation is not supported with PPO trainer" in messages(report, "error")
 
@@ -103,7 +117,7 @@ def test_distillation_with_reward_is_ignored_with_warning():
 
 
 def test_teacher_model_with_ppo_without_feature_is_warned(tmp_path):
-    report = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}", "distillation.teacher_model=t")
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}", "distillation.teacher_model=t")
     assert messages(report, "warning") == ["teacher_model is not supported with PPO trainer, will be ignored"]
 
 
@@ -137,6 +151,7 @@ BAD_VALUES = [
     ("trainer.rl.chunk_size", 0), ("trainer.rl.mini_batch_size", 0), ("distillation.temperature", 0),
     ("distillation.alpha", 1.5), ("sweep.backend", "ray"), ("sweep.n_trials", 0), ("sweep.direction", "up"),
     ("eval.batch_size", 0), ("training.eval_strategy", "always"), ("trainer.max_seq_length", 2),
+    ("trainer.rl.max_new_tokens", 0), ("trainer.rl.temperature", 0),
 ]
 
 
@@ -260,7 +275,7 @@ GUIDE_IGNORED["sft"] = GUIDE_IGNORED["generic"]
 
 @pytest.mark.parametrize("trainer,override", [(t, o) for t, d in GUIDE_IGNORED.items() for o in d])
 def test_guide_incompatible_lists(trainer, override, tmp_path):
-    extra = [f"trainer.rl.reward_model_path={tmp_path}"] if trainer == "ppo" else []
+    extra = [f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}"] if trainer == "ppo" else []
     report = check(f"trainer={trainer}", override, *extra)
     assert messages(report, "warning") == [GUIDE_IGNORED[trainer][override]]
     assert not report.errors
@@ -268,5 +283,5 @@ def test_guide_incompatible_lists(trainer, override, tmp_path):
 
 def test_guide_use_distillation_with_reward_and_ppo(tmp_path):
     assert messages(check("trainer=reward", "features=[distillation]", "distillation.teacher_model=t"), "error") == []
-    assert messages(check("trainer=ppo", "features=[distillation]", f"trainer.rl.reward_model_path={tmp_path}"),
+    assert messages(check("trainer=ppo", "features=[distillation]", f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}"),
                     "error") == ["Distillation is not supported with PPO trainer"]
