@@ -131,11 +131,15 @@ def test_guide_workflow_reward_then_ppo(tmp_path):
     assert m["warnings"] == [] and (out / "model.safetensors").is_file()
 
 
-def test_ppo_with_lora_uses_adapter_as_policy(tmp_path, reward_model):
-    out, m = ppo_run(tmp_path, reward_model, "peft=lora", "training.lr=1e-2", "trainer.rl.chunk_size=32",
-                     "trainer.rl.max_new_tokens=8", "training.max_steps=2")
-    assert (out / "adapter_config.json").is_file() and m["ppo_iterations"] == 2
+def test_guide_lora_example_learns(tmp_path, reward_model):
+    """The guide's "With LoRA" PPO example (batch 8, gamma 0.99, kl_coef 0.1, 4 PPO epochs, LoRA r 32); the
+    reference is the policy with its adapter disabled."""
+    out, m = ppo_run(tmp_path, reward_model, "training.batch_size=8", "trainer.rl.gamma=0.99", "trainer.rl.kl_coef=0.1",
+                     "trainer.rl.num_ppo_epochs=4", "peft=lora", "peft.lora_r=32", "training.lr=1e-2",
+                     "trainer.rl.max_new_tokens=2", "trainer.rl.stop_on_eos=false", "training.max_steps=6")
+    assert (out / "adapter_config.json").is_file() and m["ppo_iterations"] == 6
     assert m["ppo_log"][0]["kl"] == pytest.approx(0.0, abs=1e-4)  # the first rollout: policy == reference
+    assert m["eval_mean_reward_after"] > m["eval_mean_reward_before"] + 0.3, m
 
 
 def test_generation_settings_and_eos(tmp_path, reward_model):
