@@ -7,7 +7,7 @@ the composed config then goes to ``run.run_task``, which validates the rules, tr
 from __future__ import annotations
 
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import hydra
 from omegaconf import DictConfig
@@ -58,6 +58,9 @@ def precheck(argv: List[str]) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()  # main() may run more than once in a process (tests, notebooks)
     if argv is None:
         argv = sys.argv[1:]
     else:
@@ -70,7 +73,44 @@ def main(argv: Optional[List[str]] = None) -> None:
     code = precheck(argv)
     if code:
         sys.exit(code)
+    extra, code = sweep_precheck(argv)
+    if code:
+        sys.exit(code)
+    multirun = ["--multirun"] if extra and not ({"--multirun", "-m"} & set(argv)) else []
+    sys.argv = [sys.argv[0], *multirun, *argv, *extra]
     hydra_main()
+
+
+def sweep_precheck(argv: List[str]) -> Tuple[List[str], int]:
+    """With the sweep feature on (features=[sweep], sweep.enabled=true, an hparams_search or an experiment that
+    sets it): validate the config once, before the first trial (the metric must be one the run reports), and
+    return the Hydra arguments that make the run an Optuna sweep."""
+    if not any(k in a for a in argv for k in ("sweep", "experiment", "hparams_search")):
+        return [], 0  # a plain run: no composition here
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.config_dir or args.cfg or args.help or args.hydra_help:
+        return [], 0
+    from autotrain_hydra.features.sweep import sweep_arguments
+    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.schema.rules import resolve_data_sample, validate
+
+    parsed = OverridesParser.create().parse_overrides(args.overrides)
+    plain = [a for a, o in zip(args.overrides, parsed) if not o.is_sweep_override() and not a.startswith("hydra")]
+    from hydra.core.global_hydra import GlobalHydra
+
+    cfg = compose_config(plain)
+    GlobalHydra.instance().clear()  # hydra.main initialises its own
+    if not cfg.sweep.enabled:
+        return [], 0
+    resolve_data_sample(cfg)
+    report = validate(cfg, plain)
+    if report.errors:
+        print(report.render(), file=sys.stderr)
+        return [], EXIT_CONFIG_ERROR
+    return sweep_arguments(cfg, argv), 0
 
 
 if __name__ == "__main__":

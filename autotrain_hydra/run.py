@@ -24,6 +24,7 @@ from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, 
 log = logging.getLogger("autotrain_hydra")
 
 EXIT_RUN_ERROR = 1
+IMPLEMENTED_FEATURES = {"sweep"}
 FEATURE_ISSUES = {"distillation": "[6] knowledge distillation", "sweep": "[4] hyperparameter sweeps",
                   "eval": "[5] enhanced evaluation"}
 
@@ -45,6 +46,8 @@ def not_implemented(cfg: DictConfig) -> Report:
     report = Report()
     name = cfg.trainer.name
     for feat, issue in FEATURE_ISSUES.items():
+        if feat in IMPLEMENTED_FEATURES:
+            continue
         if cfg[feat].enabled and not (feat == "distillation" and name == "reward"):
             report.error(f"features=[{feat}] is not implemented yet (it comes with issue {issue}); the config is "
                          f"valid", f"{feat}.enabled", True, f"remove {feat} from features for now")
@@ -52,13 +55,17 @@ def not_implemented(cfg: DictConfig) -> Report:
 
 
 def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] = None) -> Optional[float]:
-    """Run one training job; returns the objective (eval loss when there is eval data, else the final train loss)."""
+    """Run one training job; returns the objective: ``sweep.metric`` in a sweep, else the eval loss when there is
+    eval data, else the final train loss."""
     cfg = cfg.copy()
     report = prepare(cfg, overrides)
     if cfg.validate_only:
         print(f"configuration is valid: trainer={cfg.trainer.name}, {len(report.warnings)} warning(s)")
         return None
     not_implemented(cfg).raise_if_errors()
+    if cfg.sweep.enabled and run_dir is None and cfg.output_dir is None:
+        raise ConfigError(_one_error("features=[sweep] runs through the command line (python -m autotrain_hydra "
+                                     "features=[sweep] ...), which makes it a Hydra multirun", "sweep.enabled"))
 
     output_dir = os.path.abspath(os.path.expanduser(cfg.output_dir or run_dir or "outputs/run"))
     in_use = Report()  # the Hydra run dir too (two runs started in the same second share one)
@@ -80,11 +87,15 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     trained = trainer_module.train(job)
     metrics = {**job.metrics, **trained}
 
-    objective = metrics.get("eval_loss", metrics.get("train_loss"))
-    if objective is None or not math.isfinite(objective):
-        raise RuntimeError(f"the run ended with a non-finite objective ({objective})")
+    if cfg.sweep.enabled:
+        name = cfg.sweep.metric
+    else:
+        name = "eval_loss" if "eval_loss" in metrics else "train_loss"
+    objective = metrics.get(name)
+    if not isinstance(objective, (int, float)) or not math.isfinite(objective):
+        raise RuntimeError(f"the run ended without a finite {name} ({objective})")
     metrics["objective"] = objective
-    metrics["objective_name"] = "eval_loss" if "eval_loss" in metrics else "train_loss"
+    metrics["objective_name"] = name
     metrics["wall_time_s"] = round(time.time() - started, 2)
     write_outputs(job, metrics, report)
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
@@ -160,30 +171,70 @@ def _hydra_context() -> tuple:
     try:
         from hydra.core.hydra_config import HydraConfig
 
+        from hydra.types import RunMode
+
         hc = HydraConfig.get()
-        return list(hc.overrides.task), hc.runtime.output_dir
+        job_num = hc.job.num if hc.mode == RunMode.MULTIRUN else None
+        return list(hc.overrides.task), hc.runtime.output_dir, job_num
     except ValueError:  # not running under Hydra
-        return [], None
+        return [], None, None
 
 
 def run_task(cfg: DictConfig) -> Optional[float]:
     """The @hydra.main task: clear messages and exit codes (2: configuration, 1: run) instead of tracebacks
     (set HYDRA_FULL_ERROR=1 for the traceback)."""
-    overrides, run_dir = _hydra_context()
+    overrides, run_dir, job_num = _hydra_context()
     full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    sweeping = job_num is not None
+    if sweeping and cfg.output_dir:  # one output dir per trial, numbered like Hydra's
+        cfg = cfg.copy()
+        cfg.output_dir = os.path.join(cfg.output_dir, str(job_num))
     try:
         return run(cfg, overrides, run_dir)
-    except ConfigError as e:
+    except Exception:
+        if sweeping:  # the sweeper records the trial as failed and goes on
+            log.exception("trial %s failed", job_num)
+            raise
+        return _report_and_exit(full)
+    finally:
+        if sweeping:
+            _end_trial(cfg)
+
+
+def _one_error(message: str, key: str) -> Report:
+    report = Report()
+    report.error(message, key)
+    return report
+
+
+def _end_trial(cfg: DictConfig) -> None:
+    """Trials of a multirun share one process: finish the tracker run and free memory after each."""
+    import gc
+
+    if "wandb" in list(cfg.report_to):
+        import wandb
+
+        wandb.finish()
+    gc.collect()
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _report_and_exit(full: bool):
+    e = sys.exc_info()[1]
+    if isinstance(e, ConfigError):
         if full:
             raise
         print(e.report.render(), file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
-    except Exception as e:
-        from autotrain_hydra.data import DataError
-        from autotrain_hydra.models import ModelLoadError
-        from autotrain_hydra.trainers.common import HardwareError
+    from autotrain_hydra.data import DataError
+    from autotrain_hydra.models import ModelLoadError
+    from autotrain_hydra.trainers.common import HardwareError
 
-        if full or not isinstance(e, (DataError, ModelLoadError, HardwareError)):
-            raise
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(EXIT_CONFIG_ERROR if isinstance(e, (DataError, HardwareError)) else EXIT_RUN_ERROR)
+    if full or not isinstance(e, (DataError, ModelLoadError, HardwareError)):
+        raise
+    print(f"Error: {e}", file=sys.stderr)
+    sys.exit(EXIT_CONFIG_ERROR if isinstance(e, (DataError, HardwareError)) else EXIT_RUN_ERROR)

@@ -137,7 +137,11 @@ class SweepConfig:
     n_trials: int = 10
     metric: str = "eval_loss"
     direction: str = "minimize"  # minimize | maximize
-    params: Any = None  # the guide's JSON string, or a mapping in the Optuna sweeper's grammar
+    params: Any = None  # the guide's JSON string, or a mapping in the Optuna sweeper's grammar; null: a default space
+    sampler: str = "tpe"  # tpe | random | grid | cmaes
+    seed: int = 42
+    storage: Optional[str] = None  # e.g. sqlite:///sweeps.db; null: sqlite in the sweep dir
+    study_name: Optional[str] = None  # null: <trainer>-sweep
 
 
 @dataclass

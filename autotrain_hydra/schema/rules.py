@@ -196,6 +196,10 @@ PARAMS: Tuple[Param, ...] = (
     Param("sweep.metric", "--sweep-metric", feature="sweep", group="sweep"),
     Param("sweep.direction", "--sweep-direction", check=one_of(SWEEP_DIRECTIONS), feature="sweep", group="sweep"),
     Param("sweep.params", "--sweep-params", feature="sweep", group="sweep"),
+    Param("sweep.sampler", check=one_of(("tpe", "random", "grid", "cmaes")), feature="sweep", group="sweep"),
+    Param("sweep.seed", check=ge(0), feature="sweep", group="sweep"),
+    Param("sweep.storage", feature="sweep", group="sweep"),
+    Param("sweep.study_name", feature="sweep", group="sweep"),
     # Enhanced evaluation
     Param("eval.metrics", "--eval-metrics", feature="eval", group="eval"),
     Param("eval.dataset_path", "--eval-dataset-path", feature="eval", group="eval"),
@@ -564,6 +568,33 @@ def _check_combinations(cfg: DictConfig, report: Report, trainer: str) -> None:
         report.error(f"sweep.params is not a JSON object ({e})", "sweep.params", get(cfg, "sweep.params"),
                      """write it as sweep.params='{"training.lr": "tag(log, interval(1e-6, 1e-3))"}' """
                      "or as a YAML mapping in an experiment file")
+    else:
+        if feature_enabled(cfg, "sweep"):
+            _check_sweep(cfg, report)
+
+
+def _check_sweep(cfg: DictConfig, report: Report) -> None:
+    """Before the first trial: the metric is one the run reports, the search space parses, the backend runs."""
+    from autotrain_hydra.features import sweep
+
+    metric = get(cfg, "sweep.metric")
+    reported = sweep.reported_metrics(cfg)
+    if metric not in reported:
+        hint = " (eval metrics need eval data: data.valid_path or data.valid_split)" if metric.startswith("eval") \
+            else ""
+        report.error(f"sweep.metric {metric} is not a metric this run reports{hint}", "sweep.metric", metric,
+                     f"choose one of {', '.join(sorted(reported))}")
+    try:
+        problems = sweep.check_space(sweep.search_space(cfg))
+    except sweep.SweepSpecError as e:
+        problems = [str(e)]
+    for problem in problems:
+        report.error(f"sweep.params: {problem}", "sweep.params", get(cfg, "sweep.params"),
+                     "use the sweeper's grammar: interval(a, b), int(interval(a, b)), tag(log, interval(a, b)), "
+                     "range(a, b), choice(x, y), or {type, low, high, log} / a list of choices")
+    if get(cfg, "sweep.backend") == "wandb":
+        report.error("sweep.backend=wandb needs a W&B server, and none is configured here", "sweep.backend", "wandb",
+                     "use sweep.backend=optuna (each trial can still log to wandb with report_to=[wandb])")
 
 
 def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:

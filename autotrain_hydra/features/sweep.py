@@ -1,0 +1,283 @@
+"""Hyperparameter sweeps: ``features=[sweep]`` → a Hydra multirun with the Optuna sweeper, and a readable result.
+
+``sweep_arguments`` turns the ``sweep`` node into Hydra command-line arguments (``--multirun``, the sweeper, its
+sampler, the search space as sweep overrides); ``SweepReport`` (a Hydra callback) writes the result files when
+the sweep ends. Light module: no torch; optuna is imported only when a sweep ends.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from typing import Any, Dict, List, Optional, Set
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes")
+SEEDLESS_SAMPLERS = ("grid",)
+
+# Default search spaces (used when sweep.params is not given), in the Optuna sweeper's grammar.
+DEFAULT_SPACE = {
+    "generic": {"training.lr": "tag(log, interval(1e-5, 1e-2))"},
+    "sft": {"training.lr": "tag(log, interval(1e-5, 1e-2))"},
+    "dpo": {"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.dpo_beta": "interval(0.05, 0.5)"},
+    "orpo": {"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.orpo_alpha": "interval(0.1, 2.0)"},
+    "reward": {"training.lr": "tag(log, interval(1e-5, 1e-2))"},
+    "ppo": {"training.lr": "tag(log, interval(1e-5, 1e-2))", "trainer.rl.kl_coef": "interval(0.01, 0.5)"},
+}
+LORA_SPACE = {"peft.lora_r": "choice(8, 16, 32, 64)"}
+
+
+class SweepSpecError(ValueError):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------- search space
+def _number(x: Any) -> str:
+    return repr(float(x)) if isinstance(x, float) else str(x)
+
+
+def _grammar(key: str, spec: Any) -> str:
+    """One parameter's search space in the sweeper's grammar, from a grammar string, a list of choices, or a dict
+    ``{type: float|int|categorical|loguniform|uniform, low, high, log, step, choices}``."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        return "choice(" + ", ".join(json.dumps(c) if isinstance(c, str) else _number(c) for c in spec) + ")"
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        return _number(spec)
+    if isinstance(spec, dict):
+        kind = str(spec.get("type", "float")).lower()
+        if kind in ("categorical", "choice"):
+            if "choices" not in spec:
+                raise SweepSpecError(f"{key}: a categorical parameter needs 'choices'")
+            return _grammar(key, list(spec["choices"]))
+        if "low" not in spec or "high" not in spec:
+            raise SweepSpecError(f"{key}: a {kind} parameter needs 'low' and 'high'")
+        body = f"interval({_number(spec['low'])}, {_number(spec['high'])})"
+        if kind in ("int", "integer"):
+            body = f"int({body})"
+        elif kind not in ("float", "uniform", "loguniform", "log_uniform"):
+            raise SweepSpecError(f"{key}: unknown parameter type {kind!r} (float, int, categorical, loguniform)")
+        if spec.get("log") or kind in ("loguniform", "log_uniform"):
+            body = f"tag(log, {body})"
+        return body
+    raise SweepSpecError(f"{key}: cannot read {spec!r} as a search space")
+
+
+def resolve_key(key: str) -> str:
+    """A config key, or the guide's name of one (``lr`` → ``training.lr``, ``lora_r`` → ``peft.lora_r``)."""
+    from autotrain_hydra.schema.rules import PARAMS, schema_keys
+
+    if key in schema_keys(leaves_only=True):
+        return key
+    for p in PARAMS:
+        if p.flag and p.name == key:
+            return p.key
+    for p in PARAMS:
+        if p.key.rsplit(".", 1)[-1] == key:
+            return p.key
+    raise SweepSpecError(f"sweep.params: unknown key {key!r}")
+
+
+def search_space(cfg: DictConfig) -> Dict[str, str]:
+    """``sweep.params`` (the guide's JSON string, or a mapping) as {config key: grammar}; the trainer's default
+    space when it is not given."""
+    from autotrain_hydra.schema.rules import parse_sweep_params
+
+    raw = parse_sweep_params(cfg.sweep.params)
+    if not raw:
+        space = dict(DEFAULT_SPACE[cfg.trainer.name])
+        if cfg.peft.method == "lora":
+            space.update(LORA_SPACE)
+        return space
+    if isinstance(raw, ListConfig):
+        raw = OmegaConf.to_container(raw)
+    return {resolve_key(k): _grammar(k, v) for k, v in _flatten(raw).items()}
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """{training: {lr: ...}} and {"training.lr": ...} alike; a dict with a 'type' or 'low' is one parameter."""
+    out: Dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not ({"type", "low", "high", "choices"} & set(v)):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_space(space: Dict[str, str]) -> List[str]:
+    """Problems of a search space: each entry must parse as a Hydra sweep override."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    problems = []
+    for key, grammar in space.items():
+        try:
+            parser.parse_overrides([f"{key}={grammar}"])
+        except OverrideParseException as e:
+            problems.append(f"{key}={grammar}: {str(e).splitlines()[0]}")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+def reported_metrics(cfg: DictConfig) -> Set[str]:
+    """The metric names a run of this config writes to metrics.json (what ``sweep.metric`` may name)."""
+    trainer = cfg.trainer.name
+    has_eval = bool(cfg.data.valid_path or cfg.data.valid_split)
+    names = {"train_loss", "first_train_loss"}
+    if trainer == "ppo":
+        return names | {"mean_reward", "kl", "eval_mean_reward_before", "eval_mean_reward_after"}
+    names.add("train_loss_mean")
+    if has_eval:
+        names.add("eval_loss")
+        if trainer in ("dpo", "orpo"):
+            names |= {"eval_logp_margin_before", "eval_logp_margin_after", "eval_rewards/accuracies",
+                      "eval_rewards/margins"}
+        if trainer == "reward":
+            names |= {"eval_accuracy", "eval_margin", "eval_mean_reward"}
+        if trainer == "sft":
+            names.add("eval_mean_token_accuracy")
+    return names
+
+
+# ----------------------------------------------------------------------------------------------- hydra args
+def sweep_arguments(cfg: DictConfig, argv: List[str]) -> List[str]:
+    """The Hydra overrides that run this config as an Optuna sweep (the caller adds --multirun)."""
+    s = cfg.sweep
+    study = s.study_name or f"{cfg.trainer.name}-sweep"
+    storage = s.storage or "sqlite:///${hydra.sweep.dir}/optuna.db"
+    args = ["hydra/sweeper=optuna", f"hydra/sweeper/sampler={s.sampler}",
+             f"hydra.sweeper.n_trials={s.n_trials}", "hydra.sweeper.n_jobs=1",
+             f"hydra.sweeper.direction={s.direction}", "hydra.sweeper.max_failure_rate=1.0",
+             f"hydra.sweeper.storage='{storage}'", f"hydra.sweeper.study_name={study}"]
+    if s.sampler not in SEEDLESS_SAMPLERS:
+        args.append(f"hydra.sweeper.sampler.seed={s.seed}")
+    fixed = {a.split("=", 1)[0].lstrip("+") for a in argv if "=" in a}
+    for key, grammar in search_space(cfg).items():
+        if key in fixed:
+            log.warning("sweep: %s is searched (%s); its value on the command line is replaced", key, grammar)
+        args.append(f"{key}={grammar}")
+    return args
+
+
+# ----------------------------------------------------------------------------------------------- the report
+def _trial_rows(study, first_number: int, sweep_dir: str) -> List[Dict[str, Any]]:
+    rows = []
+    for t in study.trials:
+        start, end = t.datetime_start, t.datetime_complete
+        path = os.path.join(sweep_dir, str(t.number - first_number)) if t.number >= first_number else None
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value, **{f"params.{k}": v for k, v in
+                                                                                     t.params.items()},
+                     "seconds": round((end - start).total_seconds(), 2) if start and end else None,
+                     "path": path if path and os.path.isdir(path) else "(an earlier sweep)"})
+    return rows
+
+
+def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str,
+                 n_new: Optional[int] = None) -> Dict[str, Any]:
+    """trials.csv, a console table, optimization_results.yaml (with the best trial's model path) and PNG plots of
+    the optimisation history and the parameter importances, in the sweep dir."""
+    import csv
+
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    n_new = n_new if n_new is not None else len(study.trials)
+    first_number = len(study.trials) - n_new
+    rows = _trial_rows(study, first_number, sweep_dir)
+    columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "number", k != "state", k != "value", k))
+    with open(os.path.join(sweep_dir, "trials.csv"), "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    best = (min if direction == "minimize" else max)(complete, key=lambda r: r["value"]) if complete else None
+    result = {"study_name": study_name, "storage": storage, "metric": metric, "direction": direction,
+              "n_trials": len(rows), "n_complete": len(complete), "n_failed": sum(r["state"] == "FAIL" for r in rows),
+              "best_value": best["value"] if best else None,
+              "best_params": {k[7:]: v for k, v in best.items() if k.startswith("params.")} if best else None,
+              "best_trial": best["number"] if best else None, "best_model_path": best["path"] if best else None}
+    OmegaConf.save(OmegaConf.create(result), os.path.join(sweep_dir, "optimization_results.yaml"))
+    print(render_table(rows, metric))
+    print(f"best {metric}: {result['best_value']} (trial {result['best_trial']}, {result['best_model_path']})")
+    _plots(study, sweep_dir)
+    return result
+
+
+def render_table(rows: List[Dict[str, Any]], metric: str) -> str:
+    params = sorted({k for r in rows for k in r if k.startswith("params.")})
+    head = ["trial", "state", metric, *[p[7:] for p in params], "seconds"]
+    body = [[str(r["number"]), r["state"], "" if r["value"] is None else f"{r['value']:.5g}",
+             *["" if r.get(p) is None else f"{r[p]:.4g}" if isinstance(r[p], float) else str(r[p]) for p in params],
+             "" if r["seconds"] is None else str(r["seconds"])] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*["-" * w for w in widths]), *(fmt.format(*b) for b in body)])
+
+
+def _plots(study, sweep_dir: str) -> None:
+    """optimization_history.png (optuna's plot) and param_importances.png (a bar chart of optuna's random-forest
+    importances: optuna 2.10's own importance plot needs matplotlib.cm.get_cmap, gone from current matplotlib, and its
+    default fANOVA evaluator breaks on current numpy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
+    from optuna.visualization import matplotlib as ovm
+
+    def history():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+            return ovm.plot_optimization_history(study).figure
+
+    def importances():
+        scores = get_param_importances(study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0))
+        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(scores)))
+        names = list(scores)[::-1]
+        ax.barh(names, [scores[n] for n in names])
+        ax.set_xlabel("importance (random-forest impurity decrease)")
+        ax.set_title("Hyperparameter importances")
+        return fig
+
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    plots = [("optimization_history.png", history)]
+    if len(complete) >= 2 and any(t.params for t in complete):
+        plots.append(("param_importances.png", importances))
+    for name, draw in plots:
+        try:
+            fig = draw()
+            fig.tight_layout()
+            fig.savefig(os.path.join(sweep_dir, name), dpi=80)
+            plt.close(fig)
+        except Exception as e:  # a plot must never fail the sweep
+            log.warning("sweep: could not draw %s (%s)", name, e)
+
+
+try:
+    from hydra.experimental.callback import Callback
+except ImportError:  # pragma: no cover
+    Callback = object
+
+
+class SweepReport(Callback):
+    """Hydra callback: after an Optuna multirun, write the readable result into the sweep dir."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.makedirs(config.hydra.sweep.dir, exist_ok=True)  # the default sqlite storage lives there
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweeper = config.hydra.sweeper
+        if "optuna" not in str(sweeper.get("_target_", "")):
+            return
+        n_new = len([d for d in os.listdir(config.hydra.sweep.dir) if d.isdigit()])
+        write_report(config.hydra.sweep.dir, sweeper.storage, sweeper.study_name, config.sweep.metric,
+                     str(sweeper.direction), n_new=n_new)

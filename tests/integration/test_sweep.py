@@ -1,0 +1,72 @@
+"""Sweeps through the real command line (in this process: main() as `python -m autotrain_hydra` runs it)."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from autotrain_hydra.__main__ import main
+
+
+def sweep(tmp_path, monkeypatch, *overrides):
+    monkeypatch.chdir(tmp_path)
+    main(["features=[sweep]", "training.max_steps=3", "training.logging_steps=1", *overrides])
+    dirs = sorted(Path(tmp_path, "multirun").glob("*/*/*"), key=lambda p: p.stat().st_mtime)
+    return dirs[-1]
+
+
+def trial_values(sweep_dir, metric):
+    return {int(d.name): json.loads((d / "metrics.json").read_text())[metric]
+            for d in sweep_dir.iterdir() if d.is_dir() and (d / "metrics.json").exists()}
+
+
+def test_sweep_runs_resumes_and_reports(tmp_path, monkeypatch):
+    db = tmp_path / "study.db"
+    args = [f"sweep.storage=sqlite:///{db}", "sweep.study_name=lr-search", "sweep.n_trials=3", "sweep.sampler=random",
+            """sweep.params='{"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}'"""]
+    first = sweep(tmp_path, monkeypatch, *args)
+    values = trial_values(first, "eval_loss")
+    assert len(values) == 3
+    result = OmegaConf.load(first / "optimization_results.yaml")
+    assert result.best_value == pytest.approx(min(values.values()))
+    assert result.n_complete == 3 and result.metric == "eval_loss"
+    assert Path(result.best_model_path).name == str(min(values, key=values.get))
+    assert (Path(result.best_model_path) / "model.safetensors").is_file()
+    for name in ("trials.csv", "optimization_history.png", "param_importances.png"):
+        assert (first / name).is_file(), name
+    rows = list(csv.DictReader((first / "trials.csv").open()))
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3 and "params.training.lr" in rows[0]
+    # the same command again, on the same storage: one study with both runs' trials
+    second = sweep(tmp_path, monkeypatch, *args)
+    assert second != first
+    result = OmegaConf.load(second / "optimization_results.yaml")
+    assert result.n_trials == 6
+    rows = list(csv.DictReader((second / "trials.csv").open()))
+    assert [r["path"] for r in rows[:3]] == ["(an earlier sweep)"] * 3
+
+
+def test_failed_trials_are_recorded_and_maximize_picks_max(tmp_path, monkeypatch):
+    """fp16 cannot run on a CPU: those trials fail, the others complete, the sweep finishes."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU to force the failure")
+    sweep_dir = sweep(tmp_path, monkeypatch, "sweep.sampler=grid", "sweep.n_trials=4", "sweep.direction=maximize",
+                      "sweep.params={training.mixed_precision: [fp32, fp16], training.lr: [1e-3, 1e-2]}")
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_failed == 2 and result.n_complete == 2
+    values = trial_values(sweep_dir, "eval_loss")
+    assert len(values) == 2 and result.best_value == pytest.approx(max(values.values()))
+
+
+def test_unreported_metric_fails_before_the_first_trial(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["features=[sweep]", "trainer=ppo", "data.valid_path=null", "sweep.metric=eval_loss",
+              f"trainer.rl.reward_model_path={tmp_path}"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "sweep.metric eval_loss is not a metric this run reports" in err
+    assert not (tmp_path / "multirun").exists()
