@@ -174,9 +174,14 @@ def _trial_rows(study, first_number: int, sweep_dir: str) -> List[Dict[str, Any]
     for t in study.trials:
         start, end = t.datetime_start, t.datetime_complete
         path = os.path.join(sweep_dir, str(t.number - first_number)) if t.number >= first_number else None
+        train_s = None
+        if path and os.path.isfile(os.path.join(path, "metrics.json")):
+            with open(os.path.join(path, "metrics.json"), encoding="utf-8") as f:
+                train_s = json.load(f).get("train_runtime_s")
         rows.append({"number": t.number, "state": t.state.name, "value": t.value, **{f"params.{k}": v for k, v in
                                                                                      t.params.items()},
                      "seconds": round((end - start).total_seconds(), 2) if start and end else None,
+                     "train_seconds": train_s,
                      "path": path if path and os.path.isdir(path) else "(an earlier sweep)"})
     return rows
 
@@ -214,10 +219,11 @@ def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, dir
 
 def render_table(rows: List[Dict[str, Any]], metric: str) -> str:
     params = sorted({k for r in rows for k in r if k.startswith("params.")})
-    head = ["trial", "state", metric, *[p[7:] for p in params], "seconds"]
+    head = ["trial", "state", metric, *[p[7:] for p in params], "seconds", "of which training"]
     body = [[str(r["number"]), r["state"], "" if r["value"] is None else f"{r['value']:.5g}",
              *["" if r.get(p) is None else f"{r[p]:.4g}" if isinstance(r[p], float) else str(r[p]) for p in params],
-             "" if r["seconds"] is None else str(r["seconds"])] for r in rows]
+             "" if r["seconds"] is None else str(r["seconds"]),
+             "" if r.get("train_seconds") is None else f"{r['train_seconds']:.2f}"] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     return "\n".join([fmt.format(*head), fmt.format(*["-" * w for w in widths]), *(fmt.format(*b) for b in body)])

@@ -70,3 +70,14 @@ def test_unreported_metric_fails_before_the_first_trial(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert "sweep.metric eval_loss is not a metric this run reports" in err
     assert not (tmp_path / "multirun").exists()
+
+
+def test_guide_orpo_sweep_example(tmp_path, monkeypatch, capsys):
+    """The guide's ORPO sweep example (tiny model, sample data) as one command, with a readable result."""
+    sweep_dir = sweep(tmp_path, monkeypatch, "trainer=orpo", "training.epochs=2", "training.batch_size=4",
+                      "data.prompt_text_column=prompt", "data.rejected_text_column=rejected", "sweep.n_trials=2",
+                      "sweep.metric=eval_loss", "sweep.direction=minimize")
+    out = capsys.readouterr().out
+    assert "trial  state     eval_loss" in out and "best eval_loss:" in out
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_complete == 2 and set(result.best_params) == {"training.lr", "trainer.orpo_alpha"}

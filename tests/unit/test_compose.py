@@ -22,6 +22,8 @@ def test_combination_composes_and_validates(trainer, peft, features, tmp_path):
         overrides.append("distillation.teacher_model=some/teacher")
     if trainer == "ppo":
         overrides.append(f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}")
+        if "sweep" in features:  # PPO reports no eval loss: its sweeps name a reward metric
+            overrides += ["sweep.metric=eval_mean_reward_after", "sweep.direction=maximize"]
     if trainer == "reward" and "eval" in features:
         overrides.append("eval.metrics=[accuracy]")
     cfg = compose_config(overrides)

@@ -151,7 +151,7 @@ BAD_VALUES = [
     ("trainer.rl.chunk_size", 0), ("trainer.rl.mini_batch_size", 0), ("distillation.temperature", 0),
     ("distillation.alpha", 1.5), ("sweep.backend", "ray"), ("sweep.n_trials", 0), ("sweep.direction", "up"),
     ("eval.batch_size", 0), ("training.eval_strategy", "always"), ("trainer.max_seq_length", 2),
-    ("trainer.rl.max_new_tokens", 0), ("trainer.rl.temperature", 0),
+    ("trainer.rl.max_new_tokens", 0), ("trainer.rl.temperature", 0), ("sweep.sampler", "bayes"), ("sweep.seed", -1),
 ]
 
 

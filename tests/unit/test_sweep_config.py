@@ -1,0 +1,90 @@
+"""Sweep configuration without running a trial: the search space, the metric check, the Hydra arguments."""
+
+import pytest
+
+from autotrain_hydra import paths
+from autotrain_hydra.features.sweep import SweepSpecError, reported_metrics, search_space, sweep_arguments
+from tests.unit.helpers import check, compose, fake_reward_dir, messages
+
+
+def test_json_and_yaml_params_give_the_same_space():
+    as_json = compose("features=[sweep]", """sweep.params='{"training.lr": "tag(log, interval(1e-5, 1e-3))", """
+                      """"peft.lora_r": [8, 16], "trainer.dpo_beta": {"type": "float", "low": 0.05, "high": 0.5}}'""")
+    as_yaml = compose("features=[sweep]", "+sweep.params={training.lr: 'tag(log, interval(1e-5, 1e-3))', "
+                      "peft.lora_r: [8, 16], trainer.dpo_beta: {type: float, low: 0.05, high: 0.5}}")
+    expected = {"training.lr": "tag(log, interval(1e-5, 1e-3))", "peft.lora_r": "choice(8, 16)",
+                "trainer.dpo_beta": "interval(0.05, 0.5)"}
+    assert search_space(as_json) == expected == search_space(as_yaml)
+
+
+def test_guide_names_and_types_convert():
+    cfg = compose("features=[sweep]", """sweep.params='{"lr": {"type": "loguniform", "low": 1e-5, "high": 1e-3}, """
+                  """"lora_r": {"type": "int", "low": 4, "high": 64, "log": true}, "optimizer": ["sgd", "adafactor"]}'""")
+    assert search_space(cfg) == {"training.lr": "tag(log, interval(1e-05, 0.001))",
+                                 "peft.lora_r": "tag(log, int(interval(4, 64)))",
+                                 "training.optimizer": 'choice("sgd", "adafactor")'}
+
+
+def test_default_space_per_trainer_and_lora():
+    assert search_space(compose("features=[sweep]", "trainer=dpo")) == {
+        "training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.dpo_beta": "interval(0.05, 0.5)"}
+    assert "peft.lora_r" in search_space(compose("features=[sweep]", "peft=lora"))
+
+
+def test_bad_space_is_an_error_before_any_trial():
+    report = check("features=[sweep]", """sweep.params='{"lr": {"type": "gaussian", "low": 1, "high": 2}}'""")
+    assert messages(report, "error") == ["sweep.params: lr: unknown parameter type 'gaussian' (float, int, "
+                                         "categorical, loguniform)"]
+    report = check("features=[sweep]", """sweep.params='{"lrr": "interval(1, 2)"}'""")
+    assert messages(report, "error") == ["sweep.params: sweep.params: unknown key 'lrr'"]
+    with pytest.raises(SweepSpecError):
+        search_space(compose("features=[sweep]", """sweep.params='{"lr": {"type": "int"}}'"""))
+
+
+def test_metric_must_be_reported():
+    from autotrain_hydra.schema.rules import resolve_data_sample
+
+    cfg = compose("trainer=sft")
+    resolve_data_sample(cfg)  # the sample has validation data: eval metrics are reported
+    assert "eval_loss" in reported_metrics(cfg)
+    report = check("features=[sweep]", "sweep.metric=accuracy")
+    (err,) = report.errors
+    assert err.message == "sweep.metric accuracy is not a metric this run reports"
+    assert "eval_loss" in err.fix
+    assert not check("features=[sweep]", "trainer=reward", "sweep.metric=eval_accuracy",
+                     "sweep.direction=maximize").errors
+    ppo = check("features=[sweep]", "trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir()}")
+    assert messages(ppo, "error") == ["sweep.metric eval_loss is not a metric this run reports (eval metrics need "
+                                      "eval data: data.valid_path or data.valid_split)"]
+
+
+def test_wandb_backend_is_refused_honestly():
+    (err,) = check("features=[sweep]", "sweep.backend=wandb").errors
+    assert err.message == "sweep.backend=wandb needs a W&B server, and none is configured here"
+
+
+def test_sweep_keys_without_feature_warn():
+    assert messages(check("sweep.n_trials=5"), "warning") == [
+        "sweep_n_trials only applies when sweep is enabled (features=[sweep]), will be ignored"]
+
+
+def test_hydra_arguments():
+    cfg = compose("features=[sweep]", "sweep.n_trials=7", "sweep.sampler=random", "sweep.direction=maximize",
+                  "sweep.metric=eval_mean_token_accuracy")
+    args = sweep_arguments(cfg, ["features=[sweep]", "training.lr=1e-3"])
+    assert "hydra/sweeper=optuna" in args and "hydra/sweeper/sampler=random" in args
+    assert "hydra.sweeper.n_trials=7" in args and "hydra.sweeper.direction=maximize" in args
+    assert "hydra.sweeper.sampler.seed=42" in args and "hydra.sweeper.study_name=sft-sweep" in args
+    assert "training.lr=tag(log, interval(1e-5, 1e-2))" in args
+    grid = sweep_arguments(compose("features=[sweep]", "sweep.sampler=grid"), [])
+    assert not any("seed" in a for a in grid)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (paths.config_dir() / "hparams_search").glob("*.yaml")))
+def test_hparams_search_presets(name):
+    trainer = name.split("_")[0]
+    extra = [f"trainer.rl.reward_model_path={fake_reward_dir()}"] if trainer == "ppo" else []
+    report = check(f"hparams_search={name}", *extra)
+    assert not report.errors, report.render()
+    cfg = compose(f"hparams_search={name}")
+    assert cfg.trainer.name == trainer and cfg.sweep.enabled and len(search_space(cfg)) >= 2
