@@ -17,7 +17,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes")
 SEEDLESS_SAMPLERS = ("grid",)
 
 # Default search spaces (used when sweep.params is not given), in the Optuna sweeper's grammar.

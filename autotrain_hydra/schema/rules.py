@@ -33,6 +33,7 @@ CHAT_TEMPLATES = ("chatml", "zephyr", "llama2", "alpaca")
 EVAL_STRATEGIES = ("no", "epoch", "steps")
 SWEEP_BACKENDS = ("optuna", "wandb")
 SWEEP_DIRECTIONS = ("minimize", "maximize")
+SWEEP_SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PEFT_METHODS = ("none", "lora")
 # Enhanced-evaluation metrics and the trainers whose output they can score.
 GENERATIVE = frozenset({"generic", "sft", "dpo", "orpo", "ppo"})
@@ -58,6 +59,7 @@ DATA_SAMPLE = {"generic": "text", "sft": "chat", "dpo": "preference", "orpo": "p
 class Check:
     ok: Callable[[Any], bool]
     text: str  # "a number > 0" — completes "must be ..."
+    choices: Tuple[Any, ...] = ()  # for one_of: the allowed values (did-you-mean suggestions)
 
 
 def _num(v: Any) -> bool:
@@ -80,7 +82,7 @@ def between(lo: float, hi: float, hi_open: bool = False) -> Check:
 
 def one_of(choices: Sequence[Any]) -> Check:
     shown = ", ".join("null" if c is None else str(c) for c in choices)
-    return Check(lambda v: v in choices, f"one of {shown}")
+    return Check(lambda v: v in choices, f"one of {shown}", tuple(choices))
 
 
 # ----------------------------------------------------------------------------------------------- the table
@@ -196,7 +198,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("sweep.metric", "--sweep-metric", feature="sweep", group="sweep"),
     Param("sweep.direction", "--sweep-direction", check=one_of(SWEEP_DIRECTIONS), feature="sweep", group="sweep"),
     Param("sweep.params", "--sweep-params", feature="sweep", group="sweep"),
-    Param("sweep.sampler", check=one_of(("tpe", "random", "grid", "cmaes")), feature="sweep", group="sweep"),
+    Param("sweep.sampler", check=one_of(SWEEP_SAMPLERS), feature="sweep", group="sweep"),
     Param("sweep.seed", check=ge(0), feature="sweep", group="sweep"),
     Param("sweep.storage", feature="sweep", group="sweep"),
     Param("sweep.study_name", feature="sweep", group="sweep"),
@@ -484,23 +486,13 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: b
 
 
 def _value_fix(p: Param, value: Any) -> str:
-    if p.check and p.check.text.startswith("one of"):
-        choices = [str(c) for c in _choices(p)]
+    if p.check and p.check.choices:
+        choices = [str(c) for c in p.check.choices if c is not None]
         close = [c for c in choices if c.startswith(str(value))] or difflib.get_close_matches(
             str(value), choices, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}? " if close else ""
         return f"{hint}set {p.key} to {p.check.text[len('one of '):].replace(', ', ' | ')}"
     return f"set {p.key} to {p.check.text}"
-
-
-def _choices(p: Param) -> Sequence[Any]:
-    for name, choices in (("training.optimizer", OPTIMIZERS), ("training.scheduler", SCHEDULERS),
-                          ("training.mixed_precision", MIXED_PRECISION), ("peft.method", PEFT_METHODS),
-                          ("sweep.backend", SWEEP_BACKENDS), ("sweep.direction", SWEEP_DIRECTIONS),
-                          ("training.eval_strategy", EVAL_STRATEGIES)):
-        if p.key == name:
-            return choices
-    return ()
 
 
 def _check_unknown_keys(cfg: DictConfig, report: Report) -> None:
