@@ -110,6 +110,10 @@ def sweep_precheck(argv: List[str]) -> Tuple[List[str], int]:
     if report.errors:
         print(report.render(), file=sys.stderr)
         return [], EXIT_CONFIG_ERROR
+    if cfg.sweep.backend == "wandb":
+        from autotrain_hydra.features.sweep import run_wandb_sweep
+
+        sys.exit(run_wandb_sweep(cfg, args.overrides))
     return sweep_arguments(cfg, argv), 0
 
 

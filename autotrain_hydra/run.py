@@ -24,9 +24,7 @@ from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, 
 log = logging.getLogger("autotrain_hydra")
 
 EXIT_RUN_ERROR = 1
-IMPLEMENTED_FEATURES = {"sweep"}
-FEATURE_ISSUES = {"distillation": "[6] knowledge distillation", "sweep": "[4] hyperparameter sweeps",
-                  "eval": "[5] enhanced evaluation"}
+FEATURE_ISSUES = {"distillation": "[6] knowledge distillation", "eval": "[5] enhanced evaluation"}
 
 
 def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Report:
@@ -46,8 +44,6 @@ def not_implemented(cfg: DictConfig) -> Report:
     report = Report()
     name = cfg.trainer.name
     for feat, issue in FEATURE_ISSUES.items():
-        if feat in IMPLEMENTED_FEATURES:
-            continue
         if cfg[feat].enabled and not (feat == "distillation" and name == "reward"):
             report.error(f"features=[{feat}] is not implemented yet (it comes with issue {issue}); the config is "
                          f"valid", f"{feat}.enabled", True, f"remove {feat} from features for now")
@@ -96,6 +92,11 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
         raise RuntimeError(f"the run ended without a finite {name} ({objective})")
     metrics["objective"] = objective
     metrics["objective_name"] = name
+    if "wandb" in list(cfg.report_to):  # the run's summary carries every number (a W&B sweep reads its metric)
+        import wandb
+
+        if wandb.run is not None:
+            wandb.run.summary.update({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
     metrics["wall_time_s"] = round(time.time() - started, 2)
     write_outputs(job, metrics, report)
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,

@@ -167,6 +167,93 @@ def sweep_arguments(cfg: DictConfig, argv: List[str]) -> List[str]:
     return args
 
 
+# ----------------------------------------------------------------------------------------------- W&B backend
+WANDB_METHOD = {"tpe": "bayes", "cmaes": "bayes", "random": "random", "grid": "grid"}
+
+
+def _wandb_parameter(key: str, grammar: str) -> Dict[str, Any]:
+    """One parameter of a W&B sweep spec from the sweeper grammar (through the Optuna sweeper's own parser)."""
+    import optuna.distributions as d
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    (override,) = OverridesParser.create().parse_overrides([f"{key}={grammar}"])
+    dist = create_optuna_distribution_from_override(override)
+    if isinstance(dist, d.CategoricalDistribution):
+        return {"values": list(dist.choices)}
+    if isinstance(dist, d.LogUniformDistribution):
+        return {"distribution": "log_uniform_values", "min": dist.low, "max": dist.high}
+    if isinstance(dist, d.IntLogUniformDistribution):
+        return {"distribution": "q_log_uniform_values", "min": dist.low, "max": dist.high, "q": 1}
+    if isinstance(dist, d.IntUniformDistribution):
+        return {"distribution": "int_uniform", "min": dist.low, "max": dist.high}
+    if isinstance(dist, d.DiscreteUniformDistribution):
+        return {"distribution": "q_uniform", "min": dist.low, "max": dist.high, "q": dist.q}
+    if isinstance(dist, d.UniformDistribution):
+        return {"distribution": "uniform", "min": dist.low, "max": dist.high}
+    return {"value": dist}  # a fixed value
+
+
+def wandb_spec(cfg: DictConfig, argv: List[str]) -> Dict[str, Any]:
+    """The W&B sweep spec of the same search space: each W&B trial runs this command line (the sweep feature off
+    inside the trial) with the sampled parameters appended as Hydra overrides (W&B's ${args_no_hyphens} is
+    key=value, Hydra's override form), logging to W&B."""
+    space = search_space(cfg)
+    fixed = [a for a in argv if a.split("=", 1)[0].lstrip("+") not in space and not a.startswith("-")]
+    return {"method": WANDB_METHOD[cfg.sweep.sampler],
+            "metric": {"name": cfg.sweep.metric, "goal": cfg.sweep.direction},
+            "run_cap": int(cfg.sweep.n_trials),
+            "parameters": {k: _wandb_parameter(k, g) for k, g in space.items()},
+            "command": ["${env}", "${interpreter}", "-m", "autotrain_hydra", *fixed, "sweep.enabled=false",
+                        "report_to=[wandb]", "${args_no_hyphens}"]}
+
+
+def wandb_server_problem(timeout: float = 3.0) -> Optional[str]:
+    """Why no W&B server can be used from here, or None when one answers."""
+    import socket
+    from urllib.parse import urlparse
+
+    mode = os.environ.get("WANDB_MODE", "")
+    if mode in ("offline", "disabled", "dryrun"):
+        return f"WANDB_MODE={mode}"
+    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    url = urlparse(base)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+    except OSError as e:
+        return f"{base} cannot be reached ({e})"
+    if not os.environ.get("WANDB_API_KEY") and not os.path.exists(os.path.expanduser("~/.netrc")):
+        return "no W&B API key (set WANDB_API_KEY or run wandb login)"
+    return None
+
+
+def run_wandb_sweep(cfg: DictConfig, argv: List[str], spec_dir: str = "multirun") -> int:
+    """sweep.backend=wandb: write the spec; run a W&B agent when a server answers, else a clear error (exit 2)."""
+    import time
+
+    import yaml
+
+    spec = wandb_spec(cfg, argv)
+    os.makedirs(spec_dir, exist_ok=True)
+    path = os.path.join(spec_dir, f"wandb_sweep-{cfg.trainer.name}-{time.strftime('%Y%m%d-%H%M%S')}.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(spec, f, sort_keys=False)
+    problem = wandb_server_problem()
+    if problem:
+        import sys
+
+        print(f"Error: sweep.backend=wandb needs a reachable W&B server: {problem}  [sweep.backend=wandb]\n"
+              f"    fix: the W&B sweep spec is in {path}: run `wandb sweep {path}` and `wandb agent <id>` where a "
+              f"server is reachable, or use sweep.backend=optuna here (trials can still log to W&B offline with "
+              f"report_to=[wandb])", file=sys.stderr)
+        return 2
+    import wandb
+
+    sweep_id = wandb.sweep(spec, project=os.environ.get("WANDB_PROJECT", "autotrain_hydra"))
+    wandb.agent(sweep_id, count=int(cfg.sweep.n_trials))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- the report
 def _trial_rows(study, first_number: int, sweep_dir: str) -> List[Dict[str, Any]]:
     rows = []

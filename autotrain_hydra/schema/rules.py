@@ -584,9 +584,6 @@ def _check_sweep(cfg: DictConfig, report: Report) -> None:
         report.error(f"sweep.params: {problem}", "sweep.params", get(cfg, "sweep.params"),
                      "use the sweeper's grammar: interval(a, b), int(interval(a, b)), tag(log, interval(a, b)), "
                      "range(a, b), choice(x, y), or {type, low, high, log} / a list of choices")
-    if get(cfg, "sweep.backend") == "wandb":
-        report.error("sweep.backend=wandb needs a W&B server, and none is configured here", "sweep.backend", "wandb",
-                     "use sweep.backend=optuna (each trial can still log to wandb with report_to=[wandb])")
 
 
 def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:

@@ -81,3 +81,24 @@ def test_guide_orpo_sweep_example(tmp_path, monkeypatch, capsys):
     assert "trial  state     eval_loss" in out and "best eval_loss:" in out
     result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert result.n_complete == 2 and set(result.best_params) == {"training.lr", "trainer.orpo_alpha"}
+
+
+def test_wandb_backend_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """No W&B server here (WANDB_MODE=offline in the tests): the spec is written and the command exits 2."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["features=[sweep]", "sweep.backend=wandb", "sweep.n_trials=4"])
+    assert e.value.code == 2
+    assert "needs a reachable W&B server" in capsys.readouterr().err
+    (spec,) = (tmp_path / "multirun").glob("wandb_sweep-sft-*.yaml")
+    assert OmegaConf.load(spec).run_cap == 4
+
+
+def test_each_trial_logs_to_its_own_wandb_run_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    sweep(tmp_path, monkeypatch, "sweep.n_trials=2", "training.max_steps=2", "report_to=[wandb]")
+    import wandb
+
+    assert wandb.run is None  # finished after the last trial
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2

@@ -58,11 +58,6 @@ def test_metric_must_be_reported():
                                       "eval data: data.valid_path or data.valid_split)"]
 
 
-def test_wandb_backend_is_refused_honestly():
-    (err,) = check("features=[sweep]", "sweep.backend=wandb").errors
-    assert err.message == "sweep.backend=wandb needs a W&B server, and none is configured here"
-
-
 def test_sweep_keys_without_feature_warn():
     assert messages(check("sweep.n_trials=5"), "warning") == [
         "sweep_n_trials only applies when sweep is enabled (features=[sweep]), will be ignored"]
@@ -88,3 +83,34 @@ def test_hparams_search_presets(name):
     assert not report.errors, report.render()
     cfg = compose(f"hparams_search={name}")
     assert cfg.trainer.name == trainer and cfg.sweep.enabled and len(search_space(cfg)) >= 2
+
+
+def test_wandb_spec_from_the_same_space():
+    from autotrain_hydra.features.sweep import wandb_spec
+
+    cfg = compose("features=[sweep]", "sweep.backend=wandb", "sweep.n_trials=5", "sweep.direction=minimize",
+                  "+sweep.params={training.lr: 'tag(log, interval(1e-5, 1e-3))', peft.lora_r: [8, 16], "
+                  "training.warmup_ratio: 'interval(0.0, 0.2)', training.gradient_accumulation: 'int(interval(1, 4))'}")
+    spec = wandb_spec(cfg, ["features=[sweep]", "sweep.backend=wandb", "trainer=sft", "training.lr=1e-3"])
+    assert spec["method"] == "bayes" and spec["metric"] == {"name": "eval_loss", "goal": "minimize"}
+    assert spec["run_cap"] == 5
+    assert spec["parameters"] == {
+        "training.lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3},
+        "peft.lora_r": {"values": [8, 16]},
+        "training.warmup_ratio": {"distribution": "uniform", "min": 0.0, "max": 0.2},
+        "training.gradient_accumulation": {"distribution": "int_uniform", "min": 1, "max": 4}}
+    cmd = spec["command"]
+    assert cmd[:4] == ["${env}", "${interpreter}", "-m", "autotrain_hydra"] and cmd[-1] == "${args_no_hyphens}"
+    assert "trainer=sft" in cmd and "training.lr=1e-3" not in cmd and "sweep.enabled=false" in cmd
+
+
+def test_wandb_backend_without_server_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from autotrain_hydra.features.sweep import run_wandb_sweep
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose("features=[sweep]", "sweep.backend=wandb")
+    assert run_wandb_sweep(cfg, ["features=[sweep]", "sweep.backend=wandb"], spec_dir=str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "Error: sweep.backend=wandb needs a reachable W&B server: WANDB_MODE=offline" in err
+    (spec,) = tmp_path.glob("wandb_sweep-sft-*.yaml")
+    assert f"wandb sweep {spec}" in err
