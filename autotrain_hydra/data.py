@@ -73,6 +73,13 @@ def load_splits(data_cfg: Any) -> Splits:
         valid = load_split(data_cfg.path, data_cfg.valid_split)
     if data_cfg.max_samples:
         train = train.select(range(min(len(train), data_cfg.max_samples)))
+    if valid is None and data_cfg.get("valid_fraction"):
+        if len(train) < 2:
+            raise DataError(f"the training data {data_cfg.path} is too small to hold out a validation slice")
+        parts = train.train_test_split(test_size=data_cfg.valid_fraction, seed=0)
+        train, valid = parts["train"], parts["test"]
+        log.info("held out %d of %d training rows as validation data (data.valid_fraction=%s)", len(valid),
+                 len(valid) + len(train), data_cfg.valid_fraction)
     if len(train) == 0:
         raise DataError(f"the training data {data_cfg.path} is empty")
     if valid is not None and len(valid) == 0:

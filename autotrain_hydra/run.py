@@ -24,7 +24,7 @@ from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, 
 log = logging.getLogger("autotrain_hydra")
 
 EXIT_RUN_ERROR = 1
-FEATURE_ISSUES = {"distillation": "[6] knowledge distillation", "eval": "[5] enhanced evaluation"}
+FEATURE_ISSUES = {"distillation": "[6] knowledge distillation"}
 
 
 def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Report:
@@ -47,6 +47,10 @@ def not_implemented(cfg: DictConfig) -> Report:
         if cfg[feat].enabled and not (feat == "distillation" and name == "reward"):
             report.error(f"features=[{feat}] is not implemented yet (it comes with issue {issue}); the config is "
                          f"valid", f"{feat}.enabled", True, f"remove {feat} from features for now")
+    if cfg.eval.enabled and cfg.eval.benchmark:
+        report.error("eval.benchmark (lm-evaluation-harness tasks) is not implemented yet (issue [5]); the other "
+                     "enhanced-evaluation metrics are", "eval.benchmark", cfg.eval.benchmark,
+                     "remove eval.benchmark for now")
     return report
 
 
@@ -80,8 +84,11 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     set_seed(cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
     job = Job(cfg=cfg, output_dir=output_dir)
     trainer_module = importlib.import_module(f"autotrain_hydra.trainers.{cfg.trainer.name}")
+    before = _evaluate_before(cfg) if cfg.eval.enabled else None
     trained = trainer_module.train(job)
     metrics = {**job.metrics, **trained}
+    if cfg.eval.enabled:
+        metrics.update(_evaluate_after(cfg, output_dir, metrics, before))
 
     if cfg.sweep.enabled:
         name = cfg.sweep.metric
@@ -102,6 +109,42 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
     return float(objective)
+
+
+def _holdout_for_eval(cfg: DictConfig) -> None:
+    """Enhanced evaluation without eval data: hold out eval.holdout_fraction of the training rows (said in the log)."""
+    d = cfg.data
+    if not (cfg.eval.dataset_path or d.valid_path or d.valid_split or d.valid_fraction):
+        d.valid_fraction = cfg.eval.holdout_fraction
+        log.info("enhanced evaluation: no eval data given, holding out %s of the training rows", d.valid_fraction)
+
+
+def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:
+    from autotrain_hydra.features import evaluation
+    from autotrain_hydra.models import resolve_model_name
+    from autotrain_hydra.schema.rules import GENERATIVE
+
+    _holdout_for_eval(cfg)
+    if not cfg.eval.before_training or cfg.trainer.name not in GENERATIVE:
+        return None
+    return evaluation.evaluate_generator(resolve_model_name(cfg.model.name), cfg)
+
+
+def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
+                    before: Optional[Dict[str, float]]) -> Dict[str, Any]:
+    from autotrain_hydra.features import evaluation
+    from autotrain_hydra.schema.rules import GENERATIVE
+
+    if cfg.trainer.name in GENERATIVE:
+        predictions = os.path.join(output_dir, "predictions.jsonl") if cfg.eval.save_predictions else None
+        after = evaluation.evaluate_generator(output_dir, cfg, predictions)
+    else:
+        after = evaluation.from_trainer_metrics(cfg, trained)
+    print(evaluation.table(after, before))
+    out: Dict[str, Any] = dict(after)
+    if before:
+        out.update({k.replace("eval/", "eval_before/", 1): v for k, v in before.items()})
+    return out
 
 
 def write_json_atomic(path: str, data: Any) -> None:

@@ -131,7 +131,7 @@ def reported_metrics(cfg: DictConfig) -> Set[str]:
     """The metric names a run of this config writes to metrics.json (what ``sweep.metric`` may name)."""
     trainer = cfg.trainer.name
     has_eval = bool(cfg.data.valid_path or cfg.data.valid_split)
-    names = {"train_loss", "first_train_loss"}
+    names = {"train_loss", "first_train_loss"} | enhanced_eval_names(cfg)
     if trainer == "ppo":
         return names | {"mean_reward", "kl", "eval_mean_reward_before", "eval_mean_reward_after"}
     names.add("train_loss_mean")
@@ -145,6 +145,21 @@ def reported_metrics(cfg: DictConfig) -> Set[str]:
         if trainer == "sft":
             names.add("eval_mean_token_accuracy")
     return names
+
+
+def enhanced_eval_names(cfg: DictConfig) -> Set[str]:
+    """``eval/<name>`` keys that features=[eval] adds to metrics.json."""
+    from autotrain_hydra.schema.rules import eval_metrics
+
+    if not cfg.eval.enabled:
+        return set()
+    expand = {"rouge": ["rouge1", "rouge2", "rougeL", "rougeLsum"],
+              "bertscore": ["bertscore_precision", "bertscore_recall", "bertscore_f1"]}
+    try:
+        metrics = eval_metrics(cfg)
+    except ValueError:
+        return set()
+    return {f"eval/{n}" for m in metrics for n in expand.get(m, [m])}
 
 
 # ----------------------------------------------------------------------------------------------- hydra args

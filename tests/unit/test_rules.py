@@ -152,6 +152,7 @@ BAD_VALUES = [
     ("distillation.alpha", 1.5), ("sweep.backend", "ray"), ("sweep.n_trials", 0), ("sweep.direction", "up"),
     ("eval.batch_size", 0), ("training.eval_strategy", "always"), ("trainer.max_seq_length", 2),
     ("trainer.rl.max_new_tokens", 0), ("trainer.rl.temperature", 0), ("sweep.sampler", "bayes"), ("sweep.seed", -1),
+    ("eval.max_new_tokens", 0), ("eval.holdout_fraction", 1.0), ("data.valid_fraction", 0.0),
 ]
 
 
@@ -169,7 +170,7 @@ def test_every_checked_param_has_a_bad_value_test():
     tested = {k for k, _ in BAD_VALUES}
     assert {p.key for p in PARAMS if p.check} - tested <= {"training.eval_batch_size", "training.logging_steps",
                                                            "training.max_grad_norm", "training.eval_steps",
-                                                           "data.max_samples"}
+                                                           "data.max_samples", "eval.max_samples"}
 
 
 def test_unknown_optimizer_suggests_closest():

