@@ -47,10 +47,6 @@ def not_implemented(cfg: DictConfig) -> Report:
         if cfg[feat].enabled and not (feat == "distillation" and name == "reward"):
             report.error(f"features=[{feat}] is not implemented yet (it comes with issue {issue}); the config is "
                          f"valid", f"{feat}.enabled", True, f"remove {feat} from features for now")
-    if cfg.eval.enabled and cfg.eval.benchmark:
-        report.error("eval.benchmark (lm-evaluation-harness tasks) is not implemented yet (issue [5]); the other "
-                     "enhanced-evaluation metrics are", "eval.benchmark", cfg.eval.benchmark,
-                     "remove eval.benchmark for now")
     return report
 
 
@@ -140,6 +136,14 @@ def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
         after = evaluation.evaluate_generator(output_dir, cfg, predictions)
     else:
         after = evaluation.from_trainer_metrics(cfg, trained)
+    if cfg.eval.benchmark:
+        from autotrain_hydra.features.benchmark import run_benchmarks
+        from autotrain_hydra.models import resolve_model_name
+
+        benchmark = cfg.eval.benchmark
+        benchmark = benchmark if isinstance(benchmark, str) else list(benchmark)
+        after.update(run_benchmarks(output_dir, benchmark, cfg.eval.batch_size, cfg.eval.max_samples,
+                                    base_model=resolve_model_name(cfg.model.name)))
     print(evaluation.table(after, before))
     out: Dict[str, Any] = dict(after)
     if before:
@@ -275,10 +279,11 @@ def _report_and_exit(full: bool):
         print(e.report.render(), file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
     from autotrain_hydra.data import DataError
+    from autotrain_hydra.features.benchmark import BenchmarkError
     from autotrain_hydra.models import ModelLoadError
     from autotrain_hydra.trainers.common import HardwareError
 
-    if full or not isinstance(e, (DataError, ModelLoadError, HardwareError)):
+    if full or not isinstance(e, (DataError, ModelLoadError, HardwareError, BenchmarkError)):
         raise
     print(f"Error: {e}", file=sys.stderr)
     sys.exit(EXIT_CONFIG_ERROR if isinstance(e, (DataError, HardwareError)) else EXIT_RUN_ERROR)

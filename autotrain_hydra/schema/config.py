@@ -155,7 +155,7 @@ class EvalConfig:
     dataset_path: Optional[str] = None
     batch_size: int = 8
     save_predictions: bool = False
-    benchmark: Optional[str] = None
+    benchmark: Any = None  # lm-eval task names / task YAML paths: a list, or a comma-separated string
     # beyond the guide
     max_new_tokens: int = 64  # generation for the text metrics (greedy unless do_sample)
     do_sample: bool = False

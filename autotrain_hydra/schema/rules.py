@@ -575,6 +575,14 @@ def _check_combinations(cfg: DictConfig, report: Report, trainer: str) -> None:
                 fits = [k for k, v in EVAL_METRICS.items() if trainer in v]
                 report.error(f"evaluation metric {m} does not apply to {trainers_label([trainer])}", "eval.metrics",
                              metrics_raw, f"metrics for trainer={trainer}: {', '.join(fits)}")
+    if feature_enabled(cfg, "eval") and get(cfg, "eval.benchmark"):
+        from autotrain_hydra.features.benchmark import problems
+
+        if trainer not in GENERATIVE | {"ppo"}:
+            report.error(f"eval.benchmark runs text-generation tasks: not for {trainers_label([trainer])}",
+                         "eval.benchmark", get(cfg, "eval.benchmark"), "remove eval.benchmark")
+        for message, fix in problems(get(cfg, "eval.benchmark")):
+            report.error(message, "eval.benchmark", get(cfg, "eval.benchmark"), fix)
     try:
         parse_sweep_params(get(cfg, "sweep.params"))
     except ValueError as e:
@@ -592,7 +600,8 @@ def _check_sweep(cfg: DictConfig, report: Report) -> None:
 
     metric = get(cfg, "sweep.metric")
     reported = sweep.reported_metrics(cfg)
-    if metric not in reported:
+    benchmark = feature_enabled(cfg, "eval") and get(cfg, "eval.benchmark") and metric.startswith("eval/benchmark/")
+    if metric not in reported and not benchmark:
         hint = " (eval metrics need eval data: data.valid_path or data.valid_split)" if metric.startswith("eval") \
             else ""
         report.error(f"sweep.metric {metric} is not a metric this run reports{hint}", "sweep.metric", metric,

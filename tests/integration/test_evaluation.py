@@ -73,8 +73,25 @@ def test_reward_trainer_reports_accuracy(tmp_path):
     assert m["eval/accuracy"] == m["eval_accuracy"] >= 0.9 and "eval/reward_margin" in m
 
 
-def test_benchmark_is_not_implemented_yet(tmp_path):
-    from autotrain_hydra.schema.errors import ConfigError
+def test_benchmarks_shipped_and_local_task_offline(tmp_path):
+    """lm-evaluation-harness on the trained model: the shipped task and a local task YAML over a jsonl."""
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"q": "Question: What is 2 plus 2?\\nAnswer:", "a": " 2 plus 2 is 4.", "b": " I do not know."}\n'
+                    '{"q": "Question: What color is the sky?\\nAnswer:", "a": " The sky is blue.", "b": " Maybe."}\n')
+    task = tmp_path / "my_qa.yaml"
+    task.write_text(f"task: my_qa\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\n"
+                    "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{q}}'\n"
+                    "doc_to_choice: '{{[a, b]}}'\ndoc_to_target: 0\nmetric_list:\n  - metric: acc\n")
+    out = tmp_path / "out"
+    run(compose_config(["trainer=dpo", "training.max_steps=12", "features=[eval]", "eval.metrics=[perplexity]",
+                        f"eval.benchmark='autotrain_qa,{task}'", f"output_dir={out}"]))
+    m = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= m["eval/benchmark/autotrain_qa/acc"] <= 1.0 and 0.0 <= m["eval/benchmark/my_qa/acc"] <= 1.0
 
-    with pytest.raises(ConfigError, match="eval.benchmark .* is not implemented yet"):
-        run(compose_config(["features=[eval]", "eval.benchmark=hellaswag", f"output_dir={tmp_path}/o"]))
+
+def test_unknown_benchmark_task_is_a_clear_error(tmp_path):
+    from autotrain_hydra.features.benchmark import BenchmarkError, run_benchmarks
+    from autotrain_hydra.models import tiny_model_dir
+
+    with pytest.raises(BenchmarkError, match=r"unknown benchmark task\(s\) no_such_task"):
+        run_benchmarks(str(tiny_model_dir()), "no_such_task", 8)

@@ -114,3 +114,17 @@ def test_wandb_backend_without_server_is_a_clear_error(tmp_path, monkeypatch, ca
     assert "Error: sweep.backend=wandb needs a reachable W&B server: WANDB_MODE=offline" in err
     (spec,) = tmp_path.glob("wandb_sweep-sft-*.yaml")
     assert f"wandb sweep {spec}" in err
+
+
+def test_benchmark_rules(monkeypatch, tmp_path):
+    import importlib.util
+
+    assert messages(check("trainer=reward", "features=[eval]", "eval.benchmark=autotrain_qa"), "error") == [
+        "eval.benchmark runs text-generation tasks: not for Reward trainer"]
+    assert messages(check("features=[eval]", f"eval.benchmark={tmp_path}/nope.yaml"), "error") == [
+        f"benchmark task file not found: {tmp_path}/nope.yaml"]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval" else real(name, *a))
+    (err,) = check("features=[eval]", "eval.benchmark=autotrain_qa").errors
+    assert err.message == "eval.benchmark needs lm-evaluation-harness, the optional extra lm-eval"
+    assert "pip install 'autotrain_hydra[lm-eval]'" in err.fix
