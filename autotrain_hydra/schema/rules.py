@@ -602,8 +602,12 @@ def _check_sweep(cfg: DictConfig, report: Report) -> None:
     reported = sweep.reported_metrics(cfg)
     benchmark = feature_enabled(cfg, "eval") and get(cfg, "eval.benchmark") and metric.startswith("eval/benchmark/")
     if metric not in reported and not benchmark:
-        hint = " (eval metrics need eval data: data.valid_path or data.valid_split)" if metric.startswith("eval") \
-            else ""
+        if metric.startswith("eval/"):
+            hint = " (enhanced-evaluation metrics are those of eval.metrics, with features=[eval])"
+        elif metric.startswith("eval"):
+            hint = " (eval metrics need eval data: data.valid_path or data.valid_split)"
+        else:
+            hint = ""
         report.error(f"sweep.metric {metric} is not a metric this run reports{hint}", "sweep.metric", metric,
                      f"choose one of {', '.join(sorted(reported))}")
     try:

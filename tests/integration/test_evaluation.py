@@ -95,3 +95,27 @@ def test_unknown_benchmark_task_is_a_clear_error(tmp_path):
 
     with pytest.raises(BenchmarkError, match=r"unknown benchmark task\(s\) no_such_task"):
         run_benchmarks(str(tiny_model_dir()), "no_such_task", 8)
+
+
+def test_benchmark_needing_a_download_fails_clearly_offline():
+    from autotrain_hydra.features.benchmark import BenchmarkError, run_benchmarks
+    from autotrain_hydra.models import tiny_model_dir
+
+    with pytest.raises(BenchmarkError, match=r"benchmark arc_easy could not run: .*write a local task YAML"):
+        run_benchmarks(str(tiny_model_dir()), "arc_easy", 8, limit=2)
+
+
+def test_ppo_reports_mean_reward(tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from autotrain_hydra.models import tiny_model_dir
+
+    scorer = tmp_path / "scorer"
+    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir(), num_labels=1).save_pretrained(scorer)
+    AutoTokenizer.from_pretrained(tiny_model_dir()).save_pretrained(scorer)
+    out = tmp_path / "out"
+    run(compose_config(["trainer=ppo", f"trainer.rl.reward_model_path={scorer}", "features=[eval]",
+                        "training.max_steps=1", "trainer.rl.chunk_size=8", "trainer.rl.max_new_tokens=4",
+                        f"output_dir={out}"]))
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["eval/mean_reward"] == pytest.approx(m["eval_mean_reward_after"])

@@ -128,3 +128,12 @@ def test_benchmark_rules(monkeypatch, tmp_path):
     (err,) = check("features=[eval]", "eval.benchmark=autotrain_qa").errors
     assert err.message == "eval.benchmark needs lm-evaluation-harness, the optional extra lm-eval"
     assert "pip install 'autotrain_hydra[lm-eval]'" in err.fix
+
+
+def test_enhanced_eval_metrics_can_be_swept():
+    report = check("features=[sweep,eval]", "eval.metrics=[bleu,rouge]", "sweep.metric=eval/rougeL",
+                   "sweep.direction=maximize")
+    assert not report.errors, report.render()
+    assert messages(check("features=[sweep,eval]", "sweep.metric=eval/bleu"), "error") == [
+        "sweep.metric eval/bleu is not a metric this run reports (enhanced-evaluation metrics are those of "
+        "eval.metrics, with features=[eval])"]
