@@ -1,6 +1,5 @@
 """Every shipped experiment composes and passes validation (its data path given as a user would)."""
 
-from pathlib import Path
 
 import pytest
 
