@@ -60,8 +60,10 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
         return None
     not_implemented(cfg).raise_if_errors()
     if cfg.sweep.enabled and run_dir is None and cfg.output_dir is None:
-        raise ConfigError(_one_error("features=[sweep] runs through the command line (python -m autotrain_hydra "
-                                     "features=[sweep] ...), which makes it a Hydra multirun", "sweep.enabled"))
+        single = Report()
+        single.error("features=[sweep] runs through the command line (python -m autotrain_hydra features=[sweep] "
+                     "...), which makes it a Hydra multirun", "sweep.enabled")
+        single.raise_if_errors()
 
     output_dir = os.path.abspath(os.path.expanduser(cfg.output_dir or run_dir or "outputs/run"))
     in_use = Report()  # the Hydra run dir too (two runs started in the same second share one)
@@ -80,7 +82,10 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     set_seed(cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
     job = Job(cfg=cfg, output_dir=output_dir)
     trainer_module = importlib.import_module(f"autotrain_hydra.trainers.{cfg.trainer.name}")
-    before = _evaluate_before(cfg) if cfg.eval.enabled else None
+    before = None
+    if cfg.eval.enabled:
+        _holdout_for_eval(cfg)  # before the trainer loads its data
+        before = _evaluate_before(cfg)
     trained = trainer_module.train(job)
     metrics = {**job.metrics, **trained}
     if cfg.eval.enabled:
@@ -120,7 +125,6 @@ def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:
     from autotrain_hydra.models import resolve_model_name
     from autotrain_hydra.schema.rules import GENERATIVE
 
-    _holdout_for_eval(cfg)
     if not cfg.eval.before_training or cfg.trainer.name not in GENERATIVE:
         return None
     return evaluation.evaluate_generator(resolve_model_name(cfg.model.name), cfg)
@@ -136,13 +140,11 @@ def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
         after = evaluation.evaluate_generator(output_dir, cfg, predictions)
     else:
         after = evaluation.from_trainer_metrics(cfg, trained)
-    if cfg.eval.benchmark:
+    if cfg.eval.benchmark:  # a string or a list: benchmark.entries reads both
         from autotrain_hydra.features.benchmark import run_benchmarks
         from autotrain_hydra.models import resolve_model_name
 
-        benchmark = cfg.eval.benchmark
-        benchmark = benchmark if isinstance(benchmark, str) else list(benchmark)
-        after.update(run_benchmarks(output_dir, benchmark, cfg.eval.batch_size, cfg.eval.max_samples,
+        after.update(run_benchmarks(output_dir, cfg.eval.benchmark, cfg.eval.batch_size, cfg.eval.max_samples,
                                     base_model=resolve_model_name(cfg.model.name)))
     print(evaluation.table(after, before))
     out: Dict[str, Any] = dict(after)
@@ -218,7 +220,6 @@ def _model_card(job: Any, metrics: Dict[str, Any]) -> None:
 def _hydra_context() -> tuple:
     try:
         from hydra.core.hydra_config import HydraConfig
-
         from hydra.types import RunMode
 
         hc = HydraConfig.get()
@@ -247,12 +248,6 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     finally:
         if sweeping:
             _end_trial(cfg)
-
-
-def _one_error(message: str, key: str) -> Report:
-    report = Report()
-    report.error(message, key)
-    return report
 
 
 def _end_trial(cfg: DictConfig) -> None:

@@ -197,6 +197,11 @@ def left_pad(seqs: List[List[int]], pad_id: int) -> Tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
+def unpadded(q_ids, q_mask, r_ids, r_mask) -> List[List[int]]:
+    """Prompt + response token ids of each row, padding removed (what the reward model scores)."""
+    return [q[m.bool()].tolist() + r[k.bool()].tolist() for q, m, r, k in zip(q_ids, q_mask, r_ids, r_mask)]
+
+
 @torch.no_grad()
 def generate(policy: Any, prompts: List[List[int]], tokenizer: Any, rl: Any, device) -> Tuple[torch.Tensor, ...]:
     ids, mask = left_pad(prompts, tokenizer.pad_token_id)
@@ -222,6 +227,7 @@ class PPO:
         self.device = self.accelerator.device
         torch.manual_seed(self.cfg.training.seed)
         self.rng = random.Random(self.cfg.training.seed)
+        self._order: List[int] = []  # prompt indices left in the current pass
 
         self.tokenizer = models.load_tokenizer(self.cfg.model)
         self.tokenizer.padding_side = "left"
@@ -295,9 +301,7 @@ class PPO:
 
     # -- rollout
     def _next_chunk(self) -> List[List[int]]:
-        if not getattr(self, "_order", None):
-            self._order = list(range(len(self.prompts["train"])))
-            self.rng.shuffle(self._order)
+        """The next chunk_size prompts: the prompt set reshuffled and cycled through."""
         chunk = []
         while len(chunk) < self.rl.chunk_size:
             if not self._order:
@@ -323,8 +327,7 @@ class PPO:
                         ref_logprobs, _, _ = policy_forward(policy, ids, attn, n_query, self.rl.temperature)
                 else:
                     ref_logprobs, _, _ = policy_forward(self.ref, ids, attn, n_query, self.rl.temperature)
-            sequences = [q[m.bool()].tolist() + r[k.bool()].tolist() for q, m, r, k in zip(q_ids, q_mask, r_ids, r_mask)]
-            scores = self.scorer(sequences)
+            scores = self.scorer(unpadded(q_ids, q_mask, r_ids, r_mask))
             parts.append((q_ids, q_mask, r_ids, r_mask, logprobs, ref_logprobs, values, scores))
         return self._collate(parts)
 
@@ -403,8 +406,7 @@ class PPO:
             for i in range(0, len(prompts), self.cfg.training.batch_size):
                 q, qm, r, rm = generate(policy, prompts[i: i + self.cfg.training.batch_size], self.tokenizer,
                                         self.rl, self.device)
-                scores.append(self.scorer([a[m.bool()].tolist() + b[k.bool()].tolist()
-                                           for a, m, b, k in zip(q, qm, r, rm)]))
+                scores.append(self.scorer(unpadded(q, qm, r, rm)))
             return float(torch.cat(scores).mean())
         finally:
             torch.random.set_rng_state(state)
