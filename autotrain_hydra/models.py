@@ -75,16 +75,17 @@ def tiny_key() -> str:
     return h.hexdigest()[:12]
 
 
-def build_tiny_tokenizer():
+def build_tiny_tokenizer(vocab_size: int = TINY_SPEC["vocab_size"]):
     """A byte-level BPE tokenizer trained on the shipped sample data: deterministic, offline, with pad/bos/eos and
-    the ChatML template (its markers are single special tokens)."""
+    the ChatML template (its markers are single special tokens). Another ``vocab_size`` gives another vocabulary
+    (a teacher for sequence-level distillation in the tests)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=TINY_SPEC["vocab_size"], special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(list(_corpus_lines()), trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
@@ -96,12 +97,12 @@ def build_tiny_tokenizer():
     return fast
 
 
-def build_tiny(path: Path) -> None:
+def build_tiny(path: Path, vocab_size: int = TINY_SPEC["vocab_size"]) -> None:
     """Build the tiny Llama (seeded random weights) and its tokenizer into ``path``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = build_tiny_tokenizer()
+    tok = build_tiny_tokenizer(vocab_size)
     config = LlamaConfig(**{**TINY_SPEC, "vocab_size": len(tok)}, pad_token_id=tok.pad_token_id,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     state = torch.random.get_rng_state()
@@ -157,12 +158,14 @@ def _load(what: str, key: str, name: str, fn):
             f"and set {key}=/path/to/the/model, or use model=tiny\n    ({str(e).splitlines()[0]})") from e
 
 
-def load_tokenizer(model_cfg: Any, chat_template: Optional[str] = None):
+def load_tokenizer(model_cfg: Any, chat_template: Optional[str] = None, name: Optional[str] = None,
+                   key: str = "model.name"):
     from transformers import AutoTokenizer
 
-    name = resolve_model_name(model_cfg.name)
-    tok = _load("tokenizer of", "model.name", model_cfg.name, lambda: AutoTokenizer.from_pretrained(
-        name, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code))
+    raw = name or model_cfg.name
+    path = resolve_model_name(raw)
+    tok = _load("tokenizer of", key, raw, lambda: AutoTokenizer.from_pretrained(
+        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if chat_template is not None:

@@ -24,7 +24,6 @@ from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, 
 log = logging.getLogger("autotrain_hydra")
 
 EXIT_RUN_ERROR = 1
-FEATURE_ISSUES = {"distillation": "[6] knowledge distillation"}
 
 
 def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Report:
@@ -39,17 +38,6 @@ def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Report:
     return report
 
 
-def not_implemented(cfg: DictConfig) -> Report:
-    """Features whose behaviour has not landed yet: a clear error (the config itself is valid)."""
-    report = Report()
-    name = cfg.trainer.name
-    for feat, issue in FEATURE_ISSUES.items():
-        if cfg[feat].enabled and not (feat == "distillation" and name == "reward"):
-            report.error(f"features=[{feat}] is not implemented yet (it comes with issue {issue}); the config is "
-                         f"valid", f"{feat}.enabled", True, f"remove {feat} from features for now")
-    return report
-
-
 def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] = None) -> Optional[float]:
     """Run one training job; returns the objective: ``sweep.metric`` in a sweep, else the eval loss when there is
     eval data, else the final train loss."""
@@ -58,7 +46,6 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     if cfg.validate_only:
         print(f"configuration is valid: trainer={cfg.trainer.name}, {len(report.warnings)} warning(s)")
         return None
-    not_implemented(cfg).raise_if_errors()
     if cfg.sweep.enabled and run_dir is None and cfg.output_dir is None:
         single = Report()
         single.error("features=[sweep] runs through the command line (python -m autotrain_hydra features=[sweep] "
@@ -184,7 +171,7 @@ def _plot_loss(out: str, history: Dict[str, Any]) -> None:
     for name, points in history.items():
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if name == "eval" else None,
-                    label=f"{name} loss" if name in ("train", "eval") else name)
+                    label=f"{name} loss" if name in ("train", "eval", "distill") else name)
     ax.set_xlabel("step (ppo: iteration)")
     ax.set_ylabel("value")
     ax.legend()

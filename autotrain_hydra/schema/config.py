@@ -127,6 +127,8 @@ class DistillationConfig:
     student_prompt_template: str = "{input}"
     temperature: float = 3.0
     alpha: float = 0.7
+    max_new_tokens: int = 128  # sequence-level mode: length of the teacher's answers
+    teacher_dtype: Optional[str] = None  # null (as saved) | fp32 | bf16 | fp16
 
 
 @dataclass

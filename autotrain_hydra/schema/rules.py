@@ -194,6 +194,9 @@ PARAMS: Tuple[Param, ...] = (
     Param("distillation.temperature", "--distill-temperature", check=gt(0), feature="distillation",
           group="distillation"),
     Param("distillation.alpha", "--distill-alpha", check=between(0, 1), feature="distillation", group="distillation"),
+    Param("distillation.max_new_tokens", check=ge(1), feature="distillation", group="distillation"),
+    Param("distillation.teacher_dtype", check=one_of(("fp32", "bf16", "fp16", None)), feature="distillation",
+          group="distillation"),
     # Hyperparameter sweep
     Param("sweep.backend", "--sweep-backend", check=one_of(SWEEP_BACKENDS), feature="sweep", group="sweep"),
     Param("sweep.n_trials", "--sweep-n-trials", check=ge(1), feature="sweep", group="sweep"),
@@ -553,6 +556,8 @@ def _check_combinations(cfg: DictConfig, report: Report, trainer: str) -> None:
             and not get(cfg, "distillation.teacher_model"):
         report.error("distillation requires distillation.teacher_model", "distillation.teacher_model", None,
                      "set distillation.teacher_model=<model name or path> (the guide's --teacher-model)")
+    if feature_enabled(cfg, "distillation") and trainer in FEATURE_BY_NAME["distillation"].supported:
+        _check_distillation(report, cfg)
     # eval metrics
     metrics_raw = get(cfg, "eval.metrics")
     try:
@@ -647,6 +652,14 @@ def check_output_dir(report: Report, path: str, overwrite: bool) -> None:
     if not overwrite and output_dir_in_use(path):
         report.error(f"output_dir {path} is not empty: a run never overwrites earlier results", "output_dir", path,
                      "choose a new output_dir, or set overwrite_output_dir=true to replace what is there")
+
+
+def _check_distillation(report: Report, cfg: DictConfig) -> None:
+    for key in ("distillation.teacher_prompt_template", "distillation.student_prompt_template"):
+        value = get(cfg, key)
+        if value is not None and "{input}" not in str(value):
+            report.error(f"{key} must contain the {{input}} placeholder", key, value,
+                         f"write where the prompt goes, e.g. {key}='### Question: {{input}}\\n### Answer: '")
 
 
 def reward_model_problem(path: str) -> Optional[str]:

@@ -85,7 +85,11 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
 def log_history_losses(log_history: List[Dict[str, Any]]) -> Dict[str, List]:
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
-    return {"train": train, "eval": evals}
+    out = {"train": train, "eval": evals}
+    distill = [(e["step"], e["distill_loss"]) for e in log_history if "distill_loss" in e]
+    if distill:  # features=[distillation]: the teacher term alone (train is the weighted sum)
+        out["distill"] = distill
+    return out
 
 
 def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:

@@ -4,7 +4,8 @@
 of the base model, or, with LoRA, the base model itself with the adapter disabled (no second copy in memory).
 TRL 1.16's DPOConfig has no prompt/completion limits, so pairs are tokenized and truncated here (the prompt keeps
 its last ``trainer.max_prompt_length`` tokens, each completion its first ``trainer.max_completion_length``);
-``training.block_size`` caps prompt + completion.
+``training.block_size`` caps prompt + completion. With ``features=[distillation]`` the teacher's term on the chosen
+responses is added to the DPO loss (see autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from typing import Any, Dict
 
 from autotrain_hydra import models
+from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, training_kwargs
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
@@ -50,12 +52,14 @@ def train(job: Job) -> Dict[str, Any]:
     cfg = job.cfg
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
+    distiller = distillation.setup(job, tokenizer, pairs.prompts)
     model = models.load_causal_lm(cfg.model)
     margin_before(job, model, pairs, tokenizer)
     ref = reference_model(job, model)
     args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
                      max_length=cfg.training.block_size)
-    trainer = PretokenizedDPOTrainer(model=model, ref_model=ref, args=args, train_dataset=pairs.train,
-                                     eval_dataset=pairs.valid, processing_class=tokenizer,
-                                     peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
+    trainer_cls = distillation.distillation_trainer(PretokenizedDPOTrainer, distiller, own="dpo")
+    trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=pairs.train,
+                          eval_dataset=pairs.valid, processing_class=tokenizer,
+                          peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
     return fit(job, trainer, pairs, tokenizer)

@@ -1,7 +1,8 @@
 """trainer=generic: plain causal language modelling on ``data.text_column``.
 
 Texts are tokenized, EOS appended, concatenated and cut into ``training.block_size`` blocks; the model learns
-next-token prediction on every token. Runs on transformers' Trainer.
+next-token prediction on every token. Runs on transformers' Trainer. With ``features=[distillation]``
+the teacher's term is added to that loss (see autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any, Dict
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
+from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
 
 
@@ -25,13 +27,15 @@ def train(job: Job) -> Dict[str, Any]:
     valid_ds = (data_mod.lm_blocks(splits.valid, tokenizer, column, cfg.training.block_size, "the validation data")
                 if splits.valid is not None else None)
 
+    distiller = distillation.setup(job, tokenizer, lambda: list(splits.train[column]))
     model = models.load_causal_lm(cfg.model)
     if cfg.peft.method == "lora":
         from peft import get_peft_model
 
         model = get_peft_model(model, models.lora_config(cfg.peft))
     args = TrainingArguments(**training_kwargs(job, has_eval=valid_ds is not None), remove_unused_columns=False)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+    trainer_cls = distillation.distillation_trainer(Trainer, distiller, own="lm")
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
                       data_collator=data_mod.PadCollator(tokenizer.pad_token_id), processing_class=tokenizer)
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
     metrics["train_blocks"] = len(train_ds)

@@ -2,7 +2,8 @@
 
 ``trainer.orpo_alpha`` weights the odds-ratio term (ORPOConfig.beta, λ in the paper): loss = NLL(chosen) −
 λ·log σ(log-odds ratio). ORPO is reference-free: ``trainer.model_ref`` is accepted (the guide lists it) but no
-reference model is loaded. Pairs are tokenized and truncated as for DPO.
+reference model is loaded. Pairs are tokenized and truncated as for DPO. With ``features=[distillation]`` the
+teacher's term on the chosen responses is added to the ORPO loss (see autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 from typing import Any, Dict
 
 from autotrain_hydra import models
+from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, training_kwargs
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
@@ -56,11 +58,13 @@ def train(job: Job) -> Dict[str, Any]:
         job.notes.append("ORPO is reference-free: trainer.model_ref is not loaded")
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
+    distiller = distillation.setup(job, tokenizer, pairs.prompts)
     model = models.load_causal_lm(cfg.model)
     margin_before(job, model, pairs, tokenizer)
     args = ORPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.orpo_alpha,
                       max_length=cfg.training.block_size, remove_unused_columns=False)
-    trainer = PretokenizedORPOTrainer(model=model, args=args, train_dataset=pairs.train, eval_dataset=pairs.valid,
-                                      processing_class=tokenizer,
-                                      peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
+    trainer_cls = distillation.distillation_trainer(PretokenizedORPOTrainer, distiller, own="orpo")
+    trainer = trainer_cls(model=model, args=args, train_dataset=pairs.train, eval_dataset=pairs.valid,
+                          processing_class=tokenizer,
+                          peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
     return fit(job, trainer, pairs, tokenizer)

@@ -19,6 +19,16 @@ class Pairs:
     train: Any
     valid: Optional[Any]
     source: str
+    raw_train: Any = None  # the rows as read (distillation's prompts)
+    columns: Optional[data_mod.PreferenceColumns] = None
+
+    def prompts(self) -> list:
+        """Raw prompt of each training pair: the prompt column, else what chosen has before its answer."""
+        from autotrain_hydra.features.distillation import prompt_of
+
+        if self.columns.prompt:
+            return list(self.raw_train[self.columns.prompt])
+        return [prompt_of(v) for v in self.raw_train[self.columns.chosen]]
 
 
 def load_pairs(job: Job, tokenizer: Any, truncate: bool = True) -> Pairs:
@@ -43,7 +53,8 @@ def load_pairs(job: Job, tokenizer: Any, truncate: bool = True) -> Pairs:
                              f"pairs to trainer.max_completion_length={cfg.trainer.max_completion_length} (right)")
             log.info(job.notes[-1])
     drop = ["prompt_truncated", "completion_truncated"]
-    return Pairs(train.remove_columns(drop), valid.remove_columns(drop) if valid is not None else None, splits.source)
+    return Pairs(train.remove_columns(drop), valid.remove_columns(drop) if valid is not None else None, splits.source,
+                 splits.train, cols)
 
 
 def sequence_logps(model: Any, prompt_ids, completion_ids, pad_id: int):

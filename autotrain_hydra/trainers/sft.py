@@ -3,7 +3,8 @@
 Rows are rendered through the chat template (``trainer.chat_template``: a named template, a Jinja string or
 file, or null for the tokenizer's own), EOS appended when ``trainer.add_eos_token``, tokenized here and handed
 to SFTTrainer, which truncates them to ``trainer.max_seq_length`` (null: ``training.block_size``) and packs
-them when ``training.packing``.
+them when ``training.packing``. With ``features=[distillation]`` the teacher's term is added to the loss (see
+autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Dict
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
+from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
 
 
@@ -30,13 +32,16 @@ def train(job: Job) -> Dict[str, Any]:
     valid_ds = (data_mod.sft_sequences(splits.valid, tokenizer, column, eos, "the validation data")
                 if splits.valid is not None else None)
 
+    distiller = distillation.setup(job, tokenizer,
+                                   lambda: [distillation.prompt_of(v) for v in splits.train[column]])
     model = models.load_causal_lm(cfg.model)
     peft_config = models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None
     max_length = cfg.trainer.max_seq_length or cfg.training.block_size
     args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), max_length=max_length,
                      packing=cfg.training.packing, dataset_num_proc=None)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
-                         processing_class=tokenizer, peft_config=peft_config)
+    trainer_cls = distillation.distillation_trainer(SFTTrainer, distiller, own="lm")
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+                          processing_class=tokenizer, peft_config=peft_config)
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
     metrics["train_sequences"] = len(train_ds)
     save_model(job, trainer.model, tokenizer)

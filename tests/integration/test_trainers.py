@@ -125,12 +125,6 @@ def test_fp16_on_cpu_is_refused_before_loading(tmp_path, monkeypatch):
         train(tmp_path, "training.mixed_precision=fp16")
 
 
-def test_later_features_fail_clearly_until_implemented(tmp_path):
-    with pytest.raises(ConfigError, match=r"features=\[distillation\] is not implemented yet"):
-        train(tmp_path, "features=[distillation]", "distillation.teacher_model=t")
-    assert not (tmp_path / "out").exists()
-
-
 def test_validate_only_loads_nothing(tmp_path, capsys):
     cfg = compose_config(["trainer=orpo", "validate_only=true", f"output_dir={tmp_path}/o"])
     assert run(cfg) is None

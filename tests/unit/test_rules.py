@@ -121,6 +121,20 @@ def test_teacher_model_with_ppo_without_feature_is_warned(tmp_path):
     assert messages(report, "warning") == ["teacher_model is not supported with PPO trainer, will be ignored"]
 
 
+@pytest.mark.parametrize("key", ["distillation.teacher_prompt_template", "distillation.student_prompt_template"])
+def test_distillation_templates_need_the_input_placeholder(key):
+    report = check("features=[distillation]", "distillation.teacher_model=t", f"{key}='Answer: '")
+    (err,) = report.errors
+    assert err.message == f"{key} must contain the {{input}} placeholder"
+    assert err.key == key and err.value == "Answer: " and "{input}" in err.fix
+    assert not check("features=[distillation]", "distillation.teacher_model=t", f"{key}='Q: {{input}} A:'").errors
+
+
+def test_distillation_teacher_path_that_does_not_exist(tmp_path):
+    report = check("features=[distillation]", f"distillation.teacher_model={tmp_path}/nope")
+    assert messages(report, "error") == [f"teacher model not found: {tmp_path}/nope does not exist"]
+
+
 def test_distillation_needs_teacher():
     assert "distillation requires distillation.teacher_model" in messages(check("features=[distillation]"), "error")
 
@@ -153,6 +167,7 @@ BAD_VALUES = [
     ("eval.batch_size", 0), ("training.eval_strategy", "always"), ("trainer.max_seq_length", 2),
     ("trainer.rl.max_new_tokens", 0), ("trainer.rl.temperature", 0), ("sweep.sampler", "bayes"), ("sweep.seed", -1),
     ("eval.max_new_tokens", 0), ("eval.holdout_fraction", 1.0), ("data.valid_fraction", 0.0),
+    ("distillation.max_new_tokens", 0), ("distillation.teacher_dtype", "int8"),
 ]
 
 
