@@ -188,3 +188,14 @@ def test_dpo_sequence_mode_distils_teacher_answers_to_the_prompts(tmp_path, othe
     assert rows[0]["prompt"].startswith("Question:")  # the prompt column
     distill = [v for _, v in m["history"]["distill"]]
     assert distill[-1] < distill[0], distill
+
+
+def test_teacher_in_lower_precision_frozen_and_in_eval_mode(tmp_path, teacher):
+    cfg = compose_config(["features=[distillation]", f"distillation.teacher_model={teacher}",
+                          "distillation.teacher_dtype=bf16"])
+    t = distillation.load_teacher(cfg)
+    assert next(t.parameters()).dtype == torch.bfloat16
+    assert not t.training and not any(p.requires_grad for p in t.parameters())
+    m = train(tmp_path / "kd", "trainer=generic", "training.epochs=1", "training.block_size=64",
+              "features=[distillation]", f"distillation.teacher_model={teacher}", "distillation.teacher_dtype=bf16")
+    assert m["distillation_mode"] == "logits" and math.isfinite(m["train_loss"])
