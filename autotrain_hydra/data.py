@@ -64,8 +64,29 @@ def load_split(path: str, split: str):
         raise DataError(f"cannot load split {split!r} of {where} {path}: {str(e).splitlines()[0]}") from e
 
 
-def load_splits(data_cfg: Any) -> Splits:
+# data.text_column left at its default and absent from the data: the column the trainer's data shape is
+# conventionally stored in (TRL's names), adopted with a note in the log.
+DEFAULT_TEXT_COLUMN = "text"
+TEXT_COLUMN_FALLBACKS = {"sft": ("messages", "conversations"), "dpo": ("chosen",), "orpo": ("chosen",),
+                         "reward": ("chosen",), "ppo": ("prompt", "query")}
+
+
+def adopt_text_column(ds: Any, data_cfg: Any, trainer: Optional[str], source: str) -> None:
+    if trainer is None or data_cfg.text_column != DEFAULT_TEXT_COLUMN or DEFAULT_TEXT_COLUMN in ds.column_names:
+        return
+    for alt in TEXT_COLUMN_FALLBACKS.get(trainer, ()):
+        if alt in ds.column_names:
+            data_cfg.text_column = alt
+            log.info("data.text_column=%s is not a column of %s: using %r, the %s column by convention (set "
+                     "data.text_column to choose)", DEFAULT_TEXT_COLUMN, source, alt, trainer)
+            return
+
+
+def load_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:
+    """The train and validation splits of ``data_cfg``; ``trainer`` lets a default text column that the data
+    lacks fall back to the trainer's conventional one (see TEXT_COLUMN_FALLBACKS)."""
     train = load_split(data_cfg.path, data_cfg.train_split)
+    adopt_text_column(train, data_cfg, trainer, data_cfg.path)
     valid = None
     if data_cfg.valid_path:
         valid = load_split(data_cfg.valid_path, "train")
@@ -87,9 +108,9 @@ def load_splits(data_cfg: Any) -> Splits:
     return Splits(train, valid, data_cfg.path)
 
 
-def load_text_splits(data_cfg: Any) -> Splits:
+def load_text_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:
     """Splits for the generic and sft trainers, with ``data.text_column`` checked in each."""
-    splits = load_splits(data_cfg)
+    splits = load_splits(data_cfg, trainer)
     require_columns(splits.train, [data_cfg.text_column], splits.source, ["data.text_column"])
     if splits.valid is not None:
         require_columns(splits.valid, [data_cfg.text_column], "the validation data", ["data.text_column"])

@@ -112,8 +112,10 @@ def examples(ds: Any, cfg: DictConfig, tokenizer: Any) -> List[Dict[str, Any]]:
 def eval_rows(cfg: DictConfig) -> Tuple[Any, str]:
     """The eval data: eval.dataset_path, else the validation data (given, or held out by data.valid_fraction)."""
     if cfg.eval.dataset_path:
-        return data_mod.load_split(cfg.eval.dataset_path, "train"), cfg.eval.dataset_path
-    splits = data_mod.load_splits(cfg.data)
+        rows = data_mod.load_split(cfg.eval.dataset_path, "train")
+        data_mod.adopt_text_column(rows, cfg.data, cfg.trainer.name, cfg.eval.dataset_path)
+        return rows, cfg.eval.dataset_path
+    splits = data_mod.load_splits(cfg.data, cfg.trainer.name)
     if splits.valid is None:
         raise data_mod.DataError("enhanced evaluation has no eval data: set eval.dataset_path or data.valid_path")
     return splits.valid, cfg.data.valid_path or cfg.data.valid_split or f"held-out {cfg.data.valid_fraction}"

@@ -130,7 +130,7 @@ def check_space(space: Dict[str, str]) -> List[str]:
 def reported_metrics(cfg: DictConfig) -> Set[str]:
     """The metric names a run of this config writes to metrics.json (what ``sweep.metric`` may name)."""
     trainer = cfg.trainer.name
-    has_eval = bool(cfg.data.valid_path or cfg.data.valid_split)
+    has_eval = bool(cfg.data.valid_path or cfg.data.valid_split or cfg.data.valid_fraction)
     names = {"train_loss", "first_train_loss"} | enhanced_eval_names(cfg)
     if trainer == "ppo":
         return names | {"mean_reward", "kl", "eval_mean_reward_before", "eval_mean_reward_after"}

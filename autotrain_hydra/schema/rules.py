@@ -408,7 +408,31 @@ def looks_like_path(value: str) -> bool:
 # ----------------------------------------------------------------------------------------------- data sample
 def resolve_data_sample(cfg: DictConfig, config_dir: Optional[str] = None) -> Optional[str]:
     """With ``data.path`` null, fill the data node from the trainer's built-in sample (keys the user left at their
-    defaults only). Returns a note for the log, or None when the user gave data."""
+    defaults only); a sweep on an eval metric without eval data holds out a validation slice. Returns a note for
+    the log, or None when nothing was filled in."""
+    notes = [n for n in (_fill_data_sample(cfg, config_dir), _sweep_holdout(cfg)) if n]
+    return "; ".join(notes) or None
+
+
+SWEEP_HOLDOUT = 0.1
+
+
+def _sweep_holdout(cfg: DictConfig) -> Optional[str]:
+    """The guide's sweep example optimises eval_loss with one data file: hold out SWEEP_HOLDOUT of the training
+    rows (seeded, the same in every trial) rather than refuse the sweep."""
+    metric = get(cfg, "sweep.metric") or ""
+    if not feature_enabled(cfg, "sweep") or not metric.startswith("eval") or metric.startswith("eval/") \
+            or get(cfg, "trainer.name") == "ppo":
+        return None
+    if get(cfg, "data.valid_path") or get(cfg, "data.valid_split") or get(cfg, "data.valid_fraction"):
+        return None
+    with _open(cfg):
+        OmegaConf.update(cfg, "data.valid_fraction", SWEEP_HOLDOUT, merge=False)
+    return (f"sweep.metric={metric} needs eval data and none was given: holding out {SWEEP_HOLDOUT:.0%} of the "
+            f"training rows in every trial (data.valid_fraction; set data.valid_path for your own)")
+
+
+def _fill_data_sample(cfg: DictConfig, config_dir: Optional[str]) -> Optional[str]:
     if get(cfg, "data.path") is not None:
         return None
     trainer = get(cfg, "trainer.name")
@@ -609,8 +633,10 @@ def _check_sweep(cfg: DictConfig, report: Report) -> None:
     if metric not in reported and not benchmark:
         if metric.startswith("eval/"):
             hint = " (enhanced-evaluation metrics are those of eval.metrics, with features=[eval])"
+        elif metric.startswith("eval") and get(cfg, "trainer.name") == "ppo":
+            hint = " (PPO reports no eval loss: its eval metrics are eval_mean_reward_before/after)"
         elif metric.startswith("eval"):
-            hint = " (eval metrics need eval data: data.valid_path or data.valid_split)"
+            hint = " (eval metrics need eval data: data.valid_path, data.valid_split or data.valid_fraction)"
         else:
             hint = ""
         report.error(f"sweep.metric {metric} is not a metric this run reports{hint}", "sweep.metric", metric,

@@ -19,7 +19,7 @@ def train(job: Job) -> Dict[str, Any]:
     from transformers import Trainer, TrainingArguments
 
     cfg = job.cfg
-    splits = data_mod.load_text_splits(cfg.data)
+    splits = data_mod.load_text_splits(cfg.data, "generic")
     column = cfg.data.text_column
 
     tokenizer = models.load_tokenizer(cfg.model)

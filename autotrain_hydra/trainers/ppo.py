@@ -259,7 +259,7 @@ class PPO:
 
     # -- setup
     def _load_prompts(self) -> Dict[str, List[List[int]]]:
-        splits = data_mod.load_splits(self.cfg.data)
+        splits = data_mod.load_splits(self.cfg.data, "ppo")
         column = self.cfg.data.prompt_text_column or self.cfg.data.text_column
         key = "data.prompt_text_column" if self.cfg.data.prompt_text_column else "data.text_column"
         data_mod.require_columns(splits.train, [column], splits.source, [key])

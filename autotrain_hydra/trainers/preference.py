@@ -34,7 +34,7 @@ class Pairs:
 def load_pairs(job: Job, tokenizer: Any, truncate: bool = True) -> Pairs:
     """Load, check and tokenize the preference pairs; ``truncate`` applies max_prompt/completion_length."""
     cfg = job.cfg
-    splits = data_mod.load_splits(cfg.data)
+    splits = data_mod.load_splits(cfg.data, cfg.trainer.name)
     cols = data_mod.PreferenceColumns.from_cfg(cfg.data)
     cols.require(splits.train, splits.source)
     if splits.valid is not None:

@@ -23,7 +23,7 @@ def train(job: Job) -> Dict[str, Any]:
     from trl import SFTConfig, SFTTrainer
 
     cfg = job.cfg
-    splits = data_mod.load_text_splits(cfg.data)
+    splits = data_mod.load_text_splits(cfg.data, "sft")
     column = cfg.data.text_column
 
     tokenizer = models.load_tokenizer(cfg.model, cfg.trainer.chat_template)

@@ -162,13 +162,14 @@ def test_sequence_level_mode_with_another_vocabulary(tmp_path, other_vocab_teach
     common = ["trainer=generic", "training.epochs=2", "training.block_size=64", "training.lr=5e-3"]
     kd = train(tmp_path / "kd", *common, "features=[distillation]", f"distillation.teacher_model={other_vocab_teacher}",
                "distillation.max_new_tokens=12", *template)
-    plain = train(tmp_path / "plain", *common)
+    train(tmp_path / "plain", *common)
     assert kd["distillation_mode"] == "sequence" and "sequence-level mode" in kd["notes"][0]
     rows = [json.loads(line) for line in (tmp_path / "kd" / "distillation" / "teacher_responses.jsonl").open()]
-    assert len(rows) == kd["distillation_teacher_answers"] == 96 - 0  # one answer per training row
+    assert len(rows) == kd["distillation_teacher_answers"] == 96  # one answer per training row
     assert sum("banana" in r["response"] for r in rows) > len(rows) // 2, rows[:3]  # the teacher's own style
-    held = rows[:16]
-    assert answer_nll(tmp_path / "kd", held, "Q: {input} A:") < answer_nll(tmp_path / "plain", held, "Q: {input} A:") - 0.5
+    answers = rows[:16]  # the distilled student learned the teacher's answers; the plain one did not
+    assert answer_nll(tmp_path / "kd", answers, "Q: {input} A:") < answer_nll(tmp_path / "plain", answers,
+                                                                             "Q: {input} A:") - 0.5
 
 
 def test_sft_chat_sequence_mode_uses_the_chat_template(tmp_path, other_vocab_teacher):

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from tests.unit.helpers import fake_reward_dir
+from tests.unit.helpers import check, fake_reward_dir, messages
 
 from autotrain_hydra.schema.compose import compose_config
 from autotrain_hydra.schema.config import TRAINERS
@@ -66,7 +66,10 @@ def test_every_model_preset_composes():
     assert {"tiny", "llama2_7b", "llama2_13b", "mistral_7b", "bert_base_uncased", "roberta_large"} <= set(names)
     for name in names:
         cfg = compose_config([f"model={name}"])
-        assert cfg.model.name
+        assert cfg.model.name or name == "custom"
+    # model=custom names no model: the rules ask for one
+    assert messages(check("model=custom"), "error") == ["sft requires model.name"]
+    assert not check("model=custom", "model.name=./x", filesystem=False).errors
 
 
 def test_tiny_preset_lr_loses_to_command_line():

@@ -4,6 +4,7 @@ import pytest
 
 from autotrain_hydra import paths
 from autotrain_hydra.features.sweep import SweepSpecError, reported_metrics, search_space, sweep_arguments
+from autotrain_hydra.schema.rules import validate
 from tests.unit.helpers import check, compose, fake_reward_dir, messages
 
 
@@ -54,8 +55,27 @@ def test_metric_must_be_reported():
     assert not check("features=[sweep]", "trainer=reward", "sweep.metric=eval_accuracy",
                      "sweep.direction=maximize").errors
     ppo = check("features=[sweep]", "trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir()}")
-    assert messages(ppo, "error") == ["sweep.metric eval_loss is not a metric this run reports (eval metrics need "
-                                      "eval data: data.valid_path or data.valid_split)"]
+    assert messages(ppo, "error") == ["sweep.metric eval_loss is not a metric this run reports (PPO reports no "
+                                      "eval loss: its eval metrics are eval_mean_reward_before/after)"]
+
+
+def test_sweep_on_eval_loss_without_eval_data_holds_out_a_slice():
+    """The guide's ORPO sweep example: one data file, --sweep-metric eval_loss."""
+    from autotrain_hydra.schema.rules import resolve_data_sample
+
+    path = str(paths.ASSETS_DIR / "data" / "preference.jsonl")
+    cfg = compose("trainer=orpo", "features=[sweep]", f"data.path={path}", "data.prompt_text_column=prompt",
+                  "data.rejected_text_column=rejected")
+    note = resolve_data_sample(cfg)
+    assert cfg.data.valid_fraction == 0.1 and "holding out 10% of the training rows" in note
+    assert "eval_loss" in reported_metrics(cfg)
+    assert not validate(cfg, []).errors
+    for given in ("data.valid_fraction=0.2", f"data.valid_path={path}"):  # eval data given: nothing changes
+        cfg = compose("trainer=orpo", "features=[sweep]", f"data.path={path}", given)
+        assert resolve_data_sample(cfg) is None
+        assert cfg.data.valid_fraction in (None, 0.2)
+    cfg = compose("trainer=orpo", f"data.path={path}")  # no sweep: no hold-out
+    assert resolve_data_sample(cfg) is None and cfg.data.valid_fraction is None
 
 
 def test_sweep_keys_without_feature_warn():
