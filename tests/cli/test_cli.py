@@ -62,6 +62,22 @@ def test_help_is_light():
     assert heavy_imports(proc.stderr) == []
 
 
+def test_autotrain_llm_console_script_is_light_and_uses_the_same_rules(tmp_path):
+    """The installed `autotrain` script: the guide's error, exit 2, no heavy import."""
+    import shutil
+
+    exe = shutil.which("autotrain")
+    assert exe, "the autotrain console script is not installed (pip install -e .)"
+    proc = subprocess.run([exe, "llm", "--trainer", "ppo", "--use-distillation", "--advanced"], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+                          timeout=600)
+    assert proc.returncode == 2
+    assert "equivalent: python -m autotrain_hydra trainer=ppo 'features=[distillation]'" in proc.stdout
+    assert "Notice: --advanced is no longer needed" in proc.stderr
+    assert "Error: Distillation is not supported with PPO trainer" in proc.stderr
+    assert "Traceback" not in proc.stderr and heavy_imports(proc.stderr) == []
+
+
 def test_non_editable_install_finds_shipped_configs(tmp_path):
     """A wheel install (here: pip install --target) carries configs/ and the sample data inside the package."""
     target = tmp_path / "site"
@@ -70,6 +86,8 @@ def test_non_editable_install_finds_shipped_configs(tmp_path):
     assert (target / "autotrain_hydra" / "configs" / "config.yaml").is_file()
     assert (target / "autotrain_hydra" / "configs" / "trainer" / "dpo.yaml").is_file()
     assert (target / "autotrain_hydra" / "assets" / "data" / "chat.jsonl").is_file()
+    assert (target / "autotrain_hydra" / "configs" / "experiment" / "dpo_llama2.yaml").is_file()
+    assert {"autotrain", "autotrain-hydra"} <= {p.name for p in (target / "bin").iterdir()}
     proc = subprocess.run([sys.executable, "-m", "autotrain_hydra", "trainer=dpo", "--cfg", "job", "--resolve"],
                           cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(target)},
                           timeout=600)
