@@ -182,13 +182,17 @@ def resolve_chat_template(value: str) -> str:
     return value  # an inline Jinja template
 
 
-def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] = None):
+def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] = None,
+                   attn_implementation: Optional[str] = None):
     from transformers import AutoModelForCausalLM
 
     raw = name or model_cfg.name
     path = resolve_model_name(raw)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if attn_implementation == "varlen_sdpa":
+        import autotrain_hydra.attention  # noqa: F401  (registers it)
     return _load("model", key, raw, lambda: AutoModelForCausalLM.from_pretrained(
-        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code))
+        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code, **extra))
 
 
 def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional[str] = None,

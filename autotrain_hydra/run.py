@@ -59,9 +59,9 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     os.makedirs(output_dir, exist_ok=True)
     started = time.time()
 
-    from autotrain_hydra.trainers.common import Job, precision_flags
+    from autotrain_hydra.trainers.common import Job, hardware_check
 
-    precision_flags(cfg.training.mixed_precision)  # hardware check, before any model is loaded
+    hardware_check(cfg)  # before any model is loaded
     import datasets
     from transformers import set_seed
 

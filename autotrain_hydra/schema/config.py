@@ -104,7 +104,7 @@ class TrainingConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
-    mixed_precision: Optional[str] = None  # fp16 | bf16 | fp32; null: bf16 where the GPU has it, else fp32
+    mixed_precision: Optional[str] = "auto"  # fp16 | bf16 | fp32 | auto (null too): bf16 where the GPU has it
     block_size: int = 1024
     # beyond the guide
     max_steps: int = -1
@@ -112,9 +112,12 @@ class TrainingConfig:
     logging_steps: int = 10
     eval_strategy: str = "epoch"  # no | epoch | steps
     eval_steps: Optional[int] = None
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = False  # off unless asked (TRL turns it on by default: ~30% more compute)
     max_grad_norm: float = 1.0
-    packing: bool = False
+    packing: bool = True  # sft: pack sequences (best-fit) without cross-attention; generic always makes blocks
+    attn_implementation: str = "auto"  # auto | sdpa | eager | flex_attention | flash_attention_2 | flash_attention_3
+    torch_compile: bool = False
+    use_liger_kernel: bool = False  # GPU, with the liger-kernel package
 
 
 @dataclass

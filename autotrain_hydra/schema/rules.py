@@ -29,6 +29,8 @@ PREFERENCE = frozenset({"dpo", "orpo"})
 OPTIMIZERS = ("adamw_torch", "adamw_hf", "sgd", "adafactor")
 SCHEDULERS = ("linear", "cosine", "constant")
 MIXED_PRECISION = ("fp16", "bf16", "fp32")
+ATTN_IMPLEMENTATIONS = ("auto", "sdpa", "varlen_sdpa", "eager", "flex_attention", "flash_attention_2",
+                        "flash_attention_3")
 CHAT_TEMPLATES = ("chatml", "zephyr", "llama2", "alpaca")
 EVAL_STRATEGIES = ("no", "epoch", "steps")
 SWEEP_BACKENDS = ("optuna", "wandb")
@@ -121,7 +123,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("training.warmup_ratio", "--warmup-ratio", check=between(0, 1, hi_open=True)),
     Param("training.weight_decay", "--weight-decay", check=ge(0)),
     Param("training.seed", "--seed", check=ge(0)),
-    Param("training.mixed_precision", "--mixed-precision", check=one_of(MIXED_PRECISION + (None,))),
+    Param("training.mixed_precision", "--mixed-precision", check=one_of(MIXED_PRECISION + ("auto", None))),
     Param("training.block_size", "--block-size", check=ge(8)),
     Param("training.max_steps", check=Check(lambda v: isinstance(v, int) and (v == -1 or v >= 1), "-1 (off) or >= 1")),
     Param("training.eval_batch_size", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
@@ -131,6 +133,9 @@ PARAMS: Tuple[Param, ...] = (
     Param("training.eval_steps", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
     Param("training.gradient_checkpointing"),
     Param("training.packing"),
+    Param("training.attn_implementation", check=one_of(ATTN_IMPLEMENTATIONS)),
+    Param("training.torch_compile"),
+    Param("training.use_liger_kernel"),
     Param("model.revision", group="core"),
     Param("model.trust_remote_code", group="core"),
     Param("overwrite_output_dir", group="core"),

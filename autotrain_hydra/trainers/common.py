@@ -33,7 +33,7 @@ def precision_flags(mixed_precision: Optional[str]) -> Dict[str, bool]:
 
     cuda = torch.cuda.is_available()
     bf16_ok = cuda and torch.cuda.is_bf16_supported()
-    if mixed_precision is None:  # auto
+    if mixed_precision in (None, "auto"):
         return {"fp16": False, "bf16": bool(bf16_ok)}
     if mixed_precision == "fp16" and not cuda:
         raise HardwareError("training.mixed_precision=fp16 needs a CUDA GPU and this machine has none.\n"
@@ -42,6 +42,52 @@ def precision_flags(mixed_precision: Optional[str]) -> Dict[str, bool]:
         raise HardwareError(f"training.mixed_precision=bf16: this GPU ({torch.cuda.get_device_name()}) has no bf16.\n"
                             "    fix: set training.mixed_precision=fp16 (or fp32)")
     return {"fp16": mixed_precision == "fp16", "bf16": mixed_precision == "bf16"}
+
+
+def hardware_check(cfg: DictConfig) -> None:
+    """Settings this machine cannot run, refused before any model is loaded."""
+    import importlib.util
+
+    import torch
+
+    precision_flags(cfg.training.mixed_precision)
+    t = cfg.training
+    if t.use_liger_kernel and not (torch.cuda.is_available() and importlib.util.find_spec("liger_kernel")):
+        raise HardwareError("training.use_liger_kernel=true needs a CUDA GPU and the liger-kernel package "
+                            f"(GPU: {torch.cuda.is_available()}, liger-kernel installed: "
+                            f"{importlib.util.find_spec('liger_kernel') is not None}).\n"
+                            "    fix: pip install liger-kernel on a GPU machine, or set training.use_liger_kernel=false")
+    if t.attn_implementation.startswith("flash_attention") and not (
+            torch.cuda.is_available() and importlib.util.find_spec("flash_attn")):
+        raise HardwareError(f"training.attn_implementation={t.attn_implementation} needs a CUDA GPU and the "
+                            "flash-attn package.\n    fix: set training.attn_implementation=auto (sdpa on a CPU)")
+
+
+def attn_implementation(cfg: DictConfig) -> str:
+    """``training.attn_implementation``; ``auto``: when sft packs, a kernel that attends within each packed sequence
+    only (GPU: flash-attention when installed, else flex attention; CPU: ``varlen_sdpa``, sdpa per sequence),
+    else sdpa."""
+    import importlib.util
+
+    import torch
+
+    value = cfg.training.attn_implementation
+    if value != "auto":
+        return value
+    if cfg.trainer.name == "sft" and cfg.training.packing:
+        if torch.cuda.is_available():
+            return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "flex_attention"
+        return "varlen_sdpa"  # autotrain_hydra.attention: sdpa per packed sequence
+    return "sdpa"
+
+
+def optimizer_name(name: str) -> str:
+    """Our ``training.optimizer`` → TrainingArguments ``optim``; AdamW runs fused on a GPU (one kernel for all
+    parameters). On a CPU torch's fused AdamW measured slower than its default (benchmarks/bench_dpo.py: 0.90x)."""
+    import torch
+
+    optim = OPTIM_NAMES[name]
+    return "adamw_torch_fused" if optim == "adamw_torch" and torch.cuda.is_available() else optim
 
 
 def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
@@ -62,7 +108,7 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation,
-        optim=OPTIM_NAMES[t.optimizer],
+        optim=optimizer_name(t.optimizer),
         lr_scheduler_type=scheduler,
         warmup_steps=float(t.warmup_ratio) if t.warmup_ratio else 0,
         weight_decay=t.weight_decay,
@@ -75,6 +121,10 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         eval_steps=t.eval_steps if eval_strategy == "steps" else None,
         save_strategy="no",
         activation_checkpointing=t.gradient_checkpointing,
+        torch_compile=t.torch_compile,
+        use_liger_kernel=t.use_liger_kernel,
+        # real (non-padding) tokens trained on; the ORPO and reward batches have no input_ids to count
+        include_num_input_tokens_seen="non_padding" if job.cfg.trainer.name in ("generic", "sft", "dpo") else "no",
         report_to=report_to,
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
@@ -102,6 +152,11 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
         "global_step": result.global_step,
     }
     losses = log_history_losses(trainer.state.log_history)
+    tokens = getattr(trainer.state, "num_input_tokens_seen", 0)
+    if tokens:
+        metrics["train_tokens"] = int(tokens)
+        if metrics["train_runtime_s"]:
+            metrics["train_tokens_per_second"] = round(tokens / metrics["train_runtime_s"], 1)
     if losses["train"]:
         metrics["first_train_loss"] = losses["train"][0][1]
         metrics["train_loss"] = losses["train"][-1][1]

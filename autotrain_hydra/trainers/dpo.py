@@ -4,7 +4,7 @@
 of the base model, or, with LoRA, the base model itself with the adapter disabled (no second copy in memory).
 TRL 1.16's DPOConfig has no prompt/completion limits, so pairs are tokenized and truncated here (the prompt keeps
 its last ``trainer.max_prompt_length`` tokens, each completion its first ``trainer.max_completion_length``);
-``training.block_size`` caps prompt + completion. With ``features=[distillation]`` the teacher's term on the chosen
+``training.block_size`` caps prompt + completion. Batches are grouped by length (TRL 1.16 has no padding-free DPO). With ``features=[distillation]`` the teacher's term on the chosen
 responses is added to the DPO loss (see autotrain_hydra.features.distillation).
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, training_kwargs
+from autotrain_hydra.trainers.common import Job, attn_implementation, training_kwargs
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
 
@@ -49,17 +49,26 @@ def train(job: Job) -> Dict[str, Any]:
                 return dataset
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
+        def _set_signature_columns_if_needed(self):  # keep the length column for the length-grouped sampler
+            super()._set_signature_columns_if_needed()
+            if "length" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "length"]
+
     cfg = job.cfg
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
     distiller = distillation.setup(job, tokenizer, pairs.prompts)
-    model = models.load_causal_lm(cfg.model)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
     margin_before(job, model, pairs, tokenizer)
     ref = reference_model(job, model)
+    # batches of pairs of similar length: much less padding (TRL 1.16 has no padding-free DPO)
+    train = pairs.train.add_column("length", [len(p) + max(len(c), len(r)) for p, c, r in zip(
+        pairs.train["prompt_ids"], pairs.train["chosen_ids"], pairs.train["rejected_ids"])])
     args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
-                     max_length=cfg.training.block_size)
+                     max_length=cfg.training.block_size, train_sampling_strategy="group_by_length",
+                     length_column_name="length")
     trainer_cls = distillation.distillation_trainer(PretokenizedDPOTrainer, distiller, own="dpo")
-    trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=pairs.train,
+    trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
                           eval_dataset=pairs.valid, processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
     return fit(job, trainer, pairs, tokenizer)

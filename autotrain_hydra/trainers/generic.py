@@ -12,7 +12,8 @@ from typing import Any, Dict
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
+from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect,
+                                             training_kwargs)
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -28,7 +29,7 @@ def train(job: Job) -> Dict[str, Any]:
                 if splits.valid is not None else None)
 
     distiller = distillation.setup(job, tokenizer, lambda: list(splits.train[column]))
-    model = models.load_causal_lm(cfg.model)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
     if cfg.peft.method == "lora":
         from peft import get_peft_model
 

@@ -13,7 +13,7 @@ from typing import Any, Dict
 
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, training_kwargs
+from autotrain_hydra.trainers.common import Job, attn_implementation, training_kwargs
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
 
@@ -59,7 +59,7 @@ def train(job: Job) -> Dict[str, Any]:
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
     distiller = distillation.setup(job, tokenizer, pairs.prompts)
-    model = models.load_causal_lm(cfg.model)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
     margin_before(job, model, pairs, tokenizer)
     args = ORPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.orpo_alpha,
                       max_length=cfg.training.block_size, remove_unused_columns=False)

@@ -292,7 +292,7 @@ class PPO:
             from transformers.optimization import Adafactor
 
             return Adafactor(params, lr=t.lr, weight_decay=t.weight_decay, relative_step=False, scale_parameter=False)
-        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=torch.cuda.is_available())
 
     def _iterations(self) -> int:
         if self.cfg.training.max_steps > 0:

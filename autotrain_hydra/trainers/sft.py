@@ -2,8 +2,10 @@
 
 Rows are rendered through the chat template (``trainer.chat_template``: a named template, a Jinja string or
 file, or null for the tokenizer's own), EOS appended when ``trainer.add_eos_token``, tokenized here and handed
-to SFTTrainer, which truncates them to ``trainer.max_seq_length`` (null: ``training.block_size``) and packs
-them when ``training.packing``. With ``features=[distillation]`` the teacher's term is added to the loss (see
+to SFTTrainer, which truncates them to ``trainer.max_seq_length`` (null: ``training.block_size``) and, with
+``training.packing`` (the default), packs them best-fit into rows of that length, padding-free: position ids restart
+at each sequence so that attention never crosses two of them (flash/flex attention on a GPU, a block-diagonal sdpa
+mask on a CPU). With packing off, batches are grouped by length. With ``features=[distillation]`` the teacher's term is added to the loss (see
 autotrain_hydra.features.distillation).
 """
 
@@ -15,7 +17,8 @@ from typing import Any, Dict
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, save_model, train_and_collect, training_kwargs
+from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect,
+                                             training_kwargs)
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -34,11 +37,14 @@ def train(job: Job) -> Dict[str, Any]:
 
     distiller = distillation.setup(job, tokenizer,
                                    lambda: [distillation.prompt_of(v) for v in splits.train[column]])
-    model = models.load_causal_lm(cfg.model)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
     peft_config = models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None
     max_length = cfg.trainer.max_seq_length or cfg.training.block_size
-    args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), max_length=max_length,
-                     packing=cfg.training.packing, dataset_num_proc=None)
+    kwargs = training_kwargs(job, has_eval=valid_ds is not None)
+    if not cfg.training.packing:  # batches of similar lengths: less padding
+        kwargs["train_sampling_strategy"] = "group_by_length"
+    args = SFTConfig(**kwargs, max_length=max_length, packing=cfg.training.packing, packing_strategy="bfd",
+                     dataset_num_proc=None)
     trainer_cls = distillation.distillation_trainer(SFTTrainer, distiller, own="lm")
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
                           processing_class=tokenizer, peft_config=peft_config)
