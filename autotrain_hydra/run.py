@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra.schema.errors import EXIT_CONFIG_ERROR, ConfigError, Report
-from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, validate
+from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, resuming, validate
 
 log = logging.getLogger("autotrain_hydra")
 
@@ -54,7 +54,7 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
 
     output_dir = os.path.abspath(os.path.expanduser(cfg.output_dir or run_dir or "outputs/run"))
     in_use = Report()  # the Hydra run dir too (two runs started in the same second share one)
-    check_output_dir(in_use, output_dir, cfg.overwrite_output_dir)
+    check_output_dir(in_use, output_dir, cfg.overwrite_output_dir or resuming(cfg))
     in_use.raise_if_errors()
     os.makedirs(output_dir, exist_ok=True)
     started = time.time()
@@ -263,9 +263,10 @@ def _report_and_exit(full: bool):
     from autotrain_hydra.data import DataError
     from autotrain_hydra.features.benchmark import BenchmarkError
     from autotrain_hydra.models import ModelLoadError
-    from autotrain_hydra.trainers.common import HardwareError
+    from autotrain_hydra.trainers.common import CheckpointError, HardwareError, NumericalError
 
-    if full or not isinstance(e, (DataError, ModelLoadError, HardwareError, BenchmarkError)):
+    if full or not isinstance(e, (DataError, ModelLoadError, HardwareError, BenchmarkError, NumericalError,
+                                  CheckpointError)):
         raise
     print(f"Error: {e}", file=sys.stderr)
-    sys.exit(EXIT_CONFIG_ERROR if isinstance(e, (DataError, HardwareError)) else EXIT_RUN_ERROR)
+    sys.exit(EXIT_CONFIG_ERROR if isinstance(e, (DataError, HardwareError, CheckpointError)) else EXIT_RUN_ERROR)

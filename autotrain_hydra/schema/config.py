@@ -118,6 +118,9 @@ class TrainingConfig:
     attn_implementation: str = "auto"  # auto | sdpa | eager | flex_attention | flash_attention_2 | flash_attention_3
     torch_compile: bool = False
     use_liger_kernel: bool = False  # GPU, with the liger-kernel package
+    save_steps: Optional[int] = 500  # a checkpoint (model, optimizer, scheduler, RNG, data position) every N steps
+    save_total_limit: Optional[int] = 2  # checkpoints kept (the oldest are deleted); null: all
+    resume_from_checkpoint: Any = None  # true: the last complete checkpoint in output_dir; or a checkpoint path
 
 
 @dataclass

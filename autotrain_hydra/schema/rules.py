@@ -136,6 +136,11 @@ PARAMS: Tuple[Param, ...] = (
     Param("training.attn_implementation", check=one_of(ATTN_IMPLEMENTATIONS)),
     Param("training.torch_compile"),
     Param("training.use_liger_kernel"),
+    Param("training.save_steps", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
+    Param("training.save_total_limit",
+          check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
+    Param("training.resume_from_checkpoint",
+          check=Check(lambda v: v is None or isinstance(v, (bool, str)), "null, true, false or a checkpoint path")),
     Param("model.revision", group="core"),
     Param("model.trust_remote_code", group="core"),
     Param("overwrite_output_dir", group="core"),
@@ -674,12 +679,26 @@ def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:
                          "train one first (trainer=reward output_dir=./reward_model) and point "
                          "trainer.rl.reward_model_path at its output_dir")
     out = get(cfg, "output_dir")
+    resume = get(cfg, "training.resume_from_checkpoint")
     if isinstance(out, str):
-        check_output_dir(report, out, bool(get(cfg, "overwrite_output_dir")))
+        check_output_dir(report, out, bool(get(cfg, "overwrite_output_dir")) or resuming(cfg))
+    if resume is True and not isinstance(out, str) and trainer != "ppo":
+        report.error("training.resume_from_checkpoint=true needs the output_dir of the run to continue",
+                     "output_dir", out, "set output_dir=<the run's output dir> (a new Hydra run dir has no checkpoint)")
+    if isinstance(resume, str) and not os.path.isdir(os.path.expanduser(resume)):
+        report.error(f"checkpoint not found: {resume} is not a directory", "training.resume_from_checkpoint", resume,
+                     "give a checkpoint-N folder of <output_dir>/checkpoints, or true for the last complete one")
+    if resume not in (None, False) and trainer == "ppo":
+        report.error("training.resume_from_checkpoint is not supported by the PPO trainer yet",
+                     "training.resume_from_checkpoint", resume, "start the PPO run again")
+
+
+def resuming(cfg: DictConfig) -> bool:
+    return get(cfg, "training.resume_from_checkpoint") not in (None, False)
 
 
 def check_output_dir(report: Report, path: str, overwrite: bool) -> None:
-    """A run never writes into a non-empty output dir unless told to overwrite (or, later, to resume)."""
+    """A run never writes into a non-empty output dir unless told to overwrite, or it resumes from it."""
     if not overwrite and output_dir_in_use(path):
         report.error(f"output_dir {path} is not empty: a run never overwrites earlier results", "output_dir", path,
                      "choose a new output_dir, or set overwrite_output_dir=true to replace what is there")

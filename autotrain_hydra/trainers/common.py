@@ -19,6 +19,91 @@ class HardwareError(RuntimeError):
     """A setting this machine cannot run (fp16 without a GPU, ...)."""
 
 
+class NumericalError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class CheckpointError(RuntimeError):
+    """training.resume_from_checkpoint names no complete checkpoint."""
+
+
+CHECKPOINT_FILES = ("trainer_state.json",)  # the Trainer writes it last: present and readable = complete
+
+
+def checkpoint_complete(path: str) -> bool:
+    """A checkpoint folder the Trainer finished writing: its trainer_state.json (written after the model, optimizer,
+    scheduler and RNG state) exists and parses. A folder cut short by a crash fails this."""
+    import json
+
+    state = os.path.join(path, "trainer_state.json")
+    try:
+        with open(state, encoding="utf-8") as f:
+            json.load(f)
+    except (OSError, ValueError):
+        return False
+    return any(os.path.isfile(os.path.join(path, w)) for w in (
+        "model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
+
+
+def last_complete_checkpoint(folder: str) -> Optional[str]:
+    if not os.path.isdir(folder):
+        return None
+    steps = []
+    for name in os.listdir(folder):
+        if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
+            steps.append((int(name[len("checkpoint-"):]), os.path.join(folder, name)))
+    for _, path in sorted(steps, reverse=True):
+        if checkpoint_complete(path):
+            return path
+        log.warning("checkpoint %s is incomplete (cut short by a crash?): skipped", path)
+    return None
+
+
+def checkpoint_to_resume(job: Job) -> Optional[str]:
+    """``training.resume_from_checkpoint``: true → the last complete checkpoint of this output dir (none: a fresh
+    start, said in the log); a path → that checkpoint, which must be complete."""
+    value = job.cfg.training.resume_from_checkpoint
+    if value in (None, False):
+        return None
+    if value is True:
+        found = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"))
+        if found is None:
+            log.warning("training.resume_from_checkpoint=true: no complete checkpoint in %s/checkpoints, starting "
+                        "from the beginning", job.output_dir)
+        else:
+            log.info("resuming from %s", found)
+            job.notes.append(f"resumed from {os.path.basename(found)}")
+        return found
+    path = os.path.expanduser(str(value))
+    if not checkpoint_complete(path):
+        raise CheckpointError(f"training.resume_from_checkpoint={value} is not a complete checkpoint (no readable "
+                              "trainer_state.json or weights).\n    fix: give another checkpoint-N folder, or true for "
+                              "the last complete one")
+    job.notes.append(f"resumed from {path}")
+    return path
+
+
+def finite_loss_guard():
+    """A TrainerCallback that stops training when a logged loss is NaN or infinite (raised after the Trainer
+    stops, naming the step and the last good checkpoint)."""
+    import math
+
+    from transformers import TrainerCallback
+
+    class FiniteLossGuard(TrainerCallback):
+        bad_step = None
+        bad_value = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if isinstance(loss, (int, float)) and not math.isfinite(loss) and self.bad_step is None:
+                self.bad_step, self.bad_value = state.global_step, loss
+                control.should_training_stop = True
+                control.should_save = False
+
+    return FiniteLossGuard()
+
+
 @dataclass
 class Job:
     cfg: DictConfig
@@ -119,7 +204,6 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         logging_first_step=True,
         eval_strategy=eval_strategy,
         eval_steps=t.eval_steps if eval_strategy == "steps" else None,
-        save_strategy="no",
         activation_checkpointing=t.gradient_checkpointing,
         torch_compile=t.torch_compile,
         use_liger_kernel=t.use_liger_kernel,
@@ -128,6 +212,10 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         report_to=report_to,
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
+        save_strategy="steps" if t.save_steps else "no",
+        save_steps=t.save_steps or 500,
+        save_total_limit=t.save_total_limit,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (and stops the run), not averaged away
         **precision_flags(t.mixed_precision),
     )
 
@@ -143,8 +231,18 @@ def log_history_losses(log_history: List[Dict[str, Any]]) -> Dict[str, List]:
 
 
 def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
-    """Train, evaluate (when there is eval data) and collect the metrics every trainer reports."""
-    result = trainer.train()
+    """Train (from the checkpoint to resume, if any), stop on a non-finite loss, evaluate (when there is eval data)
+    and collect the metrics every trainer reports."""
+    guard = finite_loss_guard()
+    trainer.add_callback(guard)
+    result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(job))
+    if guard.bad_step is not None:
+        last = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"))
+        raise NumericalError(
+            f"the training loss became {guard.bad_value} at step {guard.bad_step}: training stopped and no model was "
+            f"saved. Last good checkpoint: {last or 'none (training.save_steps not reached)'}.\n    fix: lower "
+            f"training.lr, set training.max_grad_norm, or use training.mixed_precision=bf16/fp32 instead of fp16; "
+            f"then resume with training.resume_from_checkpoint=true")
     metrics: Dict[str, Any] = {
         "train_loss_mean": result.training_loss,
         "train_runtime_s": result.metrics.get("train_runtime"),
@@ -181,10 +279,38 @@ def save_model(job: Job, model: Any, tokenizer: Any) -> None:
     ``merged/`` when ``peft.merge_adapter=true``)."""
     out = job.output_dir
     remove_empty_checkpoints(out)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    if job.cfg.peft.method == "lora" and job.cfg.peft.merge_adapter:
-        merged = model.merge_and_unload()
-        merged.save_pretrained(os.path.join(out, "merged"))
-        tokenizer.save_pretrained(os.path.join(out, "merged"))
-        job.notes.append("merged weights saved in merged/")
+    with atomic_files(out) as tmp:  # a crash while saving leaves no half-written model in the output dir
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if job.cfg.peft.method == "lora" and job.cfg.peft.merge_adapter:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(os.path.join(tmp, "merged"))
+            tokenizer.save_pretrained(os.path.join(tmp, "merged"))
+            job.notes.append("merged weights saved in merged/")
+
+
+class atomic_files:
+    """Write into a temporary folder inside ``out``; on success move each entry into ``out`` (os.replace: a file
+    appears whole or not at all); on failure remove the temporary folder."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def __enter__(self) -> str:
+        import tempfile
+
+        self.tmp = tempfile.mkdtemp(prefix=".saving-", dir=self.out)
+        return self.tmp
+
+    def __exit__(self, exc_type, *exc) -> None:
+        import shutil
+
+        try:
+            if exc_type is None:
+                for name in os.listdir(self.tmp):
+                    target = os.path.join(self.out, name)
+                    if os.path.isdir(target) and not os.path.islink(target):
+                        shutil.rmtree(target)
+                    os.replace(os.path.join(self.tmp, name), target)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)

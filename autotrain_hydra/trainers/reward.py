@@ -17,7 +17,8 @@ import os
 from typing import Any, Dict, List
 
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import Job, remove_empty_checkpoints, train_and_collect, training_kwargs
+from autotrain_hydra.trainers.common import (Job, atomic_files, remove_empty_checkpoints, train_and_collect,
+                                             training_kwargs)
 from autotrain_hydra.trainers.preference import load_pairs
 
 
@@ -94,9 +95,10 @@ def save_scorer(job: Job, model: Any, tokenizer: Any) -> None:
     """Always a full sequence classifier in the output dir (merged when trained with LoRA)."""
     out = job.output_dir
     remove_empty_checkpoints(out)
-    if job.cfg.peft.method == "lora":
-        model.save_pretrained(os.path.join(out, "adapter"))
-        model = model.merge_and_unload()
-        job.notes.append("LoRA adapter merged into the saved scorer; the adapter alone is in adapter/")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    with atomic_files(out) as tmp:
+        if job.cfg.peft.method == "lora":
+            model.save_pretrained(os.path.join(tmp, "adapter"))
+            model = model.merge_and_unload()
+            job.notes.append("LoRA adapter merged into the saved scorer; the adapter alone is in adapter/")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
