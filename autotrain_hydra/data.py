@@ -36,7 +36,12 @@ def _load_file(path: str):
     try:
         return load_dataset(fmt, data_files=path, split="train")
     except Exception as e:  # datasets wraps parser errors in several types
-        raise DataError(f"cannot read data file {path} as {fmt}: {str(e).splitlines()[0]}") from e
+        raise DataError(f"cannot read data file {path} as {fmt}: {first_line(e)}") from e
+
+
+def first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 def _check_jsonl(path: str) -> None:
@@ -61,7 +66,7 @@ def load_split(path: str, split: str):
         return load_dataset(expanded, split=split)
     except Exception as e:
         where = "directory" if os.path.isdir(expanded) else "dataset name (offline, the hub cannot be reached)"
-        raise DataError(f"cannot load split {split!r} of {where} {path}: {str(e).splitlines()[0]}") from e
+        raise DataError(f"cannot load split {split!r} of {where} {path}: {first_line(e)}") from e
 
 
 # data.text_column left at its default and absent from the data: the column the trainer's data shape is

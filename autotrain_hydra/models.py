@@ -149,13 +149,13 @@ class ModelLoadError(RuntimeError):
 def _load(what: str, key: str, name: str, fn):
     try:
         return fn()
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a folder with files but no loadable tokenizer
         local = os.path.isdir(name)
         hint = ("the directory holds no loadable model/tokenizer" if local else
                 "it is not a local directory, and the model hub could not be reached (no network?)")
         raise ModelLoadError(
             f"cannot load the {what} {key}={name}: {hint}.\n    fix: download it ahead of time "
-            f"and set {key}=/path/to/the/model, or use model=tiny\n    ({str(e).splitlines()[0]})") from e
+            f"and set {key}=/path/to/the/model, or use model=tiny\n    ({(str(e).strip().splitlines() or [type(e).__name__])[0]})") from e
 
 
 def load_tokenizer(model_cfg: Any, chat_template: Optional[str] = None, name: Optional[str] = None,

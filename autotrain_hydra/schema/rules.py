@@ -661,6 +661,9 @@ def _check_sweep(cfg: DictConfig, report: Report) -> None:
                      "range(a, b), choice(x, y), or {type, low, high, log} / a list of choices")
 
 
+MODEL_KEYS = ("model.name", "trainer.model_ref", "distillation.teacher_model")
+
+
 def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:
     """Cheap filesystem checks (no model loaded): local paths that do not exist, a non-empty output dir."""
     for key, what in (("model.name", "model"), ("trainer.model_ref", "reference model"),
@@ -671,6 +674,11 @@ def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:
                 and not os.path.exists(os.path.expanduser(value)):
             report.error(f"{what} not found: {value} does not exist", key, value,
                          f"check the path, or give a hub name for {key}")
+        elif key in MODEL_KEYS and isinstance(value, str) and os.path.isdir(os.path.expanduser(value)) and not any(
+                os.path.isfile(os.path.join(os.path.expanduser(value), f)) for f in ("config.json",
+                                                                                       "adapter_config.json")):
+            report.error(f"{what} not found: {value} is a folder with no config.json: not a saved model", key, value,
+                         f"point {key} at the folder save_pretrained wrote (config.json inside), or a hub name")
     path = get(cfg, "trainer.rl.reward_model_path")
     if trainer == "ppo" and isinstance(path, str):
         problem = reward_model_problem(os.path.expanduser(path))

@@ -37,6 +37,14 @@ def reference_model(job: Job, model: Any) -> Any:
     return ref
 
 
+def with_length(pairs: Any) -> Any:
+    """The pairs with a ``length`` column (prompt + the longer completion) for the length-grouped sampler."""
+    if pairs is None:
+        return None
+    return pairs.add_column("length", [len(p) + max(len(c), len(r)) for p, c, r in zip(
+        pairs["prompt_ids"], pairs["chosen_ids"], pairs["rejected_ids"])])
+
+
 def train(job: Job) -> Dict[str, Any]:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl import DPOConfig, DPOTrainer
@@ -62,13 +70,12 @@ def train(job: Job) -> Dict[str, Any]:
     margin_before(job, model, pairs, tokenizer)
     ref = reference_model(job, model)
     # batches of pairs of similar length: much less padding (TRL 1.16 has no padding-free DPO)
-    train = pairs.train.add_column("length", [len(p) + max(len(c), len(r)) for p, c, r in zip(
-        pairs.train["prompt_ids"], pairs.train["chosen_ids"], pairs.train["rejected_ids"])])
+    train, valid = with_length(pairs.train), with_length(pairs.valid)
     args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
                      max_length=cfg.training.block_size, train_sampling_strategy="group_by_length",
                      length_column_name="length")
     trainer_cls = distillation.distillation_trainer(PretokenizedDPOTrainer, distiller, own="dpo")
     trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
-                          eval_dataset=pairs.valid, processing_class=tokenizer,
+                          eval_dataset=valid, processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
     return fit(job, trainer, pairs, tokenizer)
