@@ -3,7 +3,6 @@ checkpoint loadable, secrets never written, and a matrix of bad configs and inpu
 the right exit code, no traceback and nothing written."""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -19,7 +18,6 @@ from autotrain_hydra.run import run
 from autotrain_hydra.schema.compose import compose_config
 from autotrain_hydra.trainers import common
 
-from ..unit.helpers import fake_reward_dir
 
 RESUMABLE = {  # trainer → overrides for a short run with checkpoints every 2 steps
     "generic": ["trainer=generic", "training.block_size=32"],
@@ -165,7 +163,6 @@ def write(path: Path, text: str) -> str:
 
 def bad_cases(root: Path):
     chat = str(paths.ASSETS_DIR / "data" / "chat.jsonl")
-    pref = str(paths.ASSETS_DIR / "data" / "preference.jsonl")
     nomodel = root / "not_a_model"
     nomodel.mkdir()
     (nomodel / "notes.txt").write_text("hello")
