@@ -232,13 +232,13 @@ def run_task(cfg: DictConfig) -> Optional[float]:
             log.exception("trial %s failed", job_num)
             raise
         return _report_and_exit(full)
-    finally:
-        if sweeping:
-            _end_trial(cfg)
+    finally:  # every run, not only trials: a W&B run left open would swallow the next run of this process
+        _end_trial(cfg)
 
 
 def _end_trial(cfg: DictConfig) -> None:
-    """Trials of a multirun share one process: finish the tracker run and free memory after each."""
+    """Runs of one process (sweep trials, notebooks, tests) must not share state: finish the tracker run and free
+    memory after each."""
     import gc
 
     if "wandb" in list(cfg.report_to):

@@ -168,6 +168,8 @@ BAD_VALUES = [
     ("trainer.rl.max_new_tokens", 0), ("trainer.rl.temperature", 0), ("sweep.sampler", "bayes"), ("sweep.seed", -1),
     ("eval.max_new_tokens", 0), ("eval.holdout_fraction", 1.0), ("data.valid_fraction", 0.0),
     ("distillation.max_new_tokens", 0), ("distillation.teacher_dtype", "int8"),
+    ("training.save_steps", 0), ("training.save_total_limit", 0), ("training.attn_implementation", "flash"),
+    ("training.resume_from_checkpoint", 3),
 ]
 
 
