@@ -690,15 +690,12 @@ def _check_paths(cfg: DictConfig, report: Report, trainer: str) -> None:
     resume = get(cfg, "training.resume_from_checkpoint")
     if isinstance(out, str):
         check_output_dir(report, out, bool(get(cfg, "overwrite_output_dir")) or resuming(cfg))
-    if resume is True and not isinstance(out, str) and trainer != "ppo":
+    if resume is True and not isinstance(out, str):
         report.error("training.resume_from_checkpoint=true needs the output_dir of the run to continue",
                      "output_dir", out, "set output_dir=<the run's output dir> (a new Hydra run dir has no checkpoint)")
     if isinstance(resume, str) and not os.path.isdir(os.path.expanduser(resume)):
         report.error(f"checkpoint not found: {resume} is not a directory", "training.resume_from_checkpoint", resume,
                      "give a checkpoint-N folder of <output_dir>/checkpoints, or true for the last complete one")
-    if resume not in (None, False) and trainer == "ppo":
-        report.error("training.resume_from_checkpoint is not supported by the PPO trainer yet",
-                     "training.resume_from_checkpoint", resume, "start the PPO run again")
 
 
 def resuming(cfg: DictConfig) -> bool:

@@ -255,6 +255,7 @@ class PPO:
         name = {"constant": "constant_with_warmup"}.get(self.cfg.training.scheduler, self.cfg.training.scheduler)
         self.scheduler = get_scheduler(name, self.optimizer, num_warmup_steps=int(self.cfg.training.warmup_ratio * steps),
                                        num_training_steps=steps)
+        self.accelerator.register_for_checkpointing(self.scheduler)
         self.history: List[Dict[str, float]] = []
 
     # -- setup
@@ -411,10 +412,50 @@ class PPO:
         finally:
             torch.random.set_rng_state(state)
 
+    # -- checkpoints (the same layout and completeness rule as the Trainer's: trainer_state.json written last)
+    def save_checkpoint(self, it: int, before: float) -> None:
+        import json
+        import shutil
+        import tempfile
+
+        folder = os.path.join(self.job.output_dir, "checkpoints")
+        os.makedirs(folder, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".saving-", dir=folder)
+        self.accelerator.save_state(tmp)  # policy, value head, optimizer, scheduler, RNG states
+        state = {"global_step": it, "history": self.history, "order": self._order, "rng": self.rng.getstate(),
+                 "eval_mean_reward_before": before}
+        with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
+            json.dump(state, f)
+        os.replace(tmp, os.path.join(folder, f"checkpoint-{it}"))  # a folder appears whole or not at all
+        limit = self.cfg.training.save_total_limit
+        steps = sorted(int(n.split("-")[1]) for n in os.listdir(folder) if n.startswith("checkpoint-"))
+        for old in steps[:-limit] if limit else []:
+            shutil.rmtree(os.path.join(folder, f"checkpoint-{old}"), ignore_errors=True)
+
+    def load_checkpoint(self, path: str) -> Dict[str, Any]:
+        import json
+
+        self.accelerator.load_state(path)
+        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+        self.history, self._order = state["history"], state["order"]
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        return state
+
     def train(self) -> Dict[str, Any]:
+        from autotrain_hydra.trainers.common import NumericalError, checkpoint_to_resume, last_complete_checkpoint
+
         eval_prompts = self.prompts.get("valid") or self.prompts["train"][: self.rl.chunk_size]
-        metrics: Dict[str, Any] = {"eval_mean_reward_before": self.mean_reward(eval_prompts)}
-        for it in range(1, self.iterations + 1):
+        resume = checkpoint_to_resume(self.job)
+        if resume:
+            state = self.load_checkpoint(resume)
+            before, start = state["eval_mean_reward_before"], state["global_step"] + 1
+        else:
+            before, start = self.mean_reward(eval_prompts), 1
+        metrics: Dict[str, Any] = {"eval_mean_reward_before": before}
+        save_steps = self.cfg.training.save_steps
+        for it in range(start, self.iterations + 1):
             ro = self.rollout(self._next_chunk())
             self.advantages(ro)
             stats = self.optimise(ro)
@@ -422,7 +463,15 @@ class PPO:
                    "kl": (ro.kl.sum(1)).mean().item(), "response_length": ro.mask.sum(1).mean().item(),
                    **stats, "loss": stats["policy_loss"] + self.rl.value_loss_coef * stats["value_loss"],
                    "lr": self.scheduler.get_last_lr()[0]}
+            if not math.isfinite(row["loss"]):
+                last = last_complete_checkpoint(os.path.join(self.job.output_dir, "checkpoints"))
+                raise NumericalError(
+                    f"the PPO loss became {row['loss']} at iteration {it}: training stopped and no model was saved. "
+                    f"Last good checkpoint: {last or 'none (training.save_steps not reached)'}.\n    fix: lower "
+                    f"training.lr or trainer.rl.clip_range; then resume with training.resume_from_checkpoint=true")
             self.history.append(row)
+            if save_steps and it % save_steps == 0 and it < self.iterations:
+                self.save_checkpoint(it, before)
             log.info("ppo iteration %d/%d: %s", it, self.iterations,
                      ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
             if "wandb" in list(self.cfg.report_to):

@@ -11,6 +11,7 @@ autotrain_hydra.features.distillation).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Dict
 
@@ -19,6 +20,8 @@ from autotrain_hydra import models
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect,
                                              training_kwargs)
+
+log = logging.getLogger(__name__)
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -40,6 +43,12 @@ def train(job: Job) -> Dict[str, Any]:
     model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
     peft_config = models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None
     max_length = cfg.trainer.max_seq_length or cfg.training.block_size
+    too_long = sum(1 for ids in train_ds["input_ids"] if len(ids) > max_length)
+    job.metrics["sequences_truncated"] = too_long
+    if too_long:  # kept, cut to max_length (never dropped): said, so that it is never silent
+        job.notes.append(f"{too_long} of {len(train_ds)} training sequences are longer than {max_length} tokens "
+                         f"(trainer.max_seq_length, else training.block_size) and were truncated")
+        log.warning(job.notes[-1])
     kwargs = training_kwargs(job, has_eval=valid_ds is not None)
     if not cfg.training.packing:  # batches of similar lengths: less padding
         kwargs["train_sampling_strategy"] = "group_by_length"

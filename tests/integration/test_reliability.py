@@ -264,3 +264,42 @@ def test_bad_config_and_input_matrix(tmp_path, monkeypatch, capsys):
         if e.value.code != code or text not in err or "Traceback" in err or written:
             failures.append((name, e.value.code, err[-400:], written))
     assert not failures, "\n\n".join(f"{n}: exit {c}\n{e}\nwritten: {w}" for n, c, e, w in failures)
+
+
+def test_ppo_crash_and_resume_ends_like_an_uninterrupted_run(tmp_path, monkeypatch):
+    from autotrain_hydra.trainers import ppo
+
+    reward = tmp_path / "reward"
+    train(reward, "trainer=reward", "training.max_steps=2", "training.save_steps=null")
+    args = ["trainer=ppo", f"trainer.rl.reward_model_path={reward}", "trainer.rl.chunk_size=16",
+            "trainer.rl.max_new_tokens=4", "trainer.rl.num_ppo_epochs=1", "trainer.rl.mini_batch_size=8",
+            "training.max_steps=4", "training.save_steps=1"]
+    whole = train(tmp_path / "whole", *args)
+    original = ppo.PPO.optimise
+    calls = {"n": 0}
+
+    def crashing(self, ro):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Crash("simulated crash in iteration 3")
+        return original(self, ro)
+
+    with monkeypatch.context() as m:
+        m.setattr(ppo.PPO, "optimise", crashing)
+        with pytest.raises(Crash):
+            train(tmp_path / "resumed", *args)
+    saved = sorted(n for n in os.listdir(tmp_path / "resumed" / "checkpoints") if n.startswith("checkpoint-"))
+    assert saved == ["checkpoint-1", "checkpoint-2"]
+    resumed = train(tmp_path / "resumed", *args, "training.resume_from_checkpoint=true")
+    assert "resumed from checkpoint-2" in resumed["notes"]
+    assert [r["iteration"] for r in resumed["ppo_log"]] == [1, 2, 3, 4]
+    for a, b in zip(resumed["ppo_log"], whole["ppo_log"]):
+        assert a["mean_reward"] == pytest.approx(b["mean_reward"], abs=1e-4)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-4)
+    assert resumed["eval_mean_reward_before"] == pytest.approx(whole["eval_mean_reward_before"])
+
+
+def test_too_long_sft_rows_are_truncated_and_counted(tmp_path):
+    m = train(tmp_path / "o", "trainer=sft", "trainer.max_seq_length=24", "training.max_steps=2")
+    assert m["sequences_truncated"] > 0
+    assert any("training sequences are longer than 24 tokens" in n for n in m["notes"])
