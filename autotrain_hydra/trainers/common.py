@@ -27,9 +27,6 @@ class CheckpointError(RuntimeError):
     """training.resume_from_checkpoint names no complete checkpoint."""
 
 
-CHECKPOINT_FILES = ("trainer_state.json",)  # the Trainer writes it last: present and readable = complete
-
-
 def checkpoint_complete(path: str) -> bool:
     """A checkpoint folder the Trainer finished writing: its trainer_state.json (written after the model, optimizer,
     scheduler and RNG state) exists and parses. A folder cut short by a crash fails this."""

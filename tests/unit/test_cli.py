@@ -13,9 +13,6 @@ from autotrain_hydra.schema.compose import compose_config
 from autotrain_hydra.schema.rules import PARAMS, parse_sweep_params
 
 GUIDE = Path(__file__).resolve().parents[3] / "shared" / "trainer-parameter-guide.md"
-SAMPLE = {  # a value of the right type for each kind of key
-    int: "7", float: "0.25", str: "abc",
-}
 
 
 def sample_value(param):
