@@ -80,6 +80,14 @@ def checkpoint_to_resume(job: Job) -> Optional[str]:
     return path
 
 
+def non_finite_loss(job: Job, what: str, fix: str) -> NumericalError:
+    """The error for a NaN/inf loss: what happened, the last good checkpoint, and how to go on."""
+    last = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"))
+    return NumericalError(f"{what}: training stopped and no model was saved. Last good checkpoint: "
+                          f"{last or 'none (training.save_steps not reached)'}.\n    fix: {fix}; then resume with "
+                          f"training.resume_from_checkpoint=true")
+
+
 def finite_loss_guard():
     """A TrainerCallback that stops training when a logged loss is NaN or infinite (raised after the Trainer
     stops, naming the step and the last good checkpoint)."""
@@ -234,12 +242,9 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     trainer.add_callback(guard)
     result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(job))
     if guard.bad_step is not None:
-        last = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"))
-        raise NumericalError(
-            f"the training loss became {guard.bad_value} at step {guard.bad_step}: training stopped and no model was "
-            f"saved. Last good checkpoint: {last or 'none (training.save_steps not reached)'}.\n    fix: lower "
-            f"training.lr, set training.max_grad_norm, or use training.mixed_precision=bf16/fp32 instead of fp16; "
-            f"then resume with training.resume_from_checkpoint=true")
+        raise non_finite_loss(job, f"the training loss became {guard.bad_value} at step {guard.bad_step}",
+                              "lower training.lr, set training.max_grad_norm, or use training.mixed_precision="
+                              "bf16/fp32 instead of fp16")
     metrics: Dict[str, Any] = {
         "train_loss_mean": result.training_loss,
         "train_runtime_s": result.metrics.get("train_runtime"),

@@ -444,7 +444,7 @@ class PPO:
         return state
 
     def train(self) -> Dict[str, Any]:
-        from autotrain_hydra.trainers.common import NumericalError, checkpoint_to_resume, last_complete_checkpoint
+        from autotrain_hydra.trainers.common import checkpoint_to_resume, non_finite_loss
 
         eval_prompts = self.prompts.get("valid") or self.prompts["train"][: self.rl.chunk_size]
         resume = checkpoint_to_resume(self.job)
@@ -464,11 +464,8 @@ class PPO:
                    **stats, "loss": stats["policy_loss"] + self.rl.value_loss_coef * stats["value_loss"],
                    "lr": self.scheduler.get_last_lr()[0]}
             if not math.isfinite(row["loss"]):
-                last = last_complete_checkpoint(os.path.join(self.job.output_dir, "checkpoints"))
-                raise NumericalError(
-                    f"the PPO loss became {row['loss']} at iteration {it}: training stopped and no model was saved. "
-                    f"Last good checkpoint: {last or 'none (training.save_steps not reached)'}.\n    fix: lower "
-                    f"training.lr or trainer.rl.clip_range; then resume with training.resume_from_checkpoint=true")
+                raise non_finite_loss(self.job, f"the PPO loss became {row['loss']} at iteration {it}",
+                                      "lower training.lr or trainer.rl.clip_range")
             self.history.append(row)
             if save_steps and it % save_steps == 0 and it < self.iterations:
                 self.save_checkpoint(it, before)
