@@ -37,6 +37,7 @@ GUIDE_GROUPS = [  # --help headings, in the guide's order
     ("distillation", "Knowledge distillation (--use-distillation; generic, sft, dpo, orpo)"),
     ("sweep", "Hyperparameter sweep (--use-sweep; every trainer)"),
     ("eval", "Enhanced evaluation (--use-enhanced-eval; every trainer)"),
+    ("launcher", "Launcher: where training runs (beyond the guide; --launcher multiprocess --launcher-num-processes 8)"),
 ]
 SAFE = re.compile(r"^[\w./:+\-@~%]+$")
 
@@ -64,8 +65,8 @@ def derived_flag(key: str) -> str:
     leaf = leaf.replace("_", "-")
     if head == "trainer.rl":
         return f"--rl-{leaf}"
-    if head in ("eval", "sweep"):
-        return f"--{head}-{leaf}"
+    if head in ("eval", "sweep", "launcher"):
+        return "--launcher" if key == "launcher.name" else f"--{head}-{leaf}"
     if head == "distillation":
         return f"--{leaf}" if leaf.startswith(("teacher", "student")) else f"--distill-{leaf}"
     return f"--{leaf}"
@@ -232,6 +233,8 @@ def _override(spec: Flag, value: Optional[str], presets: Dict[str, str], feature
         features.append(SWITCHES[flag].split(":", 1)[1])
         return []
     param = spec.param
+    if param.key == "launcher.name":  # a config group: its presets set the rest
+        return [f"launcher={_value_for(param, value)}"]
     if param.key == "peft.method":
         off = value is not None and value.lower() in FALSE | {"none"}
         return ["peft=none" if off else "peft=lora"]

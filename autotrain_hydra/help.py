@@ -13,7 +13,8 @@ from autotrain_hydra.schema.rules import FEATURES, PARAMS, TRAINERS, get, _DEFAU
 HEADINGS = {"core": "Core (every trainer)", "training": "Training (every trainer)", "peft": "LoRA (peft=lora)",
             "data": "Data columns", "trainer": "Trainer-specific", "ppo": "PPO (trainer=ppo)",
             "distillation": "Knowledge distillation (features=[distillation])",
-            "sweep": "Hyperparameter sweep (features=[sweep])", "eval": "Enhanced evaluation (features=[eval])"}
+            "sweep": "Hyperparameter sweep (features=[sweep])", "eval": "Enhanced evaluation (features=[eval])",
+            "launcher": "Launcher (launcher=local | multiprocess | multinode | fsdp | deepspeed_zero2 | deepspeed_zero3)"}
 
 
 def _show(value) -> str:

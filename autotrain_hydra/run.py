@@ -62,18 +62,21 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     from autotrain_hydra.trainers.common import Job, hardware_check
 
     hardware_check(cfg)  # before any model is loaded
-    import datasets
-    from transformers import set_seed
+    plan = None
+    if cfg.launcher.name != "local":
+        from autotrain_hydra import launch
 
-    datasets.disable_progress_bars()
-    set_seed(cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
+        plan = launch.plan(cfg)  # this machine can run it, and the rendezvous is known: before any model is loaded
     job = Job(cfg=cfg, output_dir=output_dir)
-    trainer_module = importlib.import_module(f"autotrain_hydra.trainers.{cfg.trainer.name}")
     before = None
     if cfg.eval.enabled:
         _holdout_for_eval(cfg)  # before the trainer loads its data
         before = _evaluate_before(cfg)
-    trained = trainer_module.train(job)
+    trained = train_here(job) if plan is None else launch.train(job, plan)
+    if plan is not None and plan.machine_rank != 0:  # machine 0 writes the metrics, plots and model card
+        log.info("machine %d of %d: training done; machine 0 writes the results", plan.machine_rank,
+                 plan.num_machines)
+        return None
     metrics = {**job.metrics, **trained}
     if cfg.eval.enabled:
         metrics.update(_evaluate_after(cfg, output_dir, metrics, before))
@@ -97,6 +100,18 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
     return float(objective)
+
+
+def train_here(job: Any) -> Dict[str, Any]:
+    """The training step in this process (launcher=local, or one rank of a launched run): seed, then the trainer
+    module's ``train``, which saves the model into the output dir; returns its metrics."""
+    import datasets
+    from transformers import set_seed
+
+    datasets.disable_progress_bars()
+    set_seed(job.cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
+    trainer_module = importlib.import_module(f"autotrain_hydra.trainers.{job.cfg.trainer.name}")
+    return trainer_module.train(job)
 
 
 def _holdout_for_eval(cfg: DictConfig) -> None:

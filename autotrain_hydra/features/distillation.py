@@ -174,11 +174,14 @@ def setup(job: Any, tokenizer: Any, prompts: Optional[List[Any]] = None) -> Opti
                                cfg.training.eval_batch_size or cfg.training.batch_size)
     del teacher
     _free_memory()
-    out = os.path.join(job.output_dir, "distillation")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "teacher_responses.jsonl"), "w", encoding="utf-8") as f:
-        for p, a in zip(rows, answers):
-            f.write(json.dumps({"prompt": p, "response": a}) + "\n")
+    from autotrain_hydra.trainers.common import is_main_process
+
+    if is_main_process():  # every rank of a launched run has the same (greedy) answers; rank 0 writes them
+        out = os.path.join(job.output_dir, "distillation")
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "teacher_responses.jsonl"), "w", encoding="utf-8") as f:
+            for p, a in zip(rows, answers):
+                f.write(json.dumps({"prompt": p, "response": a}) + "\n")
     distiller.sequences = [student_sequence(tokenizer, d.student_prompt_template, p, a) for p, a in zip(rows, answers)]
     empty = sum(1 for a in answers if not a.strip())
     job.metrics["distillation_teacher_answers"] = len(answers)

@@ -11,6 +11,7 @@ from autotrain_hydra.schema.config import (
     DataConfig,
     DistillationConfig,
     EvalConfig,
+    LauncherConfig,
     ModelConfig,
     PeftConfig,
     RLConfig,
@@ -21,7 +22,7 @@ from autotrain_hydra.schema.config import (
 from autotrain_hydra.schema.errors import ConfigError, Issue
 
 __all__ = [
-    "Config", "DataConfig", "DistillationConfig", "EvalConfig", "ModelConfig", "PeftConfig", "RLConfig",
+    "Config", "DataConfig", "DistillationConfig", "EvalConfig", "LauncherConfig", "ModelConfig", "PeftConfig", "RLConfig",
     "SweepConfig", "TrainerConfig", "TrainingConfig", "ConfigError", "Issue", "register",
 ]
 
@@ -39,6 +40,7 @@ def register() -> None:
     cs.store(group="model", name="base_model", node=ModelConfig)
     cs.store(group="peft", name="base_peft", node=PeftConfig)
     cs.store(group="data", name="base_data", node=DataConfig)
+    cs.store(group="launcher", name="base_launcher", node=LauncherConfig)
     if not OmegaConf.has_resolver("autotrain_asset"):
         OmegaConf.register_new_resolver("autotrain_asset", paths.asset)
     _REGISTERED = True

@@ -174,6 +174,21 @@ class EvalConfig:
 
 
 @dataclass
+class LauncherConfig:
+    """Where training runs: ``launcher=local`` (this process), ``multiprocess`` (N processes on this machine) or
+    ``multinode`` (N processes on each of several machines), through ``accelerate launch``."""
+
+    name: str = "local"  # local | multiprocess | multinode
+    num_processes: Optional[int] = None  # processes per machine; null: one per GPU
+    num_machines: int = 1
+    machine_rank: Optional[int] = None  # this machine's rank; null: $SLURM_NODEID under SLURM, else 0
+    main_process_ip: Optional[str] = None  # machine 0's address; null: the first node of a SLURM job
+    main_process_port: Optional[int] = None  # null: a free port (one machine), 29500 (several)
+    strategy: str = "ddp"  # ddp | fsdp | deepspeed_zero2 | deepspeed_zero3 (configs/accelerate/<strategy>.yaml)
+    accelerate_config: Optional[str] = None  # your own accelerate config file (replaces the strategy's)
+
+
+@dataclass
 class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -183,6 +198,7 @@ class Config:
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
     output_dir: Optional[str] = None  # null: the Hydra run directory
     overwrite_output_dir: bool = False
     validate_only: bool = False
@@ -190,4 +206,4 @@ class Config:
 
 
 # Top-level config groups (selected with ``group=option``) and the schema node each one fills.
-GROUPS = ("trainer", "model", "peft", "data", "features", "experiment", "hparams_search")
+GROUPS = ("trainer", "model", "peft", "data", "features", "launcher", "experiment", "hparams_search")

@@ -37,6 +37,10 @@ SWEEP_BACKENDS = ("optuna", "wandb")
 SWEEP_DIRECTIONS = ("minimize", "maximize")
 SWEEP_SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PEFT_METHODS = ("none", "lora")
+LAUNCHERS = ("local", "multiprocess", "multinode")
+STRATEGIES = ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
+SHARDED = STRATEGIES[1:]  # need CUDA GPUs: the model's training state is split across processes
+SHARDED_WEIGHTS = ("fsdp", "deepspeed_zero3")  # the weights themselves are split
 # Enhanced-evaluation metrics and the trainers whose output they can score.
 GENERATIVE = frozenset({"generic", "sft", "dpo", "orpo"})  # runs whose eval data holds reference responses
 EVAL_METRICS: Dict[str, FrozenSet[str]] = {
@@ -85,6 +89,11 @@ def between(lo: float, hi: float, hi_open: bool = False) -> Check:
 def one_of(choices: Sequence[Any]) -> Check:
     shown = ", ".join("null" if c is None else str(c) for c in choices)
     return Check(lambda v: v in choices, f"one of {shown}", tuple(choices))
+
+
+def _null_or_int(lo: int) -> Check:
+    return Check(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= lo),
+                 f"null or an integer >= {lo}")
 
 
 # ----------------------------------------------------------------------------------------------- the table
@@ -231,6 +240,17 @@ PARAMS: Tuple[Param, ...] = (
     Param("eval.bertscore_model", feature="eval", group="eval"),
     Param("eval.holdout_fraction", check=Check(lambda v: _num(v) and 0 < v < 1, "in (0, 1)"), feature="eval",
           group="eval"),
+    # Launcher (beyond the guide): where training runs
+    Param("launcher.name", check=one_of(LAUNCHERS), group="launcher"),
+    Param("launcher.num_processes", check=_null_or_int(1), group="launcher"),
+    Param("launcher.num_machines", check=ge(1), group="launcher"),
+    Param("launcher.machine_rank", check=_null_or_int(0), group="launcher"),
+    Param("launcher.main_process_ip", group="launcher"),
+    Param("launcher.main_process_port",
+          check=Check(lambda v: v is None or (isinstance(v, int) and 1 <= v <= 65535), "null or a port in [1, 65535]"),
+          group="launcher"),
+    Param("launcher.strategy", check=one_of(STRATEGIES), group="launcher"),
+    Param("launcher.accelerate_config", group="launcher"),
 )
 PARAM_BY_KEY: Dict[str, Param] = {p.key: p for p in PARAMS}
 
@@ -538,6 +558,7 @@ def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: b
                                 "remove it")
 
     _check_combinations(cfg, report, trainer)
+    _check_launcher(cfg, report, trainer, overridden)
     if check_filesystem:
         _check_paths(cfg, report, trainer)
     return report
@@ -631,6 +652,59 @@ def _check_combinations(cfg: DictConfig, report: Report, trainer: str) -> None:
     else:
         if feature_enabled(cfg, "sweep"):
             _check_sweep(cfg, report)
+
+
+LAUNCHER_KEYS = ("launcher.num_processes", "launcher.num_machines", "launcher.machine_rank",
+                 "launcher.main_process_ip", "launcher.main_process_port", "launcher.strategy",
+                 "launcher.accelerate_config")
+
+
+def _check_launcher(cfg: DictConfig, report: Report, trainer: str, overridden: set) -> None:
+    """launcher=local|multiprocess|multinode: what each needs, and what none of them can run."""
+    name = get(cfg, "launcher.name")
+    if name not in LAUNCHERS:
+        return  # reported with the values
+    if name == "local":
+        for key in LAUNCHER_KEYS:
+            if is_set(cfg, key, overridden):
+                report.warn(f"{key.split('.', 1)[1]} only applies with launcher=multiprocess or launcher=multinode, "
+                            "will be ignored", key, get(cfg, key),
+                            "add launcher=multiprocess (one machine) or launcher=multinode, or remove it")
+        return
+    if trainer == "ppo":
+        report.error("PPO trains in one process: its rollouts and updates are not sharded across processes",
+                     "launcher", name, "use launcher=local for trainer=ppo")
+    machines = get(cfg, "launcher.num_machines")
+    if name == "multiprocess" and _num(machines) and machines > 1:
+        report.error("launcher=multiprocess runs on one machine", "launcher.num_machines", machines,
+                     "use launcher=multinode for several machines")
+    if name == "multinode":
+        if _num(machines) and machines < 2:
+            report.error("launcher=multinode needs launcher.num_machines >= 2", "launcher.num_machines", machines,
+                         "set launcher.num_machines=<machines>, or use launcher=multiprocess on one machine")
+        rank = get(cfg, "launcher.machine_rank")
+        if _num(rank) and _num(machines) and rank >= machines:
+            report.error(f"launcher.machine_rank must be below launcher.num_machines ({machines})",
+                         "launcher.machine_rank", rank, f"use 0..{machines - 1}, one per machine")
+        if not get(cfg, "output_dir"):
+            report.error("launcher=multinode needs output_dir: every machine would make its own timestamped run dir",
+                         "output_dir", None, "set output_dir=<a folder on a filesystem every machine shares>, the "
+                         "same on every machine")
+    if get(cfg, "launcher.strategy") in SHARDED_WEIGHTS and get(cfg, "launcher.accelerate_config") is None \
+            and get(cfg, "peft.method") == "lora" and (get(cfg, "peft.merge_adapter") or trainer == "reward"):
+        what = "the reward scorer is saved merged" if trainer == "reward" else "peft.merge_adapter=true"
+        report.error(f"{what}: merging a LoRA adapter needs the whole model in one process, and "
+                     f"launcher.strategy={get(cfg, 'launcher.strategy')} shards it", "launcher.strategy",
+                     get(cfg, "launcher.strategy"), "use launcher.strategy=ddp, or train the adapter sharded and "
+                     "merge it afterwards (peft.merge_adapter=false)")
+    config = get(cfg, "launcher.accelerate_config")
+    if config is not None and not os.path.isfile(os.path.expanduser(str(config))):
+        report.error("launcher.accelerate_config is not a file", "launcher.accelerate_config", config,
+                     "give the path of an accelerate config file (accelerate config --config_file <path> writes one), "
+                     "or remove it to use launcher.strategy's")
+    elif config is not None and is_set(cfg, "launcher.strategy", overridden):
+        report.warn("launcher.strategy is replaced by launcher.accelerate_config, will be ignored",
+                    "launcher.strategy", get(cfg, "launcher.strategy"), "remove one of the two")
 
 
 def _check_sweep(cfg: DictConfig, report: Report) -> None:

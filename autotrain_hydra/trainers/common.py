@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -220,6 +220,7 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         save_strategy="steps" if t.save_steps else "no",
         save_steps=t.save_steps or 500,
         save_total_limit=t.save_total_limit,
+        ddp_find_unused_parameters=False,  # every trained parameter is used (LoRA: frozen ones need no grad)
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (and stops the run), not averaged away
         **precision_flags(t.mixed_precision),
     )
@@ -276,19 +277,54 @@ def remove_empty_checkpoints(out: str) -> None:
         os.rmdir(checkpoints)
 
 
-def save_model(job: Job, model: Any, tokenizer: Any) -> None:
+def rank_and_world() -> Tuple[int, int]:
+    """This process's global rank and the number of processes (0, 1 outside a launched run)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return rank_and_world()[0] == 0
+
+
+def save_model(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> None:
     """Save the model and tokenizer into the output dir (a LoRA model: the adapter, plus merged weights in
     ``merged/`` when ``peft.merge_adapter=true``)."""
-    out = job.output_dir
-    remove_empty_checkpoints(out)
-    with atomic_files(out) as tmp:  # a crash while saving leaves no half-written model in the output dir
-        model.save_pretrained(tmp)
+
+    def write(tmp: str, model: Any, state_dict: Optional[Dict[str, Any]]) -> None:
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         if job.cfg.peft.method == "lora" and job.cfg.peft.merge_adapter:
             merged = model.merge_and_unload()
             merged.save_pretrained(os.path.join(tmp, "merged"))
             tokenizer.save_pretrained(os.path.join(tmp, "merged"))
             job.notes.append("merged weights saved in merged/")
+
+    save_output(job, model, trainer, write)
+
+
+def save_output(job: Job, model: Any, trainer: Any, write: Callable[[str, Any, Optional[Dict[str, Any]]], None]) -> None:
+    """``write(tmp, model, state_dict)`` into a temporary folder whose entries are then moved into the output dir
+    (a crash while saving leaves no half-written model). In a launched run rank 0 alone writes, after every rank
+    has finished training; with FSDP or DeepSpeed every rank first takes part in gathering the full weights
+    (``state_dict``, else None: the model's own)."""
+    out = job.output_dir
+    _, world = rank_and_world()
+    if world == 1 or trainer is None:
+        remove_empty_checkpoints(out)
+        with atomic_files(out) as tmp:
+            write(tmp, model, None)
+        return
+    accelerator = trainer.accelerator
+    state_dict = None
+    if getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False):
+        state_dict = accelerator.get_state_dict(trainer.model_wrapped)  # a collective: every rank
+        model = accelerator.unwrap_model(trainer.model_wrapped)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        remove_empty_checkpoints(out)
+        with atomic_files(out) as tmp:
+            write(tmp, model, state_dict)
+    accelerator.wait_for_everyone()
 
 
 class atomic_files:

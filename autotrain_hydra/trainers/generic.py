@@ -40,5 +40,5 @@ def train(job: Job) -> Dict[str, Any]:
                       data_collator=data_mod.PadCollator(tokenizer.pad_token_id), processing_class=tokenizer)
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
     metrics["train_blocks"] = len(train_ds)
-    save_model(job, trainer.model, tokenizer)
+    save_model(job, trainer.model, tokenizer, trainer)
     return metrics

@@ -103,7 +103,7 @@ def fit(job: Job, trainer: Any, pairs: Pairs, tokenizer: Any) -> dict:
     metrics = train_and_collect(job, trainer, has_eval=has_eval)
     if has_eval:
         metrics["eval_logp_margin_after"] = logp_margin(trainer.model, pairs.valid, tokenizer.pad_token_id)
-    save_model(job, trainer.model, tokenizer)
+    save_model(job, trainer.model, tokenizer, trainer)
     return metrics
 
 

@@ -17,7 +17,7 @@ import os
 from typing import Any, Dict, List
 
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import (Job, atomic_files, remove_empty_checkpoints, train_and_collect,
+from autotrain_hydra.trainers.common import (Job, save_output, train_and_collect,
                                              training_kwargs)
 from autotrain_hydra.trainers.preference import load_pairs
 
@@ -87,18 +87,19 @@ def train(job: Job) -> Dict[str, Any]:
     finally:
         model.config.num_labels = heads
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
-    save_scorer(job, trainer.model, tokenizer)
+    save_scorer(job, trainer.model, tokenizer, trainer)
     return metrics
 
 
-def save_scorer(job: Job, model: Any, tokenizer: Any) -> None:
+def save_scorer(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> None:
     """Always a full sequence classifier in the output dir (merged when trained with LoRA)."""
-    out = job.output_dir
-    remove_empty_checkpoints(out)
-    with atomic_files(out) as tmp:
+
+    def write(tmp: str, model: Any, state_dict: Any) -> None:
         if job.cfg.peft.method == "lora":
             model.save_pretrained(os.path.join(tmp, "adapter"))
             model = model.merge_and_unload()
             job.notes.append("LoRA adapter merged into the saved scorer; the adapter alone is in adapter/")
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
+
+    save_output(job, model, trainer, write)

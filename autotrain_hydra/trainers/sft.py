@@ -59,5 +59,5 @@ def train(job: Job) -> Dict[str, Any]:
                           processing_class=tokenizer, peft_config=peft_config)
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
     metrics["train_sequences"] = len(train_ds)
-    save_model(job, trainer.model, tokenizer)
+    save_model(job, trainer.model, tokenizer, trainer)
     return metrics

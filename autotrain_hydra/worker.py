@@ -1,0 +1,89 @@
+"""One rank of a launcher=multiprocess|multinode run: ``accelerate launch ... -m autotrain_hydra.worker <spec>``.
+
+The spec (written by ``autotrain_hydra.launch``) holds the resolved config and the output dir: a rank composes
+nothing and resolves no run dir of its own. Every rank trains; rank 0 alone writes the model, checkpoints and its
+log lines to the run's train.log, and leaves its metrics (or its error) in the result file for the launching
+process. Log lines say which rank wrote them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import traceback
+from typing import Any, Dict
+
+
+def rank_and_world() -> tuple:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def setup_logging(rank: int, world: int, log_file: Any) -> None:
+    """``[rank R/W]`` on every line; rank 0 logs INFO (also to the run's train.log), the others warnings only."""
+    fmt = logging.Formatter(f"[%(asctime)s][rank {rank}/{world}][%(name)s][%(levelname)s] - %(message)s")
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(fmt)
+    root.addHandler(stream)
+    if rank == 0 and log_file:
+        file = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        file.setFormatter(fmt)
+        root.addHandler(file)
+    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+
+
+def _write_result(path: str, result: Dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, default=str)
+    os.replace(tmp, path)
+
+
+def _error_result(e: BaseException) -> Dict[str, Any]:
+    from autotrain_hydra.schema.errors import _MISSING, ConfigError
+
+    report = None
+    if isinstance(e, ConfigError):
+        report = [{"level": i.level, "message": i.message, "key": i.key, "fix": i.fix,
+                   **({} if i.value is _MISSING else {"value": i.value})} for i in e.report.issues]
+    return {"ok": False, "error_type": type(e).__name__, "error_module": type(e).__module__, "message": str(e),
+            "report": report, "traceback": traceback.format_exc()}
+
+
+def main(spec_path: str) -> int:
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    rank, world = rank_and_world()
+    setup_logging(rank, world, spec.get("log_file"))
+    log = logging.getLogger("autotrain_hydra")
+
+    from omegaconf import OmegaConf
+
+    from autotrain_hydra.run import train_here
+    from autotrain_hydra.trainers.common import Job
+
+    job = Job(cfg=OmegaConf.create(spec["config"]), output_dir=spec["output_dir"])
+    log.info("rank %d of %d: training %s on %s into %s", rank, world, job.cfg.trainer.name, job.cfg.model.name,
+             job.output_dir)
+    try:
+        metrics = train_here(job)
+    except BaseException as e:
+        log.error("rank %d failed: %s", rank, e)
+        # every failing rank leaves its error: the launcher may stop rank 0 before rank 0 can write its own
+        _write_result(spec["result"] if rank == 0 else f"{spec['result']}.rank{rank}", _error_result(e))
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        return 1
+    log.info("rank %d of %d: training done", rank, world)
+    if rank == 0:
+        _write_result(spec["result"], {"ok": True, "metrics": metrics, "job_metrics": job.metrics,
+                                       "notes": job.notes})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
