@@ -142,6 +142,11 @@ def plan(cfg: DictConfig) -> Plan:
         report.error("launcher=multinode needs this machine's rank", "launcher.machine_rank", None,
                      f"set launcher.machine_rank=0 on machine 0, 1 on the next, ... up to {machines - 1} (under "
                      "SLURM it is read from the job)")
+    if launcher.name == "multinode" and not cfg.output_dir and not slurm:
+        report.error("launcher=multinode needs output_dir: started by hand, every machine would make its own "
+                     "timestamped run dir", "output_dir", None, "set output_dir=<a folder on a filesystem every "
+                     "machine shares>, the same on every machine (a SLURM job through hydra/launcher=slurm shares its "
+                     "job dir)")
     report.raise_if_errors()
     port = launcher.main_process_port or (29500 if machines > 1 else _free_port())
     bf16 = cuda and torch.cuda.is_bf16_supported()

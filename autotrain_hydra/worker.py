@@ -21,7 +21,8 @@ def rank_and_world() -> tuple:
 
 
 def setup_logging(rank: int, world: int, log_file: Any) -> None:
-    """``[rank R/W]`` on every line; rank 0 logs INFO (also to the run's train.log), the others warnings only."""
+    """``[rank R/W]`` on every line; rank 0 logs INFO (also to the run's train.log), the others warnings and their
+    own start and end."""
     fmt = logging.Formatter(f"[%(asctime)s][rank {rank}/{world}][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -33,7 +34,8 @@ def setup_logging(rank: int, world: int, log_file: Any) -> None:
         file = logging.FileHandler(log_file, mode="a", encoding="utf-8")
         file.setFormatter(fmt)
         root.addHandler(file)
-    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)  # the other ranks would repeat rank 0's lines
+    logging.getLogger(__name__).setLevel(logging.INFO)  # but every rank says when it starts and ends
 
 
 def _write_result(path: str, result: Dict[str, Any]) -> None:
@@ -59,7 +61,7 @@ def main(spec_path: str) -> int:
         spec = json.load(f)
     rank, world = rank_and_world()
     setup_logging(rank, world, spec.get("log_file"))
-    log = logging.getLogger("autotrain_hydra")
+    log = logging.getLogger(__name__)
 
     from omegaconf import OmegaConf
 

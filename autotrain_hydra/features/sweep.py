@@ -18,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 SEEDLESS_SAMPLERS = ("grid",)
+SWEEPER = "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"  # the Optuna sweeper, safe for several workers
 
 # Default search spaces (used when sweep.params is not given), in the Optuna sweeper's grammar.
 DEFAULT_SPACE = {
@@ -168,7 +169,7 @@ def sweep_arguments(cfg: DictConfig, argv: List[str]) -> List[str]:
     s = cfg.sweep
     study = s.study_name or f"{cfg.trainer.name}-sweep"
     storage = s.storage or "sqlite:///${hydra.sweep.dir}/optuna.db"
-    args = ["hydra/sweeper=optuna", f"hydra/sweeper/sampler={s.sampler}",
+    args = ["hydra/sweeper=optuna", f"hydra.sweeper._target_={SWEEPER}", f"hydra/sweeper/sampler={s.sampler}",
              f"hydra.sweeper.n_trials={s.n_trials}", "hydra.sweeper.n_jobs=1",
              f"hydra.sweeper.direction={s.direction}", "hydra.sweeper.max_failure_rate=1.0",
              f"hydra.sweeper.storage='{storage}'", f"hydra.sweeper.study_name={study}"]
@@ -270,35 +271,33 @@ def run_wandb_sweep(cfg: DictConfig, argv: List[str], spec_dir: str = "multirun"
 
 
 # ----------------------------------------------------------------------------------------------- the report
-def _trial_rows(study, first_number: int, sweep_dir: str) -> List[Dict[str, Any]]:
+def _trial_rows(study, sweep_dir: str) -> List[Dict[str, Any]]:
     rows = []
     for t in study.trials:
         start, end = t.datetime_start, t.datetime_complete
-        path = os.path.join(sweep_dir, str(t.number - first_number)) if t.number >= first_number else None
+        path = os.path.join(sweep_dir, str(t.number))  # a trial's dir is its study number (sweep_study)
         train_s = None
-        if path and os.path.isfile(os.path.join(path, "metrics.json")):
+        if os.path.isfile(os.path.join(path, "metrics.json")):
             with open(os.path.join(path, "metrics.json"), encoding="utf-8") as f:
                 train_s = json.load(f).get("train_runtime_s")
         rows.append({"number": t.number, "state": t.state.name, "value": t.value, **{f"params.{k}": v for k, v in
                                                                                      t.params.items()},
                      "seconds": round((end - start).total_seconds(), 2) if start and end else None,
                      "train_seconds": train_s,
-                     "path": path if path and os.path.isdir(path) else "(an earlier sweep)"})
+                     "path": path if os.path.isdir(path) else "(not in this sweep dir)"})
     return rows
 
 
-def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str,
-                 n_new: Optional[int] = None) -> Dict[str, Any]:
+def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str) -> Dict[str, Any]:
     """trials.csv, a console table, optimization_results.yaml (with the best trial's model path) and PNG plots of
-    the optimisation history and the parameter importances, in the sweep dir."""
+    the optimisation history and the parameter importances, in the sweep dir. Every trial of the study is listed,
+    those of other workers and earlier runs on the same storage too."""
     import csv
 
     import optuna
 
     study = optuna.load_study(study_name=study_name, storage=storage)
-    n_new = n_new if n_new is not None else len(study.trials)
-    first_number = len(study.trials) - n_new
-    rows = _trial_rows(study, first_number, sweep_dir)
+    rows = _trial_rows(study, sweep_dir)
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "number", k != "state", k != "value", k))
     with open(os.path.join(sweep_dir, "trials.csv"), "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
@@ -348,7 +347,7 @@ def _plots(study, sweep_dir: str) -> None:
 
     def importances():
         scores = get_param_importances(study, evaluator=MeanDecreaseImpurityImportanceEvaluator(seed=0))
-        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(scores)))
+        fig, ax = plt.subplots(figsize=(6, 1.5 + 0.4 * len(scores)))
         names = list(scores)[::-1]
         ax.barh(names, [scores[n] for n in names])
         ax.set_xlabel("importance (random-forest impurity decrease)")
@@ -383,8 +382,7 @@ class SweepReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweeper = config.hydra.sweeper
-        if "optuna" not in str(sweeper.get("_target_", "")):
+        if "study_name" not in sweeper:  # not an Optuna sweep
             return
-        n_new = len([d for d in os.listdir(config.hydra.sweep.dir) if d.isdigit()])
         write_report(config.hydra.sweep.dir, sweeper.storage, sweeper.study_name, config.sweep.metric,
-                     str(sweeper.direction), n_new=n_new)
+                     str(sweeper.direction))

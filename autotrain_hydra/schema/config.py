@@ -151,6 +151,10 @@ class SweepConfig:
     seed: int = 42
     storage: Optional[str] = None  # e.g. sqlite:///sweeps.db; null: sqlite in the sweep dir
     study_name: Optional[str] = None  # null: <trainer>-sweep
+    # several workers on one study (docs/scaling.md): a running trial's worker beats every heartbeat_interval s; a
+    # trial whose last beat is older than grace_period s (null: 2 x heartbeat_interval) is marked FAIL
+    heartbeat_interval: int = 60
+    grace_period: Optional[int] = None
 
 
 @dataclass

@@ -226,6 +226,8 @@ PARAMS: Tuple[Param, ...] = (
     Param("sweep.seed", check=ge(0), feature="sweep", group="sweep"),
     Param("sweep.storage", feature="sweep", group="sweep"),
     Param("sweep.study_name", feature="sweep", group="sweep"),
+    Param("sweep.heartbeat_interval", check=ge(1), feature="sweep", group="sweep"),
+    Param("sweep.grace_period", check=_null_or_int(1), feature="sweep", group="sweep"),
     # Enhanced evaluation
     Param("eval.metrics", "--eval-metrics", feature="eval", group="eval"),
     Param("eval.dataset_path", "--eval-dataset-path", feature="eval", group="eval"),
@@ -686,10 +688,6 @@ def _check_launcher(cfg: DictConfig, report: Report, trainer: str, overridden: s
         if _num(rank) and _num(machines) and rank >= machines:
             report.error(f"launcher.machine_rank must be below launcher.num_machines ({machines})",
                          "launcher.machine_rank", rank, f"use 0..{machines - 1}, one per machine")
-        if not get(cfg, "output_dir"):
-            report.error("launcher=multinode needs output_dir: every machine would make its own timestamped run dir",
-                         "output_dir", None, "set output_dir=<a folder on a filesystem every machine shares>, the "
-                         "same on every machine")
     if get(cfg, "launcher.strategy") in SHARDED_WEIGHTS and get(cfg, "launcher.accelerate_config") is None \
             and get(cfg, "peft.method") == "lora" and (get(cfg, "peft.merge_adapter") or trainer == "reward"):
         what = "the reward scorer is saved merged" if trainer == "reward" else "peft.merge_adapter=true"

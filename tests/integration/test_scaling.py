@@ -1,0 +1,190 @@
+"""Beyond one process: launcher=multiprocess (2 CPU processes over gloo), hydra/launcher=submitit_local, and several
+sweep workers on one Optuna study. Real processes: each start costs an interpreter and its imports, so they are few."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from autotrain_hydra import models
+from autotrain_hydra.__main__ import main
+from tests.integration.test_guide_examples import guide_folder
+
+EXPERIMENT = ["+experiment=sft_mistral_chatml", "model=tiny", "training.max_steps=6", "training.logging_steps=1",
+              "training.save_steps=3", "training.lr=1e-3", "data.valid_path=data/test.jsonl"]  # batch size 4 (the guide)
+
+# Every save_pretrained of a model, with the rank that made it: loaded into each process through sitecustomize.
+SAVE_SPY = textwrap.dedent("""
+    import importlib.abc, importlib.util, os, sys
+
+    class _Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "transformers.modeling_utils":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                original = module.PreTrainedModel.save_pretrained
+
+                def save_pretrained(self, save_directory, *args, **kwargs):
+                    with open(os.environ["SAVE_SPY_LOG"], "a") as f:
+                        f.write(f"{os.environ.get('RANK', '-')} {save_directory}\\n")
+                    return original(self, save_directory, *args, **kwargs)
+
+                module.PreTrainedModel.save_pretrained = save_pretrained
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, _Spy())
+""")
+
+
+def python(*args, cwd, env=None, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "autotrain_hydra", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def layout(run_dir: Path):
+    """Every file of a run dir, relative (the content of checkpoint folders included). A checkpoint holds one RNG
+    state per rank (rng_state.pth; rng_state_0.pth, rng_state_1.pth): written as rng_state*.pth."""
+    return sorted({re.sub(r"rng_state(_\d+)?\.pth$", "rng_state*.pth", str(p.relative_to(run_dir)))
+                   for p in run_dir.rglob("*") if p.is_file()})
+
+
+def losses(run_dir: Path):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return [loss for _, loss in metrics["history"]["train"]], metrics
+
+
+def test_same_experiment_in_one_process_two_processes_and_submitit(tmp_path, monkeypatch):
+    """The same experiment file: in this process, in 2 data-parallel processes (half the batch each: the same global
+    batch), and as a submitit_local job. One output dir each, the same layout, the same losses; in the 2-process run
+    rank 0 alone saves."""
+    root = guide_folder(tmp_path / "guide")
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    (spy / "sitecustomize.py").write_text(SAVE_SPY)
+    saves = tmp_path / "saves.log"
+    two = python(*EXPERIMENT, "launcher=multiprocess", "launcher.num_processes=2", "training.batch_size=2", cwd=root,
+                 env={"PYTHONPATH": os.pathsep.join([str(spy), os.environ.get("PYTHONPATH", "")]),
+                      "SAVE_SPY_LOG": str(saves)})
+    out, _ = two.communicate(timeout=600)
+    assert two.returncode == 0, out[-4000:]
+
+    monkeypatch.chdir(root)
+    main([*EXPERIMENT, f"hydra.run.dir={tmp_path / 'one'}"])
+    one = tmp_path / "one"
+    main(["-m", *EXPERIMENT, "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path / 'submitit'}"])
+    job = tmp_path / "submitit" / "0"
+
+    (run_dir,) = [p for p in (root / "outputs").glob("*/*/*")]  # exactly one run dir for both ranks
+    assert sorted(p.name for p in root.iterdir()) == ["data", "outputs"]
+    assert layout(run_dir) == layout(one) == layout(job)
+    assert "checkpoints/checkpoint-6/model.safetensors" in layout(run_dir)
+
+    two_losses, two_metrics = losses(run_dir)
+    one_losses, one_metrics = losses(one)
+    job_losses, _ = losses(job)
+    assert two_metrics["world_size"] == 2 and "world_size" not in one_metrics
+    assert len(two_losses) == 6 and two_losses == pytest.approx(one_losses, rel=1e-3)
+    assert job_losses == pytest.approx(one_losses, rel=1e-6)
+    assert two_metrics["eval_loss"] == pytest.approx(one_metrics["eval_loss"], rel=5e-3)
+    assert two_losses[-1] < two_losses[0]
+
+    # rank 0 alone wrote models: the two checkpoints and the final model, once each
+    records = [line.split(" ", 1) for line in saves.read_text().splitlines()]
+    assert {rank for rank, _ in records} == {"0"}, records
+    assert len([p for _, p in records if ".saving-" in p]) == 1 and len(records) == 3
+    log = (run_dir / "train.log").read_text()
+    assert "[rank 0/2]" in log and "rank 0 of 2: training done" in log and "[rank 1/2]" not in log
+    assert "[rank 1/2]" in out  # the other rank's lines reach the console, marked
+
+    from transformers import AutoModelForCausalLM, LlamaForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(run_dir)
+    base = AutoModelForCausalLM.from_pretrained(models.tiny_model_dir())
+    assert isinstance(model, LlamaForCausalLM)
+    assert any((a - b).abs().max() > 0 for a, b in zip(model.parameters(), base.parameters()))
+
+
+def _study(db: Path, name: str = "shared"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+SWEEP = ["features=[sweep]", "sweep.sampler=random", "sweep.study_name=shared", "training.max_steps=2",
+         "training.logging_steps=1"]
+
+
+def test_two_sweep_workers_share_one_study(tmp_path):
+    """Two workers started together on one sqlite study: the requested total of trials, each number once, each in
+    its own dir, no parameter drawn twice, and a report that lists them all."""
+    sweep_dir = tmp_path / "sweep"
+    args = [*SWEEP, "sweep.n_trials=4", f"hydra.sweep.dir={sweep_dir}"]
+    workers = [python(*args, cwd=tmp_path) for _ in range(2)]
+    outs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+    trials = _study(sweep_dir / "optuna.db").trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len({t.params["training.lr"] for t in trials}) == 4
+    ran = [int(o.split("this worker ran ")[1].split(" ")[0]) for o in outs]
+    assert sum(ran) == 4 and all(n >= 1 for n in ran), ran  # both workers took part
+    for t in trials:
+        metrics = json.loads((sweep_dir / str(t.number) / "metrics.json").read_text())
+        assert metrics["objective"] == pytest.approx(t.value)
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_trials == 4 and result.n_complete == 4
+
+
+def _wait_for_running_trial(db: Path, timeout: float = 240.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                running = [t for t in _study(db).trials if t.state.name == "RUNNING"]
+            except Exception:  # the study is not created yet
+                running = []
+            if running:
+                return running[0].number
+        time.sleep(0.5)
+    raise AssertionError("no trial started")
+
+
+def test_stopped_and_dead_workers_leave_failed_trials_not_running_ones(tmp_path, monkeypatch):
+    """A worker stopped with SIGTERM (scancel) marks its own trial FAIL as it exits; a worker killed with SIGKILL
+    cannot, and its trial is marked FAIL by the next worker once its heartbeat is older than the grace period. The
+    next worker then completes the study's budget."""
+    sweep_dir = tmp_path / "sweep"
+    db = sweep_dir / "optuna.db"
+    long_trial = [*SWEEP, "sweep.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "sweep.heartbeat_interval=1",
+                  "sweep.grace_period=3", "training.max_steps=100000"]
+    for sig, number in ((signal.SIGTERM, 0), (signal.SIGKILL, 1)):
+        worker = python(*long_trial, cwd=tmp_path)
+        assert _wait_for_running_trial(db) == number
+        time.sleep(2)  # a heartbeat or two
+        worker.send_signal(sig)
+        worker.communicate(timeout=120)
+    states = {t.number: t.state.name for t in _study(db).trials}
+    assert states == {0: "FAIL", 1: "RUNNING"}  # SIGTERM: failed at once; SIGKILL: left running
+    time.sleep(3.5)  # the dead worker's last heartbeat is now older than the grace period
+
+    monkeypatch.chdir(tmp_path)
+    main([*SWEEP, "sweep.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "sweep.heartbeat_interval=1",
+          "sweep.grace_period=3"])
+    states = {t.number: t.state.name for t in _study(db).trials}
+    assert states == {0: "FAIL", 1: "FAIL", 2: "COMPLETE"}
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_trials == 3 and result.n_failed == 2 and result.best_trial == 2
