@@ -188,3 +188,111 @@ def test_stopped_and_dead_workers_leave_failed_trials_not_running_ones(tmp_path,
     assert states == {0: "FAIL", 1: "FAIL", 2: "COMPLETE"}
     result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert result.n_trials == 3 and result.n_failed == 2 and result.best_trial == 2
+
+
+# ----------------------------------------------------------------------------------------------- launch planning
+def _plan(*overrides):
+    from autotrain_hydra import launch
+    from tests.unit.helpers import compose
+
+    return launch.plan(compose(*overrides))
+
+
+def _gpus(monkeypatch, n):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+
+
+@pytest.mark.parametrize("overrides,gpus,text", [
+    (("launcher=multiprocess",), 0, "launcher.num_processes=null means one process per GPU, and this machine has no GPU"),
+    (("launcher=multiprocess", "launcher.num_processes=4"), 2,
+     "launcher.num_processes=4, but this machine has 2 GPU(s): one process per GPU"),
+    (("launcher=fsdp", "launcher.num_processes=2"), 0,
+     "launcher.strategy=fsdp shards the model across CUDA GPUs, and this machine has none"),
+    (("launcher=deepspeed_zero3",), 2, "launcher.strategy=deepspeed_zero3 needs the deepspeed package"),
+])
+def test_launch_plan_refuses_what_this_machine_cannot_run(overrides, gpus, text, monkeypatch):
+    import importlib.util
+
+    from autotrain_hydra.trainers.common import HardwareError
+
+    if gpus:
+        _gpus(monkeypatch, gpus)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    with pytest.raises(HardwareError, match="fix: ") as e:
+        _plan(*overrides)
+    assert str(e.value).startswith(text)
+
+
+def test_multinode_by_hand_needs_address_rank_and_output_dir(monkeypatch):
+    from autotrain_hydra.schema.errors import ConfigError
+
+    for var in ("SLURM_JOB_ID", "SLURM_NODEID", "SLURM_JOB_NUM_NODES", "SLURM_JOB_NODELIST"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError) as e:
+        _plan("launcher=multinode", "launcher.num_processes=2")
+    assert [i.key for i in e.value.report.errors] == ["launcher.main_process_ip", "launcher.machine_rank",
+                                                      "output_dir"]
+
+
+def test_multinode_under_slurm_reads_rank_and_main_node_from_the_job(monkeypatch):
+    from autotrain_hydra import launch
+    from autotrain_hydra.schema.errors import ConfigError
+
+    _gpus(monkeypatch, 2)
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_NODEID", "1")
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "2")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu[07-08]")
+    p = _plan("launcher=multinode")
+    assert (p.num_processes, p.num_machines, p.machine_rank, p.main_process_ip, p.main_process_port) == \
+        (2, 2, 1, "gpu07", 29500)
+    assert p.mixed_precision == "bf16" and not p.cpu
+    cmd = launch.command(p, "/tmp/spec.json")
+    args = dict(zip(cmd[3::2], cmd[4::2]))
+    assert args["--num_processes"] == "4" and args["--machine_rank"] == "1" and args["--main_process_ip"] == "gpu07"
+    assert args["--config_file"].endswith("configs/accelerate/ddp.yaml")
+    assert cmd[-3:] == ["-m", "autotrain_hydra.worker", "/tmp/spec.json"]
+    with pytest.raises(ConfigError, match="launcher.num_machines=3, but this SLURM job has 2 nodes"):
+        _plan("launcher=multinode", "launcher.num_machines=3")
+
+
+def test_cpu_plan_uses_gloo_and_a_free_port():
+    from autotrain_hydra import launch
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CPU-only machine")
+    p = _plan("launcher=multiprocess", "launcher.num_processes=2")
+    assert (p.world_size, p.cpu, p.mixed_precision, p.num_machines) == (2, True, "no", 1)
+    assert 1024 < p.main_process_port < 65536
+    assert "--main_process_ip" not in launch.command(p, "spec.json")
+
+
+def test_a_failed_rank_s_error_is_raised_in_the_launching_process(tmp_path):
+    """The error a rank had (its type and message) is what the run reports, so its exit code and text are those of a
+    one-process run; rank 0's own result comes first, else the lowest failed rank's."""
+    from autotrain_hydra import launch
+    from autotrain_hydra.data import DataError
+    from autotrain_hydra.trainers.common import Job
+
+    p = launch.Plan(2, 1, 0, None, 1234, "ddp.yaml", "no", True)
+    job = Job(cfg=None, output_dir=str(tmp_path))
+    result = tmp_path / "result.json"
+    (tmp_path / "result.json.rank1").write_text(json.dumps(
+        {"ok": False, "error_type": "DataError", "error_module": "autotrain_hydra.data", "message": "no column x"}))
+    with pytest.raises(DataError, match="^no column x$"):
+        launch._collect(job, str(result), 1, p)
+    result.write_text(json.dumps({"ok": True, "metrics": {"train_loss": 1.5}, "job_metrics": {"n": 3},
+                                  "notes": ["a note"]}))
+    assert launch._collect(job, str(result), 0, p) == {"train_loss": 1.5, "world_size": 2}
+    assert job.metrics == {"n": 3} and job.notes == ["a note"]
+    result.unlink()
+    (tmp_path / "result.json.rank1").unlink()
+    with pytest.raises(RuntimeError, match=r"the 2 training processes failed \(accelerate launch exited with 1\)"):
+        launch._collect(job, str(result), 1, p)

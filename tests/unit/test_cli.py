@@ -39,6 +39,9 @@ def test_every_valued_flag_translates_to_its_key(flag, spec):
     if spec.param.key == "model.name":
         assert cli.translate([flag, raw]).overrides == ["model=custom", "model.name=abc"]
         return
+    if spec.param.key == "launcher.name":  # a config group, whose presets set the rest
+        assert cli.translate([flag, "multiprocess"]).overrides == ["launcher=multiprocess"]
+        return
     assert cli.translate([flag, raw]).overrides == [f"{spec.param.key}={expected}"]
     assert cli.translate([f"{flag}={raw}"]).overrides == [f"{spec.param.key}={expected}"]  # --flag=value too
 
@@ -63,6 +66,7 @@ def test_every_guide_flag_has_a_translation():
     (["--packing", "--max-steps", "5"], ["training.packing=true", "training.max_steps=5"]),
     (["--weight-decay", "-0.5"], ["training.weight_decay=-0.5"]),
     (["--trainer", "dpo", "training.max_steps=3"], ["trainer=dpo", "training.max_steps=3"]),  # Hydra words pass
+    (["--launcher", "fsdp", "--launcher-num-processes", "8"], ["launcher=fsdp", "launcher.num_processes=8"]),
 ])
 def test_switches_and_passthrough(argv, expected):
     assert cli.translate(argv).overrides == expected

@@ -170,6 +170,9 @@ BAD_VALUES = [
     ("distillation.max_new_tokens", 0), ("distillation.teacher_dtype", "int8"),
     ("training.save_steps", 0), ("training.save_total_limit", 0), ("training.attn_implementation", "flash"),
     ("training.resume_from_checkpoint", 3),
+    ("launcher.name", "slurm"), ("launcher.num_processes", 0), ("launcher.num_machines", 0),
+    ("launcher.machine_rank", -1), ("launcher.main_process_port", 70000), ("launcher.strategy", "zero3"),
+    ("sweep.heartbeat_interval", 0), ("sweep.grace_period", 0),
 ]
 
 
