@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import warnings
 from typing import Any, Dict, List, Optional, Set
 
@@ -168,7 +169,8 @@ def sweep_arguments(cfg: DictConfig, argv: List[str]) -> List[str]:
     """The Hydra overrides that run this config as an Optuna sweep (the caller adds --multirun)."""
     s = cfg.sweep
     study = s.study_name or f"{cfg.trainer.name}-sweep"
-    storage = s.storage or "sqlite:///${hydra.sweep.dir}/optuna.db"
+    # as written: an interpolation such as ${oc.env:OPTUNA_STORAGE} keeps a database password out of the run's files
+    storage = OmegaConf.to_container(s, resolve=False)["storage"] or "sqlite:///${hydra.sweep.dir}/optuna.db"
     args = ["hydra/sweeper=optuna", f"hydra.sweeper._target_={SWEEPER}", f"hydra/sweeper/sampler={s.sampler}",
              f"hydra.sweeper.n_trials={s.n_trials}", "hydra.sweeper.n_jobs=1",
              f"hydra.sweeper.direction={s.direction}", "hydra.sweeper.max_failure_rate=1.0",
@@ -288,6 +290,11 @@ def _trial_rows(study, sweep_dir: str) -> List[Dict[str, Any]]:
     return rows
 
 
+def redact(url: str) -> str:
+    """A storage URL with its password replaced by *** (postgresql://user:secret@host/db → user:***@host)."""
+    return re.sub(r"(://[^:/@]+):.*@", r"\1:***@", str(url))
+
+
 def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str) -> Dict[str, Any]:
     """trials.csv, a console table, optimization_results.yaml (with the best trial's model path) and PNG plots of
     the optimisation history and the parameter importances, in the sweep dir. Every trial of the study is listed,
@@ -305,7 +312,7 @@ def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, dir
         writer.writerows(rows)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     best = (min if direction == "minimize" else max)(complete, key=lambda r: r["value"]) if complete else None
-    result = {"study_name": study_name, "storage": storage, "metric": metric, "direction": direction,
+    result = {"study_name": study_name, "storage": redact(storage), "metric": metric, "direction": direction,
               "n_trials": len(rows), "n_complete": len(complete), "n_failed": sum(r["state"] == "FAIL" for r in rows),
               "best_value": best["value"] if best else None,
               "best_params": {k[7:]: v for k, v in best.items() if k.startswith("params.")} if best else None,

@@ -175,7 +175,9 @@ class SharedStudyImpl(OptunaSweeperImpl):
         storage = storage_for(self.storage, self.heartbeat_interval, self.grace_period)
         study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
                                     directions=directions, load_if_exists=True)
-        log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name, self.storage,
+        from autotrain_hydra.features.sweep import redact
+
+        log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name, redact(self.storage),
                  self.n_trials, len(study.trials))
         ran, failures = 0, 0
         with stop_signals_raise():

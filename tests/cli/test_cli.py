@@ -87,6 +87,15 @@ def test_non_editable_install_finds_shipped_configs(tmp_path):
     assert (target / "autotrain_hydra" / "configs" / "trainer" / "dpo.yaml").is_file()
     assert (target / "autotrain_hydra" / "assets" / "data" / "chat.jsonl").is_file()
     assert (target / "autotrain_hydra" / "configs" / "experiment" / "dpo_llama2.yaml").is_file()
+    assert (target / "autotrain_hydra" / "configs" / "accelerate" / "fsdp.yaml").is_file()
+    assert (target / "autotrain_hydra" / "configs" / "hydra" / "launcher" / "slurm.yaml").is_file()
+    assert (target / "hydra_plugins" / "autotrain_hydra_sweeper" / "__init__.py").is_file()
+    found = subprocess.run([sys.executable, "-c", "from hydra.core.plugins import Plugins; "
+                            "from hydra.plugins.sweeper import Sweeper; "
+                            "print([p.__module__ for p in Plugins.instance().discover(Sweeper)])"],
+                           cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(target)},
+                           timeout=600)
+    assert "hydra_plugins.autotrain_hydra_sweeper" in found.stdout, found.stderr[-2000:]
     assert {"autotrain", "autotrain-hydra"} <= {p.name for p in (target / "bin").iterdir()}
     proc = subprocess.run([sys.executable, "-m", "autotrain_hydra", "trainer=dpo", "--cfg", "job", "--resolve"],
                           cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(target)},

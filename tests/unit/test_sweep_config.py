@@ -93,6 +93,27 @@ def test_hydra_arguments():
     assert "training.lr=tag(log, interval(1e-5, 1e-2))" in args
     grid = sweep_arguments(compose("features=[sweep]", "sweep.sampler=grid"), [])
     assert not any("seed" in a for a in grid)
+    assert "hydra.sweeper._target_=hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper" in args
+
+
+def test_storage_interpolation_is_passed_unresolved_and_passwords_are_redacted(monkeypatch):
+    from autotrain_hydra.features.sweep import redact
+
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://optuna:s3cr@t@db:5432/studies")
+    cfg = compose("features=[sweep]", "sweep.storage=${oc.env:OPTUNA_STORAGE}")
+    assert "hydra.sweeper.storage='${oc.env:OPTUNA_STORAGE}'" in sweep_arguments(cfg, [])
+    assert redact(cfg.sweep.storage) == "postgresql://optuna:***@db:5432/studies"
+    assert redact("sqlite:////shared/optuna.db") == "sqlite:////shared/optuna.db"
+
+
+def test_the_shared_study_sweeper_is_a_discoverable_hydra_plugin():
+    """Hydra instantiates sweepers from the hydra_plugins namespace only; an editable install must expose ours."""
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.sweeper import Sweeper
+
+    import autotrain_hydra  # noqa: F401  (exposes the plugin folder of a checkout)
+
+    assert "SharedStudySweeper" in [p.__name__ for p in Plugins.instance().discover(Sweeper)]
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (paths.config_dir() / "hparams_search").glob("*.yaml")))
