@@ -37,7 +37,8 @@ GUIDE_GROUPS = [  # --help headings, in the guide's order
     ("distillation", "Knowledge distillation (--use-distillation; generic, sft, dpo, orpo)"),
     ("sweep", "Hyperparameter sweep (--use-sweep; every trainer)"),
     ("eval", "Enhanced evaluation (--use-enhanced-eval; every trainer)"),
-    ("launcher", "Launcher: where training runs (beyond the guide; --launcher multiprocess --launcher-num-processes 8)"),
+    ("launcher", "Launcher: where training runs (beyond the guide; e.g. --launcher multiprocess "
+                 "--launcher-num-processes 8)"),
 ]
 SAFE = re.compile(r"^[\w./:+\-@~%]+$")
 

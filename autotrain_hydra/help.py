@@ -14,7 +14,8 @@ HEADINGS = {"core": "Core (every trainer)", "training": "Training (every trainer
             "data": "Data columns", "trainer": "Trainer-specific", "ppo": "PPO (trainer=ppo)",
             "distillation": "Knowledge distillation (features=[distillation])",
             "sweep": "Hyperparameter sweep (features=[sweep])", "eval": "Enhanced evaluation (features=[eval])",
-            "launcher": "Launcher (launcher=local | multiprocess | multinode | fsdp | deepspeed_zero2 | deepspeed_zero3)"}
+            "launcher": "Launcher (launcher=local | multiprocess | multinode | fsdp | deepspeed_zero2 | "
+                        "deepspeed_zero3)"}
 
 
 def _show(value) -> str:

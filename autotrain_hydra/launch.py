@@ -120,8 +120,9 @@ def plan(cfg: DictConfig) -> Plan:
                             f"    fix: set launcher.num_processes={gpus} (or null: one per GPU)")
     sharded = launcher.accelerate_config is None and launcher.strategy in SHARDED
     if sharded and not gpus:
-        raise HardwareError(f"launcher.strategy={launcher.strategy} shards the model across CUDA GPUs, and this machine "
-                            "has none.\n    fix: use launcher.strategy=ddp (data parallel, works on a CPU over gloo)")
+        raise HardwareError(f"launcher.strategy={launcher.strategy} shards the model across CUDA GPUs, and this "
+                            "machine has none.\n    fix: use launcher.strategy=ddp (data parallel, works on a CPU "
+                            "over gloo)")
     if sharded and launcher.strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
         raise HardwareError(f"launcher.strategy={launcher.strategy} needs the deepspeed package, which is not "
                             "installed.\n    fix: pip install deepspeed (on the GPU machines), or use "

@@ -177,8 +177,8 @@ class SharedStudyImpl(OptunaSweeperImpl):
                                     directions=directions, load_if_exists=True)
         from autotrain_hydra.features.sweep import redact
 
-        log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name, redact(self.storage),
-                 self.n_trials, len(study.trials))
+        log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name,
+                 redact(self.storage), self.n_trials, len(study.trials))
         ran, failures = 0, 0
         with stop_signals_raise():
             while True:

@@ -302,7 +302,8 @@ def save_model(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> Non
     save_output(job, model, trainer, write)
 
 
-def save_output(job: Job, model: Any, trainer: Any, write: Callable[[str, Any, Optional[Dict[str, Any]]], None]) -> None:
+def save_output(job: Job, model: Any, trainer: Any,
+                write: Callable[[str, Any, Optional[Dict[str, Any]]], None]) -> None:
     """``write(tmp, model, state_dict)`` into a temporary folder whose entries are then moved into the output dir
     (a crash while saving leaves no half-written model). In a launched run rank 0 alone writes, after every rank
     has finished training; with FSDP or DeepSpeed every rank first takes part in gathering the full weights

@@ -20,7 +20,7 @@ from autotrain_hydra.__main__ import main
 from tests.integration.test_guide_examples import guide_folder
 
 EXPERIMENT = ["+experiment=sft_mistral_chatml", "model=tiny", "training.max_steps=6", "training.logging_steps=1",
-              "training.save_steps=3", "training.lr=1e-3", "data.valid_path=data/test.jsonl"]  # batch size 4 (the guide)
+              "training.save_steps=3", "training.lr=1e-3", "data.valid_path=data/test.jsonl"]  # batch 4 (the guide)
 
 # Every save_pretrained of a model, with the rank that made it: loaded into each process through sitecustomize.
 SAVE_SPY = textwrap.dedent("""
@@ -53,8 +53,9 @@ SAVE_SPY = textwrap.dedent("""
 
 
 def python(*args, cwd, env=None, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "autotrain_hydra", *args], cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen([sys.executable, "-m", "autotrain_hydra", *args], cwd=cwd,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **kwargs)
 
 
 def layout(run_dir: Path):
@@ -207,7 +208,8 @@ def _gpus(monkeypatch, n):
 
 
 @pytest.mark.parametrize("overrides,gpus,text", [
-    (("launcher=multiprocess",), 0, "launcher.num_processes=null means one process per GPU, and this machine has no GPU"),
+    (("launcher=multiprocess",), 0,
+     "launcher.num_processes=null means one process per GPU, and this machine has no GPU"),
     (("launcher=multiprocess", "launcher.num_processes=4"), 2,
      "launcher.num_processes=4, but this machine has 2 GPU(s): one process per GPU"),
     (("launcher=fsdp", "launcher.num_processes=2"), 0,

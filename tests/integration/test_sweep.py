@@ -38,13 +38,17 @@ def test_sweep_runs_resumes_and_reports(tmp_path, monkeypatch):
         assert (first / name).is_file(), name
     rows = list(csv.DictReader((first / "trials.csv").open()))
     assert [r["state"] for r in rows] == ["COMPLETE"] * 3 and "params.training.lr" in rows[0]
-    # the same command again, on the same storage: one study with both runs' trials
-    second = sweep(tmp_path, monkeypatch, *args)
-    assert second != first
+    # the same command again, on the same storage: the study is finished (n_trials is the study's total), so no
+    # trial runs; with a larger n_trials it continues, numbering its trial dirs by the study's trial numbers
+    again = sweep(tmp_path, monkeypatch, *args)
+    assert again != first and not trial_values(again, "eval_loss")
+    assert OmegaConf.load(again / "optimization_results.yaml").n_trials == 3
+    second = sweep(tmp_path, monkeypatch, *[a.replace("n_trials=3", "n_trials=5") for a in args])
+    assert sorted(trial_values(second, "eval_loss")) == [3, 4]
     result = OmegaConf.load(second / "optimization_results.yaml")
-    assert result.n_trials == 6
+    assert result.n_trials == 5 and result.n_complete == 5
     rows = list(csv.DictReader((second / "trials.csv").open()))
-    assert [r["path"] for r in rows[:3]] == ["(an earlier sweep)"] * 3
+    assert [r["path"] for r in rows[:3]] == ["(not in this sweep dir)"] * 3
 
 
 def test_failed_trials_are_recorded_and_maximize_picks_max(tmp_path, monkeypatch):

@@ -60,7 +60,8 @@ def test_ppo_is_refused_with_a_multiprocess_launcher():
 @pytest.mark.parametrize("overrides,error", [
     (("launcher=multiprocess", "launcher.num_machines=2"), "launcher=multiprocess runs on one machine"),
     (("launcher=multinode", "launcher.num_machines=1"), "launcher=multinode needs launcher.num_machines >= 2"),
-    (("launcher=multinode", "launcher.machine_rank=2"), "launcher.machine_rank must be below launcher.num_machines (2)"),
+    (("launcher=multinode", "launcher.machine_rank=2"),
+     "launcher.machine_rank must be below launcher.num_machines (2)"),
     (("launcher=multiprocess", "launcher.accelerate_config=/no/such/file.yaml"),
      "launcher.accelerate_config is not a file"),
     (("launcher=fsdp", "peft=lora", "peft.merge_adapter=true"),
