@@ -16,10 +16,6 @@ import traceback
 from typing import Any, Dict
 
 
-def rank_and_world() -> tuple:
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def setup_logging(rank: int, world: int, log_file: Any) -> None:
     """``[rank R/W]`` on every line; rank 0 logs INFO (also to the run's train.log), the others warnings and their
     own start and end."""
@@ -59,6 +55,8 @@ def _error_result(e: BaseException) -> Dict[str, Any]:
 def main(spec_path: str) -> int:
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
+    from autotrain_hydra.trainers.common import rank_and_world
+
     rank, world = rank_and_world()
     setup_logging(rank, world, spec.get("log_file"))
     log = logging.getLogger(__name__)

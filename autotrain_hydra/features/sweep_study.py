@@ -182,19 +182,19 @@ class SharedStudyImpl(OptunaSweeperImpl):
         ran, failures = 0, 0
         with stop_signals_raise():
             while True:
-                trial = self._next_trial(study)
+                trial = self._next_trial(study, storage)
                 if trial is None:
                     break
-                if self.seed is not None:
-                    reseed(self.sampler, self.seed + trial.number)
-                overrides = self._configure_trials([trial], distributions, fixed)
-                with heartbeat(storage, trial._trial_id):
-                    try:
+                try:
+                    if self.seed is not None:
+                        reseed(self.sampler, self.seed + trial.number)
+                    overrides = self._configure_trials([trial], distributions, fixed)
+                    with heartbeat(storage, trial._trial_id):
                         ret = self.launcher.launch(overrides, initial_job_idx=trial.number)[0]
-                    except BaseException:  # the worker is stopping (Ctrl-C, SIGTERM): the trial did not finish
-                        study.tell(trial, state=TrialState.FAIL)
-                        log.warning("sweep: trial %d marked FAIL: this worker was stopped", trial.number)
-                        raise
+                except BaseException:  # the worker is stopping (Ctrl-C, SIGTERM): the trial did not finish
+                    study.tell(trial, state=TrialState.FAIL)
+                    log.warning("sweep: trial %d marked FAIL: this worker was stopped", trial.number)
+                    raise
                 ran += 1
                 try:
                     values = self._values(ret, len(directions))
@@ -209,13 +209,16 @@ class SharedStudyImpl(OptunaSweeperImpl):
                         ret.return_value  # raise the trial's error, as the upstream sweeper does
         log.info("sweep: this worker ran %d trial(s), %d failed; the study has %d", ran, failures, len(study.trials))
 
-    def _next_trial(self, study: optuna.Study) -> Optional[optuna.trial.Trial]:
-        """A new trial while the study has fewer than n_trials (every state counts), else None."""
+    def _next_trial(self, study: optuna.Study, storage: Any) -> Optional[optuna.trial.Trial]:
+        """A new trial while the study has fewer than n_trials (every state counts), else None. Its first heartbeat
+        is recorded at once: optuna never takes a RUNNING trial without one for stale."""
         with budget_lock(self.storage):
             self._fail_stale(study)
             if len(study.get_trials(deepcopy=False)) >= self.n_trials:
                 return None
             trial = study.ask()
+            if isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval():
+                storage.record_heartbeat(trial._trial_id)
         if trial.number >= self.n_trials:  # another machine asked at the same instant (no shared lock)
             trial.set_user_attr("autotrain_hydra", OVER_BUDGET)
             study.tell(trial, state=TrialState.FAIL)
