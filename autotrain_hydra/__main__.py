@@ -76,7 +76,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     extra, code = sweep_precheck(argv)
     if code:
         sys.exit(code)
-    multirun = ["--multirun"] if extra and not ({"--multirun", "-m"} & set(argv)) else []
+    # a sweep, or a Hydra launcher (hydra/launcher=slurm, submitit_local: they launch multiruns only; without
+    # --multirun Hydra would train right here, on the login node), runs as a multirun without typing --multirun
+    launcher = any(a.startswith("hydra/launcher=") for a in argv)
+    multirun = ["--multirun"] if (extra or launcher) and not ({"--multirun", "-m"} & set(argv)) else []
     sys.argv = [sys.argv[0], *multirun, *argv, *extra]
     hydra_main()
 

@@ -88,7 +88,7 @@ def test_same_experiment_in_one_process_two_processes_and_submitit(tmp_path, mon
     monkeypatch.chdir(root)
     main([*EXPERIMENT, f"hydra.run.dir={tmp_path / 'one'}"])
     one = tmp_path / "one"
-    main(["-m", *EXPERIMENT, "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path / 'submitit'}"])
+    main([*EXPERIMENT, "hydra/launcher=submitit_local", f"hydra.sweep.dir={tmp_path / 'submitit'}"])  # -m implied
     job = tmp_path / "submitit" / "0"
 
     (run_dir,) = [p for p in (root / "outputs").glob("*/*/*")]  # exactly one run dir for both ranks
