@@ -47,7 +47,8 @@ def main() -> None:
         multi = run([*common, f"training.batch_size={a.batch_size // a.processes}", "launcher=multiprocess",
                      f"launcher.num_processes={a.processes}"], Path(tmp, "multi"))
     for name, r in (("launcher=local", local), (f"launcher=multiprocess x{a.processes}", multi)):
-        print(f"{name:<28} wall {r['wall']:6.2f} s  training {r['train']:6.2f} s  rest {r['wall'] - r['train']:6.2f} s  "
+        rest = r["wall"] - r["train"]
+        print(f"{name:<28} wall {r['wall']:6.2f} s  training {r['train']:6.2f} s  rest {rest:6.2f} s  "
               f"final loss {r['loss']:.5f}")
     print(f"wall multiprocess / local: {multi['wall'] / local['wall']:.2f}x")
     print(f"training multiprocess / local: {multi['train'] / local['train']:.2f}x")
