@@ -19,10 +19,12 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -196,10 +198,33 @@ def train(job: Any, p: Plan) -> Dict[str, Any]:
         log.info("launching: %s", " ".join(cmd))
         for handler in logging.getLogger().handlers:
             handler.flush()
-        code = subprocess.call(cmd, env=env)
+        code = _wait(subprocess.Popen(cmd, env=env))
         return _collect(job, spec["result"], code, p)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    """The launcher's exit code. Interrupted (Ctrl-C, SIGTERM: scancel, kill), the launcher is asked to stop with
+    SIGTERM, which torchrun passes on to every rank, so that no rank trains on as an orphan."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
+    try:
+        return proc.wait()
+    except BaseException:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _collect(job: Any, result_path: str, code: int, p: Plan) -> Dict[str, Any]:

@@ -24,6 +24,7 @@ from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, 
 log = logging.getLogger("autotrain_hydra")
 
 EXIT_RUN_ERROR = 1
+EXIT_STOPPED = 130  # as a shell reports a process stopped by Ctrl-C
 
 
 def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Report:
@@ -242,6 +243,12 @@ def run_task(cfg: DictConfig) -> Optional[float]:
         cfg.output_dir = os.path.join(cfg.output_dir, str(job_num))
     try:
         return run(cfg, overrides, run_dir)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM while launched processes train
+        if sweeping:  # the sweeper marks the trial FAIL and stops
+            raise
+        print(f"Stopped ({e or 'Ctrl-C'}): no model was saved by this run; its complete checkpoints are kept.\n"
+              "    to go on: the same command with training.resume_from_checkpoint=true", file=sys.stderr)
+        sys.exit(EXIT_STOPPED)
     except Exception:
         if sweeping:  # the sweeper records the trial as failed and goes on
             log.exception("trial %s failed", job_num)

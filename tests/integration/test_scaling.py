@@ -298,3 +298,36 @@ def test_a_failed_rank_s_error_is_raised_in_the_launching_process(tmp_path):
     (tmp_path / "result.json.rank1").unlink()
     with pytest.raises(RuntimeError, match=r"the 2 training processes failed \(accelerate launch exited with 1\)"):
         launch._collect(job, str(result), 1, p)
+
+
+def test_stopping_a_launched_run_stops_every_rank_and_it_resumes(tmp_path):
+    """SIGTERM (scancel, kill) to the command of a 2-process run: every rank stops (no orphan keeps training), the
+    command says how to go on and exits 130; the same command with resume_from_checkpoint=true then continues from
+    the last complete checkpoint in 2 processes."""
+    import psutil
+
+    out = tmp_path / "run"
+    args = ["launcher=multiprocess", "launcher.num_processes=2", "training.batch_size=2", "training.save_steps=5",
+            "training.logging_steps=1", f"output_dir={out}"]
+    proc = python(*args, "training.max_steps=100000", cwd=tmp_path)
+    deadline = time.time() + 300
+    while not list(out.glob("checkpoints/checkpoint-*/trainer_state.json")) and time.time() < deadline:
+        time.sleep(0.5)
+    ranks = psutil.Process(proc.pid).children(recursive=True)
+    workers = [p for p in ranks if p.cmdline()[1:4] == ["-u", "-m", "autotrain_hydra.worker"]]
+    assert len(workers) == 2, [p.cmdline() for p in ranks]
+    proc.send_signal(signal.SIGTERM)
+    text, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, text[-3000:]
+    assert "Stopped (signal 15)" in text and "training.resume_from_checkpoint=true" in text
+    gone, alive = psutil.wait_procs(ranks, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not (out / "model.safetensors").exists()
+
+    last = max(int(p.parent.name.split("-")[1]) for p in out.glob("checkpoints/checkpoint-*/trainer_state.json"))
+    resumed = python(*args, f"training.max_steps={last + 4}", "training.resume_from_checkpoint=true", cwd=tmp_path)
+    text, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, text[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == last + 4 and metrics["world_size"] == 2
+    assert f"resumed from checkpoint-{last}" in metrics["notes"]
