@@ -235,14 +235,13 @@ def _collect(job: Any, result_path: str, code: int, p: Plan) -> Dict[str, Any]:
             with open(path, encoding="utf-8") as f:
                 result = json.load(f)
             break
-    if result and not result.get("ok"):  # rank 0 failed: raise its error here (same message, same exit code)
+    if result and not result.get("ok"):  # a rank failed: raise its error here (same message, same exit code)
         raise _error(result)
+    if code == 0 and p.machine_rank != 0:  # done; rank 0's result is on machine 0
+        return {}
     if code != 0 or result is None:
-        where = "" if p.machine_rank == 0 else f" (machine {p.machine_rank}: rank 0's result is on machine 0)"
-        if code == 0 and p.machine_rank != 0:
-            return {}
-        raise RuntimeError(f"the {p.world_size} training processes failed (accelerate launch exited with {code})"
-                           f"{where}; each rank's log is above, marked [rank N/{p.world_size}]")
+        raise RuntimeError(f"the {p.world_size} training processes failed (accelerate launch exited with {code}); "
+                           f"each rank's log is above, marked [rank N/{p.world_size}]")
     job.metrics.update(result.get("job_metrics") or {})
     job.notes.extend(result.get("notes") or [])
     metrics = result["metrics"]
