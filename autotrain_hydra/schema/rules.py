@@ -91,9 +91,9 @@ def one_of(choices: Sequence[Any]) -> Check:
     return Check(lambda v: v in choices, f"one of {shown}", tuple(choices))
 
 
-def _null_or_int(lo: int) -> Check:
-    return Check(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= lo),
-                 f"null or an integer >= {lo}")
+def null_or_ge(lo: int) -> Check:
+    """null (off, or: choose for me) or an integer >= lo."""
+    return Check(lambda v: v is None or (isinstance(v, int) and v >= lo), f"null or >= {lo}")
 
 
 # ----------------------------------------------------------------------------------------------- the table
@@ -135,19 +135,18 @@ PARAMS: Tuple[Param, ...] = (
     Param("training.mixed_precision", "--mixed-precision", check=one_of(MIXED_PRECISION + ("auto", None))),
     Param("training.block_size", "--block-size", check=ge(8)),
     Param("training.max_steps", check=Check(lambda v: isinstance(v, int) and (v == -1 or v >= 1), "-1 (off) or >= 1")),
-    Param("training.eval_batch_size", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
+    Param("training.eval_batch_size", check=null_or_ge(1)),
     Param("training.logging_steps", check=ge(1)),
     Param("training.eval_strategy", check=one_of(EVAL_STRATEGIES)),
     Param("training.max_grad_norm", check=ge(0)),
-    Param("training.eval_steps", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
+    Param("training.eval_steps", check=null_or_ge(1)),
     Param("training.gradient_checkpointing"),
     Param("training.packing"),
     Param("training.attn_implementation", check=one_of(ATTN_IMPLEMENTATIONS)),
     Param("training.torch_compile"),
     Param("training.use_liger_kernel"),
-    Param("training.save_steps", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
-    Param("training.save_total_limit",
-          check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1")),
+    Param("training.save_steps", check=null_or_ge(1)),
+    Param("training.save_total_limit", check=null_or_ge(1)),
     Param("training.resume_from_checkpoint",
           check=Check(lambda v: v is None or isinstance(v, (bool, str)), "null, true, false or a checkpoint path")),
     Param("model.revision", group="core"),
@@ -169,8 +168,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("data.valid_path", group="data"),
     Param("data.valid_fraction", check=Check(lambda v: v is None or (_num(v) and 0 < v < 1), "null or in (0, 1)"),
           group="data"),
-    Param("data.max_samples", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1"),
-          group="data"),
+    Param("data.max_samples", check=null_or_ge(1), group="data"),
     Param("data.prompt_text_column", "--prompt-text-column", frozenset({"dpo", "orpo", "reward", "ppo"}),
           required=PREFERENCE, group="data"),
     Param("data.rejected_text_column", "--rejected-text-column", frozenset({"dpo", "orpo", "reward"}),
@@ -178,8 +176,7 @@ PARAMS: Tuple[Param, ...] = (
     # SFT
     Param("trainer.chat_template", "--chat-template", frozenset({"sft"}), group="trainer"),
     Param("trainer.add_eos_token", "--add-eos-token", frozenset({"sft"}), group="trainer"),
-    Param("trainer.max_seq_length", "--max-seq-length", frozenset({"sft"}),
-          check=Check(lambda v: v is None or (isinstance(v, int) and v >= 8), "null or >= 8"), group="trainer"),
+    Param("trainer.max_seq_length", "--max-seq-length", frozenset({"sft"}), check=null_or_ge(8), group="trainer"),
     # DPO / ORPO
     Param("trainer.model_ref", "--model-ref", PREFERENCE, group="trainer"),
     Param("trainer.dpo_beta", "--dpo-beta", frozenset({"dpo"}), check=gt(0), group="trainer"),
@@ -227,7 +224,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("sweep.storage", feature="sweep", group="sweep"),
     Param("sweep.study_name", feature="sweep", group="sweep"),
     Param("sweep.heartbeat_interval", check=ge(1), feature="sweep", group="sweep"),
-    Param("sweep.grace_period", check=_null_or_int(1), feature="sweep", group="sweep"),
+    Param("sweep.grace_period", check=null_or_ge(1), feature="sweep", group="sweep"),
     # Enhanced evaluation
     Param("eval.metrics", "--eval-metrics", feature="eval", group="eval"),
     Param("eval.dataset_path", "--eval-dataset-path", feature="eval", group="eval"),
@@ -237,16 +234,15 @@ PARAMS: Tuple[Param, ...] = (
     Param("eval.max_new_tokens", check=ge(1), feature="eval", group="eval"),
     Param("eval.do_sample", feature="eval", group="eval"),
     Param("eval.before_training", feature="eval", group="eval"),
-    Param("eval.max_samples", check=Check(lambda v: v is None or (isinstance(v, int) and v >= 1), "null or >= 1"),
-          feature="eval", group="eval"),
+    Param("eval.max_samples", check=null_or_ge(1), feature="eval", group="eval"),
     Param("eval.bertscore_model", feature="eval", group="eval"),
     Param("eval.holdout_fraction", check=Check(lambda v: _num(v) and 0 < v < 1, "in (0, 1)"), feature="eval",
           group="eval"),
     # Launcher (beyond the guide): where training runs
     Param("launcher.name", check=one_of(LAUNCHERS), group="launcher"),
-    Param("launcher.num_processes", check=_null_or_int(1), group="launcher"),
+    Param("launcher.num_processes", check=null_or_ge(1), group="launcher"),
     Param("launcher.num_machines", check=ge(1), group="launcher"),
-    Param("launcher.machine_rank", check=_null_or_int(0), group="launcher"),
+    Param("launcher.machine_rank", check=null_or_ge(0), group="launcher"),
     Param("launcher.main_process_ip", group="launcher"),
     Param("launcher.main_process_port",
           check=Check(lambda v: v is None or (isinstance(v, int) and 1 <= v <= 65535), "null or a port in [1, 65535]"),
