@@ -246,7 +246,7 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM while launched processes train
         if sweeping:  # the sweeper marks the trial FAIL and stops
             raise
-        print(f"Stopped ({e or 'Ctrl-C'}): no model was saved by this run; its complete checkpoints are kept.\n"
+        print(f"Stopped ({e or 'Ctrl-C'}) before the run finished; its complete checkpoints are kept.\n"
               "    to go on: the same command with training.resume_from_checkpoint=true", file=sys.stderr)
         sys.exit(EXIT_STOPPED)
     except Exception:
