@@ -31,7 +31,6 @@ logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up line
 
 import optuna  # noqa: E402
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides  # noqa: E402
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -42,9 +41,7 @@ OVER_BUDGET = "autotrain_hydra: not run, the study already had sweep.n_trials tr
 def shared_study_sweeper(**kwargs: Any) -> "SharedStudyImpl":
     """The sweeper behind ``hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper`` (the ``_target_`` that
     ``features.sweep.sweep_arguments`` sets on ``hydra/sweeper=optuna``): the upstream one's state, our loop."""
-    sweeper = OptunaSweeper(**kwargs).sweeper
-    sweeper.__class__ = SharedStudyImpl
-    return sweeper
+    return SharedStudyImpl(**kwargs)  # OptunaSweeper's own arguments, passed on as it does
 
 
 def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optional[int]) -> Any:
@@ -92,13 +89,13 @@ def reseed(sampler: Any, seed: int) -> None:
 
 @contextlib.contextmanager
 def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
-    """Record the trial's heartbeat now and every heartbeat interval until the block ends."""
+    """Record the trial's heartbeat every heartbeat interval until the block ends (the first one is recorded with
+    the ask, in ``SharedStudyImpl._next_trial``)."""
     if not isinstance(storage, optuna.storages.RDBStorage) or not storage.get_heartbeat_interval():
         yield
         return
     interval = storage.get_heartbeat_interval()
     stop = threading.Event()
-    storage.record_heartbeat(trial_id)
 
     def beat() -> None:
         while not stop.wait(interval):
