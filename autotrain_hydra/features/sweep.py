@@ -7,12 +7,13 @@ the sweep ends. Light module: no torch; optuna is imported only when a sweep end
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import warnings
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -299,6 +300,26 @@ def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, dir
     """trials.csv, a console table, optimization_results.yaml (with the best trial's model path) and PNG plots of
     the optimisation history and the parameter importances, in the sweep dir. Every trial of the study is listed,
     those of other workers and earlier runs on the same storage too."""
+    from autotrain_hydra.features.sweep_study import budget_lock
+
+    with budget_lock(storage):  # workers ending together: one at a time, the last one reads the newest study
+        return _write_report(sweep_dir, storage, study_name, metric, direction)
+
+
+@contextlib.contextmanager
+def written_whole(path: str) -> Iterator[str]:
+    """A temporary path beside ``path``, moved onto it when the block ends: a reader (or another worker's report on
+    a shared disk) never sees a half-written file."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str) -> Dict[str, Any]:
     import csv
 
     import optuna
@@ -306,7 +327,8 @@ def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, dir
     study = optuna.load_study(study_name=study_name, storage=storage)
     rows = _trial_rows(study, sweep_dir)
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "number", k != "state", k != "value", k))
-    with open(os.path.join(sweep_dir, "trials.csv"), "w", newline="", encoding="utf-8") as f:
+    with written_whole(os.path.join(sweep_dir, "trials.csv")) as tmp, open(tmp, "w", newline="",
+                                                                          encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
@@ -317,7 +339,8 @@ def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, dir
               "best_value": best["value"] if best else None,
               "best_params": {k[7:]: v for k, v in best.items() if k.startswith("params.")} if best else None,
               "best_trial": best["number"] if best else None, "best_model_path": best["path"] if best else None}
-    OmegaConf.save(OmegaConf.create(result), os.path.join(sweep_dir, "optimization_results.yaml"))
+    with written_whole(os.path.join(sweep_dir, "optimization_results.yaml")) as tmp:
+        OmegaConf.save(OmegaConf.create(result), tmp)
     print(render_table(rows, metric))
     print(f"best {metric}: {result['best_value']} (trial {result['best_trial']}, {result['best_model_path']})")
     _plots(study, sweep_dir)
@@ -369,7 +392,8 @@ def _plots(study, sweep_dir: str) -> None:
         try:
             fig = draw()
             fig.tight_layout()
-            fig.savefig(os.path.join(sweep_dir, name), dpi=80)
+            with written_whole(os.path.join(sweep_dir, name)) as tmp:
+                fig.savefig(tmp, dpi=80, format="png")
             plt.close(fig)
         except Exception as e:  # a plot must never fail the sweep
             log.warning("sweep: could not draw %s (%s)", name, e)

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 import warnings
 from typing import Any, Iterator, List, Optional
 
@@ -50,6 +51,32 @@ def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optio
         return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval),
                                           grace_period=int(grace_period) if grace_period else None)
     return url
+
+
+def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions: List[Any],
+               heartbeat_interval: Optional[int], grace_period: Optional[int], tries: int = 5) -> tuple:
+    """(storage, study): the shared study, created by whichever worker comes first and loaded by the others.
+
+    Workers started together race to create a new database's tables and its alembic version row (``UNIQUE constraint
+    failed: alembic_version.version_num``, ``table ... already exists``). With sqlite the workers of one machine take
+    turns under the budget lock; on a database server the loser of the race retries once the winner's schema is
+    there."""
+    import sqlalchemy.exc
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with budget_lock(url):
+                storage = storage_for(url, heartbeat_interval, grace_period)
+                study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
+                                            directions=directions, load_if_exists=True)
+            return storage, study
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
+            if attempt == tries:
+                raise
+            log.info("sweep: another worker is creating the study's storage (%s); retrying", type(e).__name__)
+            time.sleep(0.2 * attempt)
 
 
 def sqlite_path(url: Any) -> Optional[str]:
@@ -169,9 +196,9 @@ class SharedStudyImpl(OptunaSweeperImpl):
         for name in fixed:
             distributions.pop(name, None)
         directions = self._get_directions()
-        storage = storage_for(self.storage, self.heartbeat_interval, self.grace_period)
-        study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
-                                    directions=directions, load_if_exists=True)
+        storage, study = open_study(self.storage, study_name=self.study_name, sampler=self.sampler,
+                                    directions=directions, heartbeat_interval=self.heartbeat_interval,
+                                    grace_period=self.grace_period)
         from autotrain_hydra.features.sweep import redact
 
         log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name,

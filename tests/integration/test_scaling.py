@@ -164,6 +164,41 @@ def _wait_for_running_trial(db: Path, timeout: float = 240.0):
     raise AssertionError("no trial started")
 
 
+def _open_shared(url, barrier, results, lock):
+    import contextlib
+
+    from autotrain_hydra.features import sweep_study
+
+    if not lock:  # as on a database server: no file lock, the retry alone must absorb the race
+        sweep_study.budget_lock = lambda url: contextlib.nullcontext()
+    barrier.wait()
+    try:
+        _, study = sweep_study.open_study(url, study_name="shared", sampler=None, directions=["minimize"],
+                                          heartbeat_interval=60, grace_period=None)
+        results.put(study.study_name)
+    except Exception as e:
+        results.put(f"{type(e).__name__}: {e}")
+
+
+@pytest.mark.parametrize("lock", [True, False], ids=["sqlite-lock", "server-retry"])
+def test_workers_started_at_the_same_instant_all_open_the_new_study(tmp_path, lock):
+    """Workers racing to create a new storage (tables, alembic version row) all get the one study. Without our lock
+    and retry, most of 6 simultaneous workers failed with IntegrityError/OperationalError (the CI failure of the
+    two-worker test)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    workers = [ctx.Process(target=_open_shared, args=(url, barrier, results, lock)) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [results.get(timeout=5) for _ in workers] == ["shared"] * 6
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["shared"]
+
+
 def test_stopped_and_dead_workers_leave_failed_trials_not_running_ones(tmp_path, monkeypatch):
     """A worker stopped with SIGTERM (scancel) marks its own trial FAIL as it exits; a worker killed with SIGKILL
     cannot, and its trial is marked FAIL by the next worker once its heartbeat is older than the grace period. The
