@@ -80,8 +80,45 @@ def main(argv: Optional[List[str]] = None) -> None:
     # --multirun Hydra would train right here, on the login node), runs as a multirun without typing --multirun
     launcher = any(a.startswith("hydra/launcher=") for a in argv)
     multirun = ["--multirun"] if (extra or launcher) and not ({"--multirun", "-m"} & set(argv)) else []
+    if not (extra or launcher or {"--multirun", "-m"} & set(argv)) and run_dir_precheck(argv):
+        sys.exit(EXIT_CONFIG_ERROR)
     sys.argv = [sys.argv[0], *multirun, *argv, *extra]
     hydra_main()
+
+
+def run_dir_precheck(argv: List[str]) -> int:
+    """A ``hydra.run.dir=<path>`` given on the command line that holds an earlier run's results: refused here, before
+    Hydra writes its ``.hydra/`` files over that run's (the check in ``run`` comes after them). The default run dir
+    needs no check: ``unique_dir`` gives every run a new one."""
+    import os
+
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from autotrain_hydra.schema.errors import Report
+    from autotrain_hydra.schema.rules import check_output_dir, output_dir_in_use, resuming
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.cfg or args.help or args.hydra_help or args.info or args.shell_completion:
+        return 0
+    parsed = OverridesParser.create().parse_overrides(args.overrides)
+    given = [o for o in parsed if o.key_or_group == "hydra.run.dir" and not o.is_delete()]
+    if not given:
+        return 0
+    path = str(given[-1].value())
+    if "${" in path or not output_dir_in_use(path):
+        return 0
+    from autotrain_hydra.schema.compose import compose_config
+
+    cfg = compose_config(a for a, o in zip(args.overrides, parsed) if not a.startswith("hydra"))
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()  # hydra.main initialises its own
+    report = Report()
+    check_output_dir(report, os.path.abspath(path), bool(cfg.overwrite_output_dir) or resuming(cfg), "hydra.run.dir")
+    if report.errors:
+        print(report.render(), file=sys.stderr)
+    return len(report.errors)
 
 
 def sweep_precheck(argv: List[str]) -> Tuple[List[str], int]:

@@ -31,3 +31,24 @@ def cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "autotrain_hydra"
     )
     return Path(root)
+
+
+def claim_dir(path: str) -> str:
+    """A new run dir: ``path`` if this call creates it, else the first of ``path_1``, ``path_2``, ... that it creates.
+
+    The default run and sweep dirs (``outputs/<trainer>/<date>/<time>``) are named to the second, so runs started in
+    the same second (a SLURM job array, a loop of ``&``) would share one, and Hydra would write its ``.hydra/`` files
+    over the other run's before any check of ours runs. ``os.mkdir`` is atomic: each run gets a dir of its own.
+    Registered as the ``unique_dir`` resolver with ``use_cache`` (as Hydra's ``now``), so a run resolves it once and
+    its sweep jobs, which get a copy of the cache, resolve the same dir."""
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, exist_ok=True)
+    candidate, n = path, 0
+    while True:
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{path}_{n}"

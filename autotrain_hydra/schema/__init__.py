@@ -43,6 +43,8 @@ def register() -> None:
     cs.store(group="launcher", name="base_launcher", node=LauncherConfig)
     if not OmegaConf.has_resolver("autotrain_asset"):
         OmegaConf.register_new_resolver("autotrain_asset", paths.asset)
+    if not OmegaConf.has_resolver("unique_dir"):
+        OmegaConf.register_new_resolver("unique_dir", paths.claim_dir, use_cache=True)
     _REGISTERED = True
 
 

@@ -770,11 +770,11 @@ def resuming(cfg: DictConfig) -> bool:
     return get(cfg, "training.resume_from_checkpoint") not in (None, False)
 
 
-def check_output_dir(report: Report, path: str, overwrite: bool) -> None:
+def check_output_dir(report: Report, path: str, overwrite: bool, key: str = "output_dir") -> None:
     """A run never writes into a non-empty output dir unless told to overwrite, or it resumes from it."""
     if not overwrite and output_dir_in_use(path):
-        report.error(f"output_dir {path} is not empty: a run never overwrites earlier results", "output_dir", path,
-                     "choose a new output_dir, or set overwrite_output_dir=true to replace what is there")
+        report.error(f"{key} {path} is not empty: a run never overwrites earlier results", key, path,
+                     f"choose a new {key}, or set overwrite_output_dir=true to replace what is there")
 
 
 def _check_distillation(report: Report, cfg: DictConfig) -> None:
