@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
@@ -52,3 +54,16 @@ def claim_dir(path: str) -> str:
         except FileExistsError:
             n += 1
             candidate = f"{path}_{n}"
+
+
+@contextlib.contextmanager
+def written_whole(path: str) -> Iterator[str]:
+    """A temporary path beside ``path``, moved onto it when the block ends (``os.replace``): a reader, or another
+    process writing the same file on a shared disk, never sees it half-written; on an error ``path`` is unchanged."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

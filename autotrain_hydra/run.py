@@ -12,12 +12,12 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from typing import Any, Dict, Iterable, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from autotrain_hydra import paths
 from autotrain_hydra.schema.errors import EXIT_CONFIG_ERROR, ConfigError, Report
 from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, resuming, validate
 
@@ -157,10 +157,8 @@ def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
 
 
 def write_json_atomic(path: str, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with paths.written_whole(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def write_outputs(job: Any, metrics: Dict[str, Any], report: Report) -> None:

@@ -34,13 +34,6 @@ def setup_logging(rank: int, world: int, log_file: Any) -> None:
     logging.getLogger(__name__).setLevel(logging.INFO)  # but every rank says when it starts and ends
 
 
-def _write_result(path: str, result: Dict[str, Any]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f, default=str)
-    os.replace(tmp, path)
-
-
 def _error_result(e: BaseException) -> Dict[str, Any]:
     from autotrain_hydra.schema.errors import _MISSING, ConfigError
 
@@ -63,7 +56,7 @@ def main(spec_path: str) -> int:
 
     from omegaconf import OmegaConf
 
-    from autotrain_hydra.run import train_here
+    from autotrain_hydra.run import train_here, write_json_atomic
     from autotrain_hydra.trainers.common import Job
 
     job = Job(cfg=OmegaConf.create(spec["config"]), output_dir=spec["output_dir"])
@@ -74,13 +67,13 @@ def main(spec_path: str) -> int:
     except BaseException as e:
         log.error("rank %d failed: %s", rank, e)
         # every failing rank leaves its error: the launcher may stop rank 0 before rank 0 can write its own
-        _write_result(spec["result"] if rank == 0 else f"{spec['result']}.rank{rank}", _error_result(e))
+        write_json_atomic(spec["result"] if rank == 0 else f"{spec['result']}.rank{rank}", _error_result(e))
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         return 1
     log.info("rank %d of %d: training done", rank, world)
     if rank == 0:
-        _write_result(spec["result"], {"ok": True, "metrics": metrics, "job_metrics": job.metrics,
+        write_json_atomic(spec["result"], {"ok": True, "metrics": metrics, "job_metrics": job.metrics,
                                        "notes": job.notes})
     return 0
 

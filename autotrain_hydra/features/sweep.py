@@ -7,15 +7,16 @@ the sweep ends. Light module: no torch; optuna is imported only when a sweep end
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
 import warnings
-from typing import Any, Dict, Iterator, List, Optional, Set
+from typing import Any, Dict, List, Optional, Set
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from autotrain_hydra.paths import written_whole
 
 log = logging.getLogger(__name__)
 
@@ -304,19 +305,6 @@ def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, dir
 
     with budget_lock(storage):  # workers ending together: one at a time, the last one reads the newest study
         return _write_report(sweep_dir, storage, study_name, metric, direction)
-
-
-@contextlib.contextmanager
-def written_whole(path: str) -> Iterator[str]:
-    """A temporary path beside ``path``, moved onto it when the block ends: a reader (or another worker's report on
-    a shared disk) never sees a half-written file."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str) -> Dict[str, Any]:

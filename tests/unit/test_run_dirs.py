@@ -20,6 +20,19 @@ def test_claim_dir_makes_a_new_dir_each_call(tmp_path):
     assert sorted(os.listdir(tmp_path / "outputs" / "sft")) == ["12-00-00", "12-00-00_1", "12-00-00_2"]
 
 
+def test_written_whole_replaces_a_file_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "trials.csv"
+    target.write_text("earlier")
+    with pytest.raises(RuntimeError):
+        with paths.written_whole(str(target)) as tmp, open(tmp, "w") as f:
+            f.write("half")
+            raise RuntimeError("the writer died")
+    assert target.read_text() == "earlier" and os.listdir(tmp_path) == ["trials.csv"]
+    with paths.written_whole(str(target)) as tmp, open(tmp, "w") as f:
+        f.write("new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["trials.csv"]
+
+
 @pytest.fixture
 def same_second(monkeypatch, tmp_path):
     """Every run of this test starts at 07:00:00 (Hydra's ``now`` resolver reads hydra.core.utils.datetime)."""
