@@ -79,6 +79,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     # a sweep, or a Hydra launcher (hydra/launcher=slurm, submitit_local: they launch multiruns only; without
     # --multirun Hydra would train right here, on the login node), runs as a multirun without typing --multirun
     launcher = any(a.startswith("hydra/launcher=") for a in argv)
+    if "hydra/sweeper=optuna" in argv and not any(a.startswith("hydra.sweeper._target_=") for a in [*argv, *extra]):
+        from autotrain_hydra.features.sweep import SWEEPER
+
+        extra = [*extra, f"hydra.sweeper._target_={SWEEPER}"]  # Optuna named directly: our sweeper all the same
     multirun = ["--multirun"] if (extra or launcher) and not ({"--multirun", "-m"} & set(argv)) else []
     if not (extra or launcher or {"--multirun", "-m"} & set(argv)) and run_dir_precheck(argv):
         sys.exit(EXIT_CONFIG_ERROR)

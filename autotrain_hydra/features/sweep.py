@@ -1,8 +1,8 @@
 """Hyperparameter sweeps: ``features=[sweep]`` → a Hydra multirun with the Optuna sweeper, and a readable result.
 
 ``sweep_arguments`` turns the ``sweep`` node into Hydra command-line arguments (``--multirun``, the sweeper, its
-sampler, the search space as sweep overrides); ``SweepReport`` (a Hydra callback) writes the result files when
-the sweep ends. Light module: no torch; optuna is imported only when a sweep ends.
+sampler, the search space as sweep overrides); ``write_report`` writes the result files when the sweeper
+(``sweep_study``) ends. Light module: no torch; optuna is imported only when a sweep ends.
 """
 
 from __future__ import annotations
@@ -297,22 +297,19 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):.*@", r"\1:***@", str(url))
 
 
-def write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str) -> Dict[str, Any]:
+def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, direction: str) -> Dict[str, Any]:
     """trials.csv, a console table, optimization_results.yaml (with the best trial's model path) and PNG plots of
     the optimisation history and the parameter importances, in the sweep dir. Every trial of the study is listed,
-    those of other workers and earlier runs on the same storage too."""
+    those of other workers and earlier runs on the same storage too. Written by the sweeper when it ends."""
     from autotrain_hydra.features.sweep_study import budget_lock
 
     with budget_lock(storage):  # workers ending together: one at a time, the last one reads the newest study
-        return _write_report(sweep_dir, storage, study_name, metric, direction)
+        return _write_report(sweep_dir, study, storage, metric, direction)
 
 
-def _write_report(sweep_dir: str, storage: str, study_name: str, metric: str, direction: str) -> Dict[str, Any]:
+def _write_report(sweep_dir: str, study: Any, storage: Any, metric: str, direction: str) -> Dict[str, Any]:
     import csv
 
-    import optuna
-
-    study = optuna.load_study(study_name=study_name, storage=storage)
     rows = _trial_rows(study, sweep_dir)
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "number", k != "state", k != "value", k))
     with written_whole(os.path.join(sweep_dir, "trials.csv")) as tmp, open(tmp, "w", newline="",
@@ -322,7 +319,7 @@ def _write_report(sweep_dir: str, storage: str, study_name: str, metric: str, di
         writer.writerows(rows)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     best = (min if direction == "minimize" else max)(complete, key=lambda r: r["value"]) if complete else None
-    result = {"study_name": study_name, "storage": redact(storage), "metric": metric, "direction": direction,
+    result = {"study_name": study.study_name, "storage": redact(storage) if storage else "in memory", "metric": metric, "direction": direction,
               "n_trials": len(rows), "n_complete": len(complete), "n_failed": sum(r["state"] == "FAIL" for r in rows),
               "best_value": best["value"] if best else None,
               "best_params": {k[7:]: v for k, v in best.items() if k.startswith("params.")} if best else None,
@@ -385,23 +382,3 @@ def _plots(study, sweep_dir: str) -> None:
             plt.close(fig)
         except Exception as e:  # a plot must never fail the sweep
             log.warning("sweep: could not draw %s (%s)", name, e)
-
-
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover
-    Callback = object
-
-
-class SweepReport(Callback):
-    """Hydra callback: after an Optuna multirun, write the readable result into the sweep dir."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        os.makedirs(config.hydra.sweep.dir, exist_ok=True)  # the default sqlite storage lives there
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweeper = config.hydra.sweeper
-        if "study_name" not in sweeper:  # not an Optuna sweep
-            return
-        write_report(config.hydra.sweep.dir, sweeper.storage, sweeper.study_name, config.sweep.metric,
-                     str(sweeper.direction))

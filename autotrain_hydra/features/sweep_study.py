@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -32,7 +33,10 @@ logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up line
 
 import optuna  # noqa: E402
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
+
+from autotrain_hydra.features.sweep import redact, write_report  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,9 @@ def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions:
     there."""
     import sqlalchemy.exc
 
+    path = sqlite_path(url)
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # the default: optuna.db in the sweep dir
     attempt = 0
     while True:
         attempt += 1
@@ -103,8 +110,9 @@ def budget_lock(url: Any) -> Iterator[None]:
 
 
 def reseed(sampler: Any, seed: int) -> None:
-    """Trial k's random draws come from ``sweep.seed + k``, whichever worker runs it: workers started with the same
-    seed would otherwise propose the same parameters, and a sweep gives the same trials however many workers run it."""
+    """Trial k's random draws come from the sampler's seed + k (``sweep.seed + k``), whichever worker runs it: workers
+    started with the same seed would otherwise propose the same parameters, and a sweep gives the same trials however
+    many workers run it."""
     import numpy as np
 
     nested = [v for v in vars(sampler).values() if isinstance(v, optuna.samplers.BaseSampler)]
@@ -163,7 +171,11 @@ class SharedStudyImpl(OptunaSweeperImpl):
         sweep = config.get("sweep") or {}
         self.heartbeat_interval = sweep.get("heartbeat_interval")
         self.grace_period = sweep.get("grace_period")
-        self.seed = sweep.get("seed")
+        # the sampler's own seed (features=[sweep] sets it from sweep.seed; hydra.sweeper.sampler.seed when the
+        # sweeper is named directly); null: every worker seeds at random
+        self.seed = OmegaConf.select(config, "hydra.sweeper.sampler.seed", default=None)
+        # the report's column: what the trials return (sweep.metric with features=[sweep], else the run's objective)
+        self.metric = sweep.get("metric") if sweep.get("enabled") else "objective"
 
     def _values(self, ret: Any, n_directions: int) -> List[float]:
         value = ret.return_value  # raises the trial's own error when it failed
@@ -199,8 +211,6 @@ class SharedStudyImpl(OptunaSweeperImpl):
         storage, study = open_study(self.storage, study_name=self.study_name, sampler=self.sampler,
                                     directions=directions, heartbeat_interval=self.heartbeat_interval,
                                     grace_period=self.grace_period)
-        from autotrain_hydra.features.sweep import redact
-
         log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name,
                  redact(self.storage), self.n_trials, len(study.trials))
         ran, failures = 0, 0
@@ -230,8 +240,13 @@ class SharedStudyImpl(OptunaSweeperImpl):
                     log.warning("sweep: trial %d failed: %s", trial.number, e)
                     failures += 1
                     if failures / ran > self.max_failure_rate:
+                        self._report(study, directions)
                         ret.return_value  # raise the trial's error, as the upstream sweeper does
         log.info("sweep: this worker ran %d trial(s), %d failed; the study has %d", ran, failures, len(study.trials))
+        self._report(study, directions)
+
+    def _report(self, study: optuna.Study, directions: List[str]) -> None:
+        write_report(self.sweep_dir, study, self.storage, self.metric, directions[0].lower())
 
     def _next_trial(self, study: optuna.Study, storage: Any) -> Optional[optuna.trial.Trial]:
         """A new trial while the study has fewer than n_trials (every state counts), else None. Its first heartbeat

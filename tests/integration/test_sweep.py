@@ -106,3 +106,43 @@ def test_each_trial_logs_to_its_own_wandb_run_offline(tmp_path, monkeypatch):
 
     assert wandb.run is None  # finished after the last trial
     assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2
+
+
+def _direct(tmp_path, monkeypatch, *overrides):
+    monkeypatch.chdir(tmp_path)
+    main(["hydra/sweeper=optuna", "training.lr=interval(1e-5,1e-3)", "training.max_steps=1", *overrides])
+    return sorted(Path(tmp_path, "multirun").glob("*/*/*"), key=lambda p: p.stat().st_mtime)[-1]
+
+
+def test_optuna_named_directly_runs_our_sweeper_and_reports(tmp_path, monkeypatch, recwarn):
+    """`hydra/sweeper=optuna` without features=[sweep] (Hydra's own way, in-memory study): -m is implied, trial dirs
+    are trial numbers, the report is written (the sweeper has the study; before, the report callback could not load
+    an in-memory study and Hydra printed its error as a warning), and trial k draws from the sampler's seed + k,
+    whichever worker runs it."""
+    first = _direct(tmp_path, monkeypatch, "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=7")
+    second = _direct(tmp_path, monkeypatch, "hydra.sweeper.n_trials=1", "hydra.sweeper.sampler.seed=8")
+    assert first != second
+    for sweep_dir, n in ((first, 2), (second, 1)):
+        result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+        assert result.n_complete == n and result.storage == "in memory" and result.metric == "objective"
+        assert (sweep_dir / "trials.csv").is_file() and (sweep_dir / "optimization_history.png").is_file()
+        assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [str(k) for k in range(n)]
+    lr = {(d, k): OmegaConf.load(d / str(k) / "config.yaml").training.lr for d, k in ((first, 0), (first, 1),
+                                                                                     (second, 0))}
+    assert lr[first, 1] == lr[second, 0] != lr[first, 0]  # trial 1 of seed 7 draws from seed 8
+    assert not [w for w in recwarn if "Callback" in str(w.message)]
+
+
+def test_a_sweep_stopped_by_its_failure_rate_still_reports(tmp_path, monkeypatch):
+    """max_failure_rate=0 (Hydra's option): the first failed trial ends the sweep with its error, after the report."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU to force the failure")
+    with pytest.raises(SystemExit) as stop:
+        _direct(tmp_path, monkeypatch, "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=0.0",
+                "training.mixed_precision=fp16")
+    assert stop.value.code == 1
+    (sweep_dir,) = Path(tmp_path, "multirun").glob("*/*/*")
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_trials == 1 and result.n_failed == 1 and result.best_trial is None
