@@ -319,7 +319,8 @@ def _write_report(sweep_dir: str, study: Any, storage: Any, metric: str, directi
         writer.writerows(rows)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     best = (min if direction == "minimize" else max)(complete, key=lambda r: r["value"]) if complete else None
-    result = {"study_name": study.study_name, "storage": redact(storage) if storage else "in memory", "metric": metric, "direction": direction,
+    result = {"study_name": study.study_name, "storage": redact(storage) if storage else "in memory", "metric": metric,
+              "direction": direction,
               "n_trials": len(rows), "n_complete": len(complete), "n_failed": sum(r["state"] == "FAIL" for r in rows),
               "best_value": best["value"] if best else None,
               "best_params": {k[7:]: v for k, v in best.items() if k.startswith("params.")} if best else None,
