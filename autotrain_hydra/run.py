@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -82,25 +82,44 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     if cfg.eval.enabled:
         metrics.update(_evaluate_after(cfg, output_dir, metrics, before))
 
-    if cfg.sweep.enabled:
-        name = cfg.sweep.metric
-    else:
-        name = "eval_loss" if "eval_loss" in metrics else "train_loss"
-    objective = metrics.get(name)
-    if not isinstance(objective, (int, float)) or not math.isfinite(objective):
-        raise RuntimeError(f"the run ended without a finite {name} ({objective})")
+    name, objective = objective_of(cfg, metrics)
+    if objective is None:
+        raise RuntimeError(f"the run ended without a finite {name} ({metrics.get(name)})")
     metrics["objective"] = objective
     metrics["objective_name"] = name
-    if "wandb" in list(cfg.report_to):  # the run's summary carries every number (a W&B sweep reads its metric)
-        import wandb
-
-        if wandb.run is not None:
-            wandb.run.summary.update({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    if plan is None:
+        wandb_summary(cfg, metrics)
+    elif "wandb" in list(cfg.report_to) and cfg.eval.enabled:
+        log.info("W&B: rank 0's run has the training metrics and the objective; the evaluation metrics of a "
+                 "launched run are in metrics.json only (the W&B run ended with rank 0)")
     metrics["wall_time_s"] = round(time.time() - started, 2)
     write_outputs(job, metrics, report)
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
     return float(objective)
+
+
+def objective_of(cfg: DictConfig, metrics: Dict[str, Any]) -> Tuple[str, Optional[float]]:
+    """(name, value) of what the run returns: ``sweep.metric`` in a sweep, else the eval loss when there is eval
+    data, else the final train loss; the value is None unless it is a finite number."""
+    if cfg.sweep.enabled:
+        name = cfg.sweep.metric
+    else:
+        name = "eval_loss" if "eval_loss" in metrics else "train_loss"
+    value = metrics.get(name)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return name, None
+    return name, value
+
+
+def wandb_summary(cfg: DictConfig, metrics: Dict[str, Any]) -> None:
+    """With report_to=[wandb]: every number of the run in its W&B summary (a W&B sweep reads its metric there).
+    The run is this process's: the Trainer's, in a one-process run or in rank 0 of a launched one."""
+    if "wandb" in list(cfg.report_to):
+        import wandb
+
+        if wandb.run is not None:
+            wandb.run.summary.update({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
 
 
 def train_here(job: Any) -> Dict[str, Any]:
@@ -253,10 +272,10 @@ def run_task(cfg: DictConfig) -> Optional[float]:
             raise
         return _report_and_exit(full)
     finally:  # every run, not only trials: a W&B run left open would swallow the next run of this process
-        _end_trial(cfg)
+        end_run(cfg)
 
 
-def _end_trial(cfg: DictConfig) -> None:
+def end_run(cfg: DictConfig) -> None:
     """Runs of one process (sweep trials, notebooks, tests) must not share state: finish the tracker run and free
     memory after each."""
     import gc

@@ -56,7 +56,7 @@ def main(spec_path: str) -> int:
 
     from omegaconf import OmegaConf
 
-    from autotrain_hydra.run import train_here, write_json_atomic
+    from autotrain_hydra.run import end_run, objective_of, train_here, wandb_summary, write_json_atomic
     from autotrain_hydra.trainers.common import Job
 
     job = Job(cfg=OmegaConf.create(spec["config"]), output_dir=spec["output_dir"])
@@ -73,8 +73,12 @@ def main(spec_path: str) -> int:
         return 1
     log.info("rank %d of %d: training done", rank, world)
     if rank == 0:
+        summary = {**job.metrics, **metrics}
+        _, summary["objective"] = objective_of(job.cfg, summary)  # None (left out): not known yet on this rank
+        wandb_summary(job.cfg, summary)
         write_json_atomic(spec["result"], {"ok": True, "metrics": metrics, "job_metrics": job.metrics,
-                                       "notes": job.notes})
+                                           "notes": job.notes})
+    end_run(job.cfg)  # the W&B run (rank 0's) ends with its summary written
     return 0
 
 

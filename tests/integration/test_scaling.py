@@ -335,6 +335,53 @@ def test_a_failed_rank_s_error_is_raised_in_the_launching_process(tmp_path):
         launch._collect(job, str(result), 1, p)
 
 
+def offline_wandb_summary(run_file: Path) -> dict:
+    """The summary of an offline W&B run, read from its ``run-<id>.wandb`` file: after a 7-byte W&B header, a
+    leveldb-style log (32 KiB blocks; records of crc32, length, type; FULL=1, FIRST=2, MIDDLE=3, LAST=4) of protobuf
+    ``Record``s. wandb ships no reader for it."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = run_file.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, summary, pending = 7, 32768, {}, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a record header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pending += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "summary":
+                for item in record.summary.update:
+                    summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    return summary
+
+
+def test_a_launched_run_puts_its_numbers_in_rank_0_s_wandb_summary(tmp_path):
+    """report_to=[wandb] in 2 processes: the one W&B run is rank 0's, and its summary gets the run's numbers and the
+    objective, as a one-process run's does (a W&B sweep reads its metric there). Before, only the Trainer's own
+    ``eval/loss`` keys were there."""
+    out = tmp_path / "run"
+    proc = python("launcher=multiprocess", "launcher.num_processes=2", "training.batch_size=2", "training.max_steps=2",
+                  "report_to=[wandb]", f"output_dir={out}", cwd=tmp_path,
+                  env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)})
+    text, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, text[-3000:]
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")  # one W&B run for the two ranks
+    summary = offline_wandb_summary(run_file)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective_name"] == "eval_loss" and metrics["world_size"] == 2
+    assert summary["objective"] == pytest.approx(metrics["objective"])
+    assert summary["eval_loss"] == pytest.approx(metrics["eval_loss"])
+    assert summary["train_loss"] == pytest.approx(metrics["train_loss"])
+
+
 def test_stopping_a_launched_run_stops_every_rank_and_it_resumes(tmp_path):
     """SIGTERM (scancel, kill) to the command of a 2-process run: every rank stops (no orphan keeps training), the
     command says how to go on and exits 130; the same command with resume_from_checkpoint=true then continues from
