@@ -12,6 +12,7 @@ file. Under SLURM the machine rank and the main node are read from the job (``$S
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib
 import importlib.util
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -204,27 +205,37 @@ def train(job: Any, p: Plan) -> Dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """In the block, SIGTERM (scancel, a job's time limit, kill) raises KeyboardInterrupt as Ctrl-C does, so that
+    the same clean-up runs for both; outside the main thread (where Python cannot set handlers) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _wait(proc: subprocess.Popen) -> int:
     """The launcher's exit code. Interrupted (Ctrl-C, SIGTERM: scancel, kill), the launcher is asked to stop with
     SIGTERM, which torchrun passes on to every rank, so that no rank trains on as an orphan."""
-
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
-    try:
-        return proc.wait()
-    except BaseException:
-        proc.send_signal(signal.SIGTERM)
+    with sigterm_as_interrupt():
         try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+            return proc.wait()
+        except BaseException:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
 
 
 def _collect(job: Any, result_path: str, code: int, p: Plan) -> Dict[str, Any]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import threading
 import time
 import warnings
@@ -37,6 +36,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from autotrain_hydra.features.sweep import redact, write_report  # noqa: E402
+from autotrain_hydra.launch import sigterm_as_interrupt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -148,23 +148,6 @@ def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
-@contextlib.contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """SIGTERM (scancel, a job's time limit, kill) ends the worker like Ctrl-C: the running trial is marked FAIL."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 class SharedStudyImpl(OptunaSweeperImpl):
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
@@ -214,7 +197,7 @@ class SharedStudyImpl(OptunaSweeperImpl):
         log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name,
                  redact(self.storage), self.n_trials, len(study.trials))
         ran, failures = 0, 0
-        with stop_signals_raise():
+        with sigterm_as_interrupt():  # a stopped worker (scancel, Ctrl-C) marks its trial FAIL
             while True:
                 trial = self._next_trial(study, storage)
                 if trial is None:
