@@ -22,8 +22,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from omegaconf import OmegaConf
 
 from autotrain_hydra import paths
-from autotrain_hydra.schema.errors import EXIT_CONFIG_ERROR
-from autotrain_hydra.schema.rules import _DEFAULTS, PARAMS, TRAINERS, Param, get
+from autotrain_hydra.errors import EXIT_CONFIG_ERROR
+from autotrain_hydra.schema.keys import alias_for, default
+from autotrain_hydra.schema.params import PARAMS, TRAINERS, Param
 
 SWITCHES = {  # flag → override it adds (features: one list, built at the end)
     "--use-distillation": "features:distillation",
@@ -56,7 +57,7 @@ class Flag:
     @property
     def switch(self) -> bool:
         return self.param is None and self.flag in SWITCHES or (
-            self.param is not None and (isinstance(get(_DEFAULTS, self.param.key), bool)
+            self.param is not None and (isinstance(default(self.param.key), bool)
                                         or self.param.key == "peft.method"))
 
 
@@ -151,7 +152,15 @@ class Translation:
         return "python -m autotrain_hydra " + " ".join(shlex.quote(o) for o in self.overrides)
 
 
+def flag_of(key: str) -> Optional[str]:
+    return next((f for f, spec in FLAGS.items() if spec.param is not None and spec.param.key == key), None)
+
+
 def closest_flag(flag: str) -> Optional[str]:
+    """The flag the user meant: one of another tool (``--learning-rate`` → ``--lr``), else the closest spelling."""
+    key = alias_for(flag)
+    if key is not None and flag_of(key):
+        return flag_of(key)
     close = difflib.get_close_matches(flag, list(FLAGS), n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -250,7 +259,7 @@ def _override(spec: Flag, value: Optional[str], presets: Dict[str, str], feature
 
 # ----------------------------------------------------------------------------------------------- help
 def _default(param: Param) -> str:
-    value = get(_DEFAULTS, param.key)
+    value = default(param.key)
     if param.key == "model.name":
         return "tiny (the built-in model)"
     if param.key == "data.path":
@@ -305,13 +314,9 @@ def llm(argv: Sequence[str]) -> int:
     for notice in tr.notices:
         print(f"Notice: {notice}", file=sys.stderr)
     print(f"equivalent: {tr.command()}", flush=True)
-    from autotrain_hydra.__main__ import main as hydra_entry
+    from autotrain_hydra.app import main as run_command
 
-    try:
-        hydra_entry(tr.overrides)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return 0
+    return run_command(tr.overrides)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -332,6 +337,6 @@ def hydra_alias(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "llm":
         sys.exit(llm(argv[1:]))
-    from autotrain_hydra.__main__ import main as hydra_entry
+    from autotrain_hydra.app import main as run_command
 
-    hydra_entry(argv)
+    sys.exit(run_command(argv))

@@ -8,13 +8,11 @@ import os
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
+from autotrain_hydra.errors import DataError  # noqa: F401  (bad data: names the file, column or row, and the fix)
+
 log = logging.getLogger(__name__)
 
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
-
-
-class DataError(ValueError):
-    """Bad data: names the file, the column or row, and the fix."""
 
 
 @dataclass
@@ -69,48 +67,31 @@ def load_split(path: str, split: str):
         raise DataError(f"cannot load split {split!r} of {where} {path}: {first_line(e)}") from e
 
 
-# data.text_column left at its default and absent from the data: the column the trainer's data shape is
-# conventionally stored in (TRL's names), adopted with a note in the log.
-DEFAULT_TEXT_COLUMN = "text"
-TEXT_COLUMN_FALLBACKS = {"sft": ("messages", "conversations"), "dpo": ("chosen",), "orpo": ("chosen",),
-                         "reward": ("chosen",), "ppo": ("prompt", "query")}
-
-
-def adopt_text_column(ds: Any, data_cfg: Any, trainer: Optional[str], source: str) -> None:
-    if trainer is None or data_cfg.text_column != DEFAULT_TEXT_COLUMN or DEFAULT_TEXT_COLUMN in ds.column_names:
-        return
-    for alt in TEXT_COLUMN_FALLBACKS.get(trainer, ()):
-        if alt in ds.column_names:
-            data_cfg.text_column = alt
-            log.info("data.text_column=%s is not a column of %s: using %r, the %s column by convention (set "
-                     "data.text_column to choose)", DEFAULT_TEXT_COLUMN, source, alt, trainer)
-            return
-
-
 def load_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:
-    """The train and validation splits of ``data_cfg``; ``trainer`` lets a default text column that the data
-    lacks fall back to the trainer's conventional one (see TEXT_COLUMN_FALLBACKS)."""
-    train = load_split(data_cfg.path, data_cfg.train_split)
-    adopt_text_column(train, data_cfg, trainer, data_cfg.path)
+    """The train and validation splits of ``data_cfg`` (a resolved config: its text column is already the one to
+    read, see schema.resolve)."""
+    path, split, max_samples = data_cfg.path, data_cfg.train_split, data_cfg.max_samples
+    valid_path, valid_split, valid_fraction = data_cfg.valid_path, data_cfg.valid_split, data_cfg.valid_fraction
+    train = load_split(path, split)
     valid = None
-    if data_cfg.valid_path:
-        valid = load_split(data_cfg.valid_path, "train")
-    elif data_cfg.valid_split:
-        valid = load_split(data_cfg.path, data_cfg.valid_split)
-    if data_cfg.max_samples:
-        train = train.select(range(min(len(train), data_cfg.max_samples)))
-    if valid is None and data_cfg.get("valid_fraction"):
+    if valid_path:
+        valid = load_split(valid_path, "train")
+    elif valid_split:
+        valid = load_split(path, valid_split)
+    if max_samples:
+        train = train.select(range(min(len(train), max_samples)))
+    if valid is None and valid_fraction:
         if len(train) < 2:
-            raise DataError(f"the training data {data_cfg.path} is too small to hold out a validation slice")
-        parts = train.train_test_split(test_size=data_cfg.valid_fraction, seed=0)
+            raise DataError(f"the training data {path} is too small to hold out a validation slice")
+        parts = train.train_test_split(test_size=valid_fraction, seed=0)
         train, valid = parts["train"], parts["test"]
         log.info("held out %d of %d training rows as validation data (data.valid_fraction=%s)", len(valid),
-                 len(valid) + len(train), data_cfg.valid_fraction)
+                 len(valid) + len(train), valid_fraction)
     if len(train) == 0:
-        raise DataError(f"the training data {data_cfg.path} is empty")
+        raise DataError(f"the training data {path} is empty")
     if valid is not None and len(valid) == 0:
-        raise DataError(f"the validation data {data_cfg.valid_path or data_cfg.valid_split} is empty")
-    return Splits(train, valid, data_cfg.path)
+        raise DataError(f"the validation data {valid_path or valid_split} is empty")
+    return Splits(train, valid, path)
 
 
 def load_text_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:

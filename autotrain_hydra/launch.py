@@ -12,7 +12,6 @@ file. Under SLURM the machine rank and the main node are read from the job (``$S
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import importlib
 import importlib.util
@@ -25,15 +24,16 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra import paths
+from autotrain_hydra.errors import HardwareError
 from autotrain_hydra.schema.errors import Report
-from autotrain_hydra.schema.rules import SHARDED
+from autotrain_hydra.schema.params import SHARDED
+from autotrain_hydra.signals import sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,6 @@ def plan(cfg: DictConfig) -> Plan:
     """Check that this machine can run the launcher's settings and work out the launch; before any model is loaded.
     Raises ConfigError (a setting to add) or HardwareError (a setting this machine cannot run)."""
     import torch
-
-    from autotrain_hydra.trainers.common import HardwareError
 
     launcher = cfg.launcher
     cuda = torch.cuda.is_available()
@@ -203,24 +201,6 @@ def train(job: Any, p: Plan) -> Dict[str, Any]:
         return _collect(job, spec["result"], code, p)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """In the block, SIGTERM (scancel, a job's time limit, kill) raises KeyboardInterrupt as Ctrl-C does, so that
-    the same clean-up runs for both; outside the main thread (where Python cannot set handlers) nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _wait(proc: subprocess.Popen) -> int:

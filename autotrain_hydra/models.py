@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autotrain_hydra import paths
+from autotrain_hydra.errors import ModelLoadError  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,6 @@ def resolve_model_name(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- loading
-class ModelLoadError(RuntimeError):
-    pass
 
 
 def _load(what: str, key: str, name: str, fn):

@@ -1,7 +1,8 @@
-"""validate → load data and models → build the trainer → train → evaluate → save; returns the objective.
+"""One job: a resolved, validated config → load data and models → train → evaluate → save; returns the objective.
 
-``run(cfg)`` is usable without Hydra's app (tests, notebooks); ``run_task(cfg)`` is what ``@hydra.main`` calls:
-it adds the overrides and run dir Hydra knows, and turns errors into a clear message and an exit code.
+The entry point (``autotrain_hydra.app``) resolves and validates a config once, before anything is written, and
+hands each job to ``Task``; ``run(cfg)`` does the same steps for tests and notebooks, without Hydra's app.
+``execute`` is the job itself: the trainer is the registry's (``registry.spec(name).module``).
 """
 
 from __future__ import annotations
@@ -13,48 +14,65 @@ import math
 import os
 import sys
 import time
-from typing import Any, Dict, Iterable, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from autotrain_hydra import paths
-from autotrain_hydra.schema.errors import EXIT_CONFIG_ERROR, ConfigError, Report
-from autotrain_hydra.schema.rules import check_output_dir, resolve_data_sample, resuming, validate
+from autotrain_hydra import paths, registry
+from autotrain_hydra.errors import InputError, RunError, UserError
+from autotrain_hydra.schema.errors import Report
+from autotrain_hydra.schema.resolve import JobPlace, Resolved, place, resolve
+from autotrain_hydra.schema.rules import validate
+from autotrain_hydra.schema.rules.paths import check_output_dir, resuming
 
 log = logging.getLogger("autotrain_hydra")
 
-EXIT_RUN_ERROR = 1
-EXIT_STOPPED = 130  # as a shell reports a process stopped by Ctrl-C
 
-
-def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Report:
-    """Fill the built-in sample data where none is given, then check every rule. Raises ConfigError."""
-    note = resolve_data_sample(cfg)
-    if note:
-        log.info(note)
-    report = validate(cfg, overrides)
-    for issue in report.warnings:
-        log.warning(issue.render())
+def prepare(cfg: DictConfig, overrides: Iterable[str] = ()) -> Tuple[Resolved, Report]:
+    """Resolve the config (once) and check every rule; raises ConfigError with every error."""
+    resolved = resolve(cfg, overrides)
+    report = validate(resolved.cfg, overrides)
     report.raise_if_errors()
-    return report
+    return resolved, report
 
 
 def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] = None) -> Optional[float]:
-    """Run one training job; returns the objective: ``sweep.metric`` in a sweep, else the eval loss when there is
-    eval data, else the final train loss."""
-    cfg = cfg.copy()
-    report = prepare(cfg, overrides)
-    if cfg.validate_only:
-        print(f"configuration is valid: trainer={cfg.trainer.name}, {len(report.warnings)} warning(s)")
+    """Run one training job, as the command line does (tests, notebooks); returns the objective: ``sweep.metric``
+    in a sweep, else the eval loss when there is eval data, else the final train loss."""
+    overrides = list(overrides)
+    resolved, report = prepare(cfg, overrides)
+    if resolved.cfg.validate_only:
+        print(valid_message(resolved.cfg, report))
         return None
-    if cfg.sweep.enabled and run_dir is None and cfg.output_dir is None:
+    if resolved.cfg.sweep.enabled and run_dir is None and resolved.cfg.output_dir is None:
         single = Report()
         single.error("features=[sweep] runs through the command line (python -m autotrain_hydra features=[sweep] "
                      "...), which makes it a Hydra multirun", "sweep.enabled")
         single.raise_if_errors()
+    job = JobPlace(os.path.abspath(os.path.expanduser(resolved.cfg.output_dir or run_dir or "outputs/run")))
+    try:
+        return execute(place(resolved.cfg, job), report, resolved.notes)
+    finally:
+        end_run(resolved.cfg)
 
-    output_dir = os.path.abspath(os.path.expanduser(cfg.output_dir or run_dir or "outputs/run"))
-    in_use = Report()  # the Hydra run dir too (two runs started in the same second share one)
+
+def valid_message(cfg: DictConfig, report: Report) -> str:
+    lines = [i.render() for i in report.warnings]
+    lines.append(f"configuration is valid: trainer={cfg.trainer.name}, {len(report.warnings)} warning(s); nothing "
+                 "was loaded or written")
+    return "\n".join(lines)
+
+
+def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings: bool = True) -> Optional[float]:
+    """Train one job of a resolved, validated config whose ``output_dir`` is the job's dir."""
+    if say_warnings:
+        for issue in report.warnings:
+            log.warning(issue.render())
+    for note in notes:
+        log.info(note)
+    output_dir = cfg.output_dir
+    in_use = Report()  # a dir given by the user, or one another run took meanwhile
     check_output_dir(in_use, output_dir, cfg.overwrite_output_dir or resuming(cfg))
     in_use.raise_if_errors()
     os.makedirs(output_dir, exist_ok=True)
@@ -69,10 +87,7 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
 
         plan = launch.plan(cfg)  # this machine can run it, and the rendezvous is known: before any model is loaded
     job = Job(cfg=cfg, output_dir=output_dir)
-    before = None
-    if cfg.eval.enabled:
-        _holdout_for_eval(cfg)  # before the trainer loads its data
-        before = _evaluate_before(cfg)
+    before = _evaluate_before(cfg) if cfg.eval.enabled else None
     trained = train_here(job) if plan is None else launch.train(job, plan)
     if plan is not None and plan.machine_rank != 0:  # machine 0 writes the metrics, plots and model card
         log.info("machine %d of %d: training done; machine 0 writes the results", plan.machine_rank,
@@ -84,7 +99,7 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
 
     name, objective = objective_of(cfg, metrics)
     if objective is None:
-        raise RuntimeError(f"the run ended without a finite {name} ({metrics.get(name)})")
+        raise RunError(f"the run ended without a finite {name} ({metrics.get(name)})")
     metrics["objective"] = objective
     metrics["objective_name"] = name
     if plan is None:
@@ -93,7 +108,7 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
         log.info("W&B: rank 0's run has the training metrics and the objective; the evaluation metrics of a "
                  "launched run are in metrics.json only (the W&B run ended with rank 0)")
     metrics["wall_time_s"] = round(time.time() - started, 2)
-    write_outputs(job, metrics, report)
+    write_outputs(job, metrics, report, notes)
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
     return float(objective)
@@ -130,24 +145,14 @@ def train_here(job: Any) -> Dict[str, Any]:
 
     datasets.disable_progress_bars()
     set_seed(job.cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
-    trainer_module = importlib.import_module(f"autotrain_hydra.trainers.{job.cfg.trainer.name}")
-    return trainer_module.train(job)
-
-
-def _holdout_for_eval(cfg: DictConfig) -> None:
-    """Enhanced evaluation without eval data: hold out eval.holdout_fraction of the training rows (said in the log)."""
-    d = cfg.data
-    if not (cfg.eval.dataset_path or d.valid_path or d.valid_split or d.valid_fraction):
-        d.valid_fraction = cfg.eval.holdout_fraction
-        log.info("enhanced evaluation: no eval data given, holding out %s of the training rows", d.valid_fraction)
+    return importlib.import_module(registry.spec(job.cfg.trainer.name).module).train(job)
 
 
 def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:
     from autotrain_hydra.features import evaluation
     from autotrain_hydra.models import resolve_model_name
-    from autotrain_hydra.schema.rules import GENERATIVE
 
-    if not cfg.eval.before_training or cfg.trainer.name not in GENERATIVE:
+    if not cfg.eval.before_training or not registry.spec(cfg.trainer.name).generative:
         return None
     return evaluation.evaluate_generator(resolve_model_name(cfg.model.name), cfg)
 
@@ -155,9 +160,8 @@ def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:
 def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
                     before: Optional[Dict[str, float]]) -> Dict[str, Any]:
     from autotrain_hydra.features import evaluation
-    from autotrain_hydra.schema.rules import GENERATIVE
 
-    if cfg.trainer.name in GENERATIVE:
+    if registry.spec(cfg.trainer.name).generative:
         predictions = os.path.join(output_dir, "predictions.jsonl") if cfg.eval.save_predictions else None
         after = evaluation.evaluate_generator(output_dir, cfg, predictions)
     else:
@@ -180,9 +184,10 @@ def write_json_atomic(path: str, data: Any) -> None:
         json.dump(data, f, indent=2, default=str)
 
 
-def write_outputs(job: Any, metrics: Dict[str, Any], report: Report) -> None:
+def write_outputs(job: Any, metrics: Dict[str, Any], report: Report, config_notes: Iterable[str] = ()) -> None:
     out = job.output_dir
-    metrics = dict(metrics, warnings=[i.message for i in report.warnings], notes=job.notes)
+    metrics = dict(metrics, warnings=[i.message for i in report.warnings], notes=job.notes,
+                   config_notes=list(config_notes))
     write_json_atomic(os.path.join(out, "metrics.json"), metrics)
     with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
         f.write(OmegaConf.to_yaml(job.cfg, resolve=True))
@@ -236,45 +241,6 @@ def _model_card(job: Any, metrics: Dict[str, Any]) -> None:
         f.write("\n".join(lines))
 
 
-# ----------------------------------------------------------------------------------------------- Hydra task
-def _hydra_context() -> tuple:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
-        hc = HydraConfig.get()
-        job_num = hc.job.num if hc.mode == RunMode.MULTIRUN else None
-        return list(hc.overrides.task), hc.runtime.output_dir, job_num
-    except ValueError:  # not running under Hydra
-        return [], None, None
-
-
-def run_task(cfg: DictConfig) -> Optional[float]:
-    """The @hydra.main task: clear messages and exit codes (2: configuration, 1: run) instead of tracebacks
-    (set HYDRA_FULL_ERROR=1 for the traceback)."""
-    overrides, run_dir, job_num = _hydra_context()
-    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
-    sweeping = job_num is not None
-    if sweeping and cfg.output_dir:  # one output dir per trial, numbered like Hydra's
-        cfg = cfg.copy()
-        cfg.output_dir = os.path.join(cfg.output_dir, str(job_num))
-    try:
-        return run(cfg, overrides, run_dir)
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM while launched processes train
-        if sweeping:  # the sweeper marks the trial FAIL and stops
-            raise
-        print(f"Stopped ({e or 'Ctrl-C'}) before the run finished; its complete checkpoints are kept.\n"
-              "    to go on: the same command with training.resume_from_checkpoint=true", file=sys.stderr)
-        sys.exit(EXIT_STOPPED)
-    except Exception:
-        if sweeping:  # the sweeper records the trial as failed and goes on
-            log.exception("trial %s failed", job_num)
-            raise
-        return _report_and_exit(full)
-    finally:  # every run, not only trials: a W&B run left open would swallow the next run of this process
-        end_run(cfg)
-
-
 def end_run(cfg: DictConfig) -> None:
     """Runs of one process (sweep trials, notebooks, tests) must not share state: finish the tracker run and free
     memory after each."""
@@ -290,22 +256,3 @@ def end_run(cfg: DictConfig) -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-
-
-def _report_and_exit(full: bool):
-    e = sys.exc_info()[1]
-    if isinstance(e, ConfigError):
-        if full:
-            raise
-        print(e.report.render(), file=sys.stderr)
-        sys.exit(EXIT_CONFIG_ERROR)
-    from autotrain_hydra.data import DataError
-    from autotrain_hydra.features.benchmark import BenchmarkError
-    from autotrain_hydra.models import ModelLoadError
-    from autotrain_hydra.trainers.common import CheckpointError, HardwareError, NumericalError
-
-    if full or not isinstance(e, (DataError, ModelLoadError, HardwareError, BenchmarkError, NumericalError,
-                                  CheckpointError)):
-        raise
-    print(f"Error: {e}", file=sys.stderr)
-    sys.exit(EXIT_CONFIG_ERROR if isinstance(e, (DataError, HardwareError, CheckpointError)) else EXIT_RUN_ERROR)

@@ -14,6 +14,10 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
+from autotrain_hydra.errors import BenchmarkError  # noqa: F401
+from autotrain_hydra.schema.metrics import benchmark_entries as entries
+from autotrain_hydra.schema.rules.features import LM_EVAL_HINT as INSTALL_HINT, MISSING_LM_EVAL as MISSING_EXTRA
+
 log = logging.getLogger(__name__)
 
 SHIPPED = {"autotrain_qa": """task: autotrain_qa
@@ -31,31 +35,8 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """}
-MISSING_EXTRA = "eval.benchmark needs lm-evaluation-harness, the optional extra lm-eval"
-INSTALL_HINT = "pip install 'autotrain_hydra[lm-eval]' (or remove eval.benchmark)"
 
 
-class BenchmarkError(RuntimeError):
-    pass
-
-
-def entries(value: Any) -> List[str]:
-    """``eval.benchmark`` as a list: a list, or a comma-separated string."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    return [e.strip() for e in items if e.strip()]
-
-
-def problems(value: Any) -> List[Tuple[str, str]]:
-    """(message, fix) for what validation can tell without running: the extra missing, a task file missing."""
-    out = []
-    if entries(value) and importlib.util.find_spec("lm_eval") is None:
-        out.append((MISSING_EXTRA, INSTALL_HINT))
-    for e in entries(value):
-        if e.endswith((".yaml", ".yml")) and not os.path.isfile(os.path.expanduser(e)):
-            out.append((f"benchmark task file not found: {e}", "give the path of a lm-eval task YAML"))
-    return out
 
 
 def _tasks(value: Any, workdir: str) -> Tuple[List[str], List[str]]:

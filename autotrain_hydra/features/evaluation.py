@@ -19,7 +19,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from omegaconf import DictConfig
 
 from autotrain_hydra import data as data_mod
-from autotrain_hydra.schema.rules import eval_metrics
+from autotrain_hydra.schema.metrics import eval_metrics
+from autotrain_hydra.schema.resolve import text_column_for
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +88,13 @@ def exact_match(predictions: List[str], references: List[str]) -> Tuple[float, L
 
 
 # ----------------------------------------------------------------------------------------------- examples
-def examples(ds: Any, cfg: DictConfig, tokenizer: Any) -> List[Dict[str, Any]]:
-    """(prompt ids, prompt text, reference) for each eval row."""
+def examples(ds: Any, cfg: DictConfig, tokenizer: Any, column: Optional[str] = None) -> List[Dict[str, Any]]:
+    """(prompt ids, prompt text, reference) for each eval row; ``column`` holds the text (data.text_column)."""
     d = cfg.data
+    column = column or d.text_column
     out = []
     for row in ds:
-        value = row[d.text_column]
+        value = row[column]
         if data_mod.is_conversation(value):
             last = max(i for i, m in enumerate(value) if m["role"] == "assistant")
             ids = tokenizer.apply_chat_template(value[:last], add_generation_prompt=True, tokenize=True,
@@ -109,16 +111,20 @@ def examples(ds: Any, cfg: DictConfig, tokenizer: Any) -> List[Dict[str, Any]]:
     return out
 
 
-def eval_rows(cfg: DictConfig) -> Tuple[Any, str]:
-    """The eval data: eval.dataset_path, else the validation data (given, or held out by data.valid_fraction)."""
+def eval_rows(cfg: DictConfig) -> Tuple[Any, str, str]:
+    """(rows, where from, the column of their text): eval.dataset_path, else the validation data (given, or held out
+    by data.valid_fraction). Eval data in another file may store the text in the trainer's conventional column
+    (``messages``, ``chosen``) where the training data use data.text_column."""
     if cfg.eval.dataset_path:
         rows = data_mod.load_split(cfg.eval.dataset_path, "train")
-        data_mod.adopt_text_column(rows, cfg.data, cfg.trainer.name, cfg.eval.dataset_path)
-        return rows, cfg.eval.dataset_path
+        column = text_column_for(rows.column_names, cfg.trainer.name, cfg.data.text_column) or cfg.data.text_column
+        data_mod.require_columns(rows, [column], cfg.eval.dataset_path, ["data.text_column"])
+        return rows, cfg.eval.dataset_path, column
     splits = data_mod.load_splits(cfg.data, cfg.trainer.name)
     if splits.valid is None:
         raise data_mod.DataError("enhanced evaluation has no eval data: set eval.dataset_path or data.valid_path")
-    return splits.valid, cfg.data.valid_path or cfg.data.valid_split or f"held-out {cfg.data.valid_fraction}"
+    return (splits.valid, cfg.data.valid_path or cfg.data.valid_split or f"held-out {cfg.data.valid_fraction}",
+            cfg.data.text_column)
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
@@ -176,10 +182,10 @@ def evaluate_generator(path: str, cfg: DictConfig, predictions_path: Optional[st
     """Every requested metric of the causal LM saved at ``path``, as ``eval/<name>`` keys."""
     metrics = eval_metrics(cfg)
     model, tokenizer = load_generator(path)
-    rows, source = eval_rows(cfg)
+    rows, source, column = eval_rows(cfg)
     if cfg.eval.max_samples:
         rows = rows.select(range(min(len(rows), cfg.eval.max_samples)))
-    items = examples(rows, cfg, tokenizer)
+    items = examples(rows, cfg, tokenizer, column)
     log.info("enhanced evaluation of %s on %d examples from %s: %s", path, len(items), source, ", ".join(metrics))
     result: Dict[str, float] = {}
     per_example: List[Dict[str, Any]] = [{} for _ in items]

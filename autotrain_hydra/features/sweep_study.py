@@ -1,21 +1,30 @@
-"""The Optuna sweeper that ``features=[sweep]`` runs: hydra-optuna-sweeper's, made safe for several workers.
+"""The Optuna sweeper that ``hydra/sweeper=optuna`` and ``features=[sweep]`` run, on Hydra's public ``Sweeper``
+interface and Optuna's public API (ask and tell), with hydra-optuna-sweeper's settings and grammar.
 
 Start the same sweep command in several processes, on several machines or as several SLURM jobs, pointed at one
 Optuna RDB storage (``sweep.storage``: sqlite on one machine, a PostgreSQL/MySQL URL on a cluster; by default
 sqlite in the sweep dir, so workers given the same ``hydra.sweep.dir`` share it) and they share one study:
 
-- **one budget**: ``sweep.n_trials`` is the study's total, over every worker (failed trials count). A worker asks
-  for a trial only while the study has fewer; with sqlite the count and the ask are one step under a file lock, so
-  the total is exact. Running the command again continues an unfinished study up to ``n_trials``.
+- **one budget**: ``n_trials`` is the study's total, over every worker (failed trials count). A worker asks for a
+  trial only while the study has fewer; with sqlite the count and the ask are one step under a file lock, so the
+  total is exact. Running the command again continues an unfinished study up to ``n_trials``; a finished one runs
+  no trial and says so.
 - **distinct trials**: trial numbers come from the storage, and each trial's dir is its study number
-  (``<sweep dir>/<number>``), so workers sharing a sweep dir never write into the same trial dir. Trial k draws its
-  random parameters from ``sweep.seed + k``: workers given the same seed do not propose the same parameters.
+  (``<sweep dir>/<number>``). Trial k draws its random parameters from a sampler seeded with ``seed + k``: workers
+  given the same seed do not propose the same parameters, and a sweep gives the same trials however many workers
+  run it.
 - **no trial left running forever**: while a trial runs, its worker records a heartbeat in the storage every
-  ``sweep.heartbeat_interval`` seconds. A worker that dies (killed, its machine lost) stops beating; every worker
-  marks trials whose heartbeat is older than ``sweep.grace_period`` as FAIL before it asks for the next one. A worker
-  stopped by SIGTERM/SIGINT (scancel, Ctrl-C) marks its own trial FAIL as it exits.
+  ``sweep.heartbeat_interval`` seconds; every worker marks trials whose heartbeat is older than
+  ``sweep.grace_period`` as FAIL before it asks for the next one. A worker stopped by SIGTERM/SIGINT marks its own
+  trial FAIL as it exits.
 
-Imported only when a sweep runs (optuna and the sweeper plugin are not light).
+**What is searched**: ``hydra.sweeper.params`` (Hydra's way), the sweep feature's space (``sweep.params``, or the
+trainer's default space) and sweep overrides on the command line. A key that is searched and also given a fixed
+value on the command line is searched: the log says which values are replaced, and every trial's config and the
+report hold the searched value. **Settings**: a setting typed as ``hydra.sweeper.<x>`` (or
+``hydra/sweeper/sampler=``) wins over the sweep node's; each trial gets the sweep node of the settings that ran.
+
+Imported only when a sweep runs (optuna is not light).
 """
 
 from __future__ import annotations
@@ -26,29 +35,54 @@ import os
 import threading
 import time
 import warnings
-from typing import Any, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines (on import) are noise in a sweep log
 
 import optuna  # noqa: E402
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from autotrain_hydra.errors import SweepFailed  # noqa: E402
 from autotrain_hydra.features.sweep import redact, write_report  # noqa: E402
-from autotrain_hydra.launch import sigterm_as_interrupt  # noqa: E402
+from autotrain_hydra.schema.keys import get  # noqa: E402
+from autotrain_hydra.schema.metrics import sweep_objective  # noqa: E402
+from autotrain_hydra.schema.sweep_space import Dist, grammar, parse_space, search_space  # noqa: E402
+from autotrain_hydra.signals import sigterm_as_interrupt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-OVER_BUDGET = "autotrain_hydra: not run, the study already had sweep.n_trials trials"
+OVER_BUDGET = "autotrain_hydra: not run, the study already had n_trials trials"
+SAMPLERS = {"tpe": "optuna.samplers.TPESampler", "random": "optuna.samplers.RandomSampler",
+            "grid": "optuna.samplers.GridSampler", "cmaes": "optuna.samplers.CmaEsSampler"}
 
 
-def shared_study_sweeper(**kwargs: Any) -> "SharedStudyImpl":
-    """The sweeper behind ``hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper`` (the ``_target_`` that
-    ``features.sweep.sweep_arguments`` sets on ``hydra/sweeper=optuna``): the upstream one's state, our loop."""
-    return SharedStudyImpl(**kwargs)  # OptunaSweeper's own arguments, passed on as it does
+# ----------------------------------------------------------------------------------------------- distributions
+def grid_choices(dist: Dist) -> List[Any]:
+    """The points a grid sampler visits for one parameter (hydra-optuna-sweeper's rule: a range without its end)."""
+    if dist.kind == "categorical":
+        return list(dist.choices)
+    if dist.step is not None and not dist.log:
+        n = int((dist.high - dist.low) // dist.step)
+        return [dist.low + i * dist.step for i in range(n)]
+    raise ValueError("the grid sampler needs discrete parameters: choice(...) or range(...)")
 
 
+def legacy_search_space(node: Any) -> List[str]:
+    """``hydra.sweeper.search_space`` (deprecated by hydra-optuna-sweeper, still read): {key: {type, low, high, log,
+    step, choices}} → grammar lines."""
+    lines = []
+    for key, spec in OmegaConf.to_container(node).items():
+        spec = dict(spec)
+        if spec.get("step") is not None and str(spec.get("type")) in ("int", "DistributionType.int"):
+            lines.append(f"{key}=range({spec['low']}, {int(spec['high']) + 1}, {spec['step']})")
+            continue
+        spec["type"] = str(spec.get("type", "float")).replace("DistributionType.", "")
+        lines.append(f"{key}={grammar(key, spec)}")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------- storage
 def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optional[int]) -> Any:
     """An RDBStorage with heartbeats for a database URL; anything else (None: in memory, a storage object) as is."""
     if isinstance(url, str) and "://" in url and heartbeat_interval:
@@ -57,7 +91,30 @@ def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optio
     return url
 
 
-def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions: List[Any],
+def sqlite_path(url: Any) -> Optional[str]:
+    if isinstance(url, str) and url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    return None
+
+
+@contextlib.contextmanager
+def budget_lock(url: Any) -> Iterator[None]:
+    """Count-then-ask as one step for the workers of one machine: a file lock beside a sqlite database."""
+    path = sqlite_path(url)
+    if path is None or path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(path + ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions: List[str],
                heartbeat_interval: Optional[int], grace_period: Optional[int], tries: int = 5) -> tuple:
     """(storage, study): the shared study, created by whichever worker comes first and loaded by the others.
 
@@ -86,47 +143,25 @@ def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions:
             time.sleep(0.2 * attempt)
 
 
-def sqlite_path(url: Any) -> Optional[str]:
-    if isinstance(url, str) and url.startswith("sqlite:///"):
-        return url[len("sqlite:///"):]
-    return None
+def trial_id(storage: Any, study: optuna.Study, number: int) -> int:
+    """The storage's id of trial ``number`` (what heartbeats are recorded against), through the public storage API."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+
+
+def suggest(trial: optuna.trial.Trial, key: str, dist: Dist) -> Any:
+    """Draw one parameter through the trial's public suggest API."""
+    if dist.kind == "categorical":
+        return trial.suggest_categorical(key, list(dist.choices))
+    if dist.kind == "int":
+        return trial.suggest_int(key, int(dist.low), int(dist.high), step=int(dist.step or 1), log=dist.log)
+    return trial.suggest_float(key, dist.low, dist.high, step=None if dist.log else dist.step, log=dist.log)
 
 
 @contextlib.contextmanager
-def budget_lock(url: Any) -> Iterator[None]:
-    """Count-then-ask as one step for the workers of one machine: a file lock beside a sqlite database."""
-    path = sqlite_path(url)
-    if path is None or path == ":memory:":
-        yield
-        return
-    import fcntl
-
-    with open(path + ".lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def reseed(sampler: Any, seed: int) -> None:
-    """Trial k's random draws come from the sampler's seed + k (``sweep.seed + k``), whichever worker runs it: workers
-    started with the same seed would otherwise propose the same parameters, and a sweep gives the same trials however
-    many workers run it."""
-    import numpy as np
-
-    nested = [v for v in vars(sampler).values() if isinstance(v, optuna.samplers.BaseSampler)]
-    for obj in (sampler, *nested):
-        for name, value in list(vars(obj).items()):
-            if isinstance(value, np.random.RandomState):
-                setattr(obj, name, np.random.RandomState(seed))
-
-
-@contextlib.contextmanager
-def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
+def heartbeat(storage: Any, trial: Optional[int]) -> Iterator[None]:
     """Record the trial's heartbeat every heartbeat interval until the block ends (the first one is recorded with
-    the ask, in ``SharedStudyImpl._next_trial``)."""
-    if not isinstance(storage, optuna.storages.RDBStorage) or not storage.get_heartbeat_interval():
+    the ask)."""
+    if trial is None:
         yield
         return
     interval = storage.get_heartbeat_interval()
@@ -135,11 +170,11 @@ def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
     def beat() -> None:
         while not stop.wait(interval):
             try:
-                storage.record_heartbeat(trial_id)
+                storage.record_heartbeat(trial)
             except Exception as e:  # a missed beat is not fatal; several make the trial stale
-                log.warning("sweep: could not record the heartbeat of trial %s (%s)", trial_id, e)
+                log.warning("sweep: could not record the heartbeat of trial id %s (%s)", trial, e)
 
-    thread = threading.Thread(target=beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
+    thread = threading.Thread(target=beat, name=f"optuna-heartbeat-{trial}", daemon=True)
     thread.start()
     try:
         yield
@@ -148,19 +183,178 @@ def heartbeat(storage: Any, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
-class SharedStudyImpl(OptunaSweeperImpl):
-    def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
-        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+def beats(storage: Any) -> bool:
+    return isinstance(storage, optuna.storages.RDBStorage) and bool(storage.get_heartbeat_interval())
+
+
+# ----------------------------------------------------------------------------------------------- the sweeper
+class SharedStudy:
+    """hydra-optuna-sweeper's settings (``hydra.sweeper.*``), our loop."""
+
+    def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: Optional[str], n_trials: int,
+                 n_jobs: int, max_failure_rate: float, search_space: Any, custom_search_space: Optional[str],
+                 params: Any) -> None:
+        if not 0.0 <= max_failure_rate <= 1.0:
+            raise ValueError(f"hydra.sweeper.max_failure_rate must be in [0, 1], got {max_failure_rate}")
+        self.direction, self.storage, self.study_name = direction, storage, study_name
+        self.n_trials, self.n_jobs, self.max_failure_rate = int(n_trials), n_jobs, max_failure_rate
+        self.search_space, self.params = search_space, params
+        self.extender = None
+        if custom_search_space:
+            from hydra.utils import instantiate
+
+            self.extender = instantiate({"_target_": custom_search_space, "_partial_": True})
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
+                                                                task_function=task_function)
+        self.sweep_dir = str(config.hydra.sweep.dir)
+        self.app_sweep = bool(get(config, "sweep.enabled"))
         sweep = config.get("sweep") or {}
         self.heartbeat_interval = sweep.get("heartbeat_interval")
         self.grace_period = sweep.get("grace_period")
-        # the sampler's own seed (features=[sweep] sets it from sweep.seed; hydra.sweeper.sampler.seed when the
-        # sweeper is named directly); null: every worker seeds at random
-        self.seed = OmegaConf.select(config, "hydra.sweeper.sampler.seed", default=None)
-        # the report's column: what the trials return (sweep.metric with features=[sweep], else the run's objective)
-        self.metric = sweep.get("metric") if sweep.get("enabled") else "objective"
+        typed_sampler = any(o.split("=", 1)[0].lstrip("+") == "hydra/sweeper/sampler"
+                            for o in config.hydra.overrides.hydra)
+        if self.app_sweep and not typed_sampler:  # the sweep node's sampler, seeded with sweep.seed
+            self.sampler_name = str(sweep.get("sampler"))
+            node = {"_target_": SAMPLERS[self.sampler_name]}
+            if self.sampler_name == "grid":
+                node["_partial_"] = True
+            else:
+                node["seed"] = OmegaConf.select(config, "hydra.sweeper.sampler.seed")
+            self.sampler_node = OmegaConf.create(node)
+        else:  # Hydra's own: hydra/sweeper/sampler=<x>, hydra.sweeper.sampler.*
+            self.sampler_node = OmegaConf.create(OmegaConf.to_container(config.hydra.sweeper.sampler, resolve=True))
+            target = self.sampler_node.get("_target_")
+            self.sampler_name = next((k for k, v in SAMPLERS.items() if v == target), str(target))
+        self.seed = self.sampler_node.get("seed")
+        if self.app_sweep:
+            self.metric, direction = sweep_objective(config)
+            self.direction = self.direction or direction
+            self.storage = self.storage or f"sqlite:///{os.path.abspath(self.sweep_dir)}/optuna.db"
+            self.study_name = self.study_name or f"{get(config, 'trainer.name')}-sweep"
+        else:
+            self.metric = "objective"  # what the trials return: the run's objective
 
-    def _values(self, ret: Any, n_directions: int) -> List[float]:
+    # -- the space
+    def _space(self, arguments: List[str]) -> Tuple[Dict[str, Dist], Dict[str, str]]:
+        lines = [f"{k}={v}" for k, v in (self.params or {}).items()]
+        if self.search_space and not self.params:
+            warnings.warn("hydra.sweeper.search_space is deprecated by hydra-optuna-sweeper: use hydra.sweeper.params")
+            lines = legacy_search_space(self.search_space)
+        if self.app_sweep:
+            lines += [f"{k}={g}" for k, g in search_space(self.config).items()]
+        searched, _ = parse_space(lines)
+        typed_searched, fixed = parse_space(arguments)
+        searched.update(typed_searched)
+        for key in [k for k in fixed if k.lstrip("+") in searched]:
+            log.warning("sweep: %s is searched; its value on the command line (%s) is replaced in every trial",
+                        key.lstrip("+"), fixed.pop(key))
+        return searched, fixed
+
+    def _settings_overrides(self, directions: List[str]) -> List[str]:
+        """The sweep node of the settings that run (a setting typed as hydra.sweeper.<x> wins), for each trial."""
+        if not self.app_sweep:
+            return []
+        out = [f"sweep.n_trials={self.n_trials}", f"sweep.metric={self.metric}"]
+        if len(directions) == 1:
+            out.append(f"sweep.direction={directions[0].lower()}")
+        if self.sampler_name in SAMPLERS:
+            out.append(f"sweep.sampler={self.sampler_name}")
+        return out
+
+    def _sampler(self, dists: Dict[str, Dist], seed_offset: int = 0) -> Any:
+        from hydra.utils import instantiate
+
+        if self.sampler_name == "grid" or self.sampler_node.get("_target_") == SAMPLERS["grid"]:
+            choices = {k: grid_choices(d) for k, d in dists.items()}
+            return instantiate(self.sampler_node)(choices)
+        if self.seed is not None:
+            return instantiate(self.sampler_node, seed=int(self.seed) + seed_offset)
+        return instantiate(self.sampler_node)
+
+    def _directions(self) -> List[str]:
+        direction = self.direction
+        if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction):
+            return [getattr(d, "name", d) for d in direction]
+        return [getattr(direction, "name", direction) or "minimize"]
+
+    # -- the loop
+    def sweep(self, arguments: List[str]) -> None:
+        searched, fixed = self._space(list(arguments))
+        if self.sampler_name == "grid":
+            size = 1
+            for d in searched.values():
+                size *= len(grid_choices(d))
+            if size < self.n_trials:
+                log.info("sweep: the grid has %d points: n_trials %d -> %d", size, self.n_trials, size)
+                self.n_trials = size
+        if self.n_jobs and self.n_jobs > 1:
+            log.info("sweep: n_jobs=%s: this worker runs its trials one at a time; start more workers on the same "
+                     "storage to run trials in parallel (docs/scaling.md)", self.n_jobs)
+        directions = self._directions()
+        base = [f"{k}={v}" for k, v in fixed.items()]
+        base += [o for o in self._settings_overrides(directions) if o.split("=", 1)[0] not in fixed]
+        storage, study = open_study(self.storage, study_name=self.study_name, sampler=self._sampler(searched),
+                                    directions=directions, heartbeat_interval=self.heartbeat_interval,
+                                    grace_period=self.grace_period)
+        os.makedirs(self.sweep_dir, exist_ok=True)
+        log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d), searching %s", study.study_name,
+                 redact(self.storage) if self.storage else "memory", self.n_trials, len(study.trials),
+                 ", ".join(searched) or "nothing")
+        ran, failures, last_error = 0, 0, None
+        with sigterm_as_interrupt():  # a stopped worker (scancel, Ctrl-C) marks its trial FAIL
+            while True:
+                trial = self._next_trial(study, storage, searched)
+                if trial is None:
+                    break
+                try:
+                    params = dict(trial.params)
+                    if self.extender is not None:
+                        self.extender(self.config, trial)
+                        params = dict(trial.params)
+                    overrides = base + [f"{k}={v}" for k, v in params.items()]
+                    beat = trial_id(storage, study, trial.number) if beats(storage) else None
+                    with heartbeat(storage, beat):
+                        ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
+                except BaseException:  # the worker is stopping (Ctrl-C, SIGTERM): the trial did not finish
+                    study.tell(trial, state=TrialState.FAIL)
+                    log.warning("sweep: trial %d marked FAIL: this worker was stopped", trial.number)
+                    raise
+                ran += 1
+                try:
+                    study.tell(trial, values=self._values(ret, len(directions)))
+                except Exception as e:
+                    if self.sampler_name == "grid" and "Study.stop" in str(e):
+                        continue
+                    study.tell(trial, state=TrialState.FAIL)
+                    log.warning("sweep: trial %d failed: %s", trial.number, e)
+                    failures += 1
+                    last_error = e
+                    if failures / ran > self.max_failure_rate:
+                        self._report(study, directions)
+                        raise SweepFailed(f"the sweep stopped: {failures} of {ran} trial(s) failed "
+                                          f"(hydra.sweeper.max_failure_rate={self.max_failure_rate}); the last "
+                                          f"error: {e}") from e
+        self._report(study, directions)
+        complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+        if ran == 0:
+            log.info("sweep: the study %s is complete: it has %d of n_trials=%d trials (%d complete); no trial was "
+                     "run. Raise n_trials to continue it.", study.study_name, len(study.trials), self.n_trials,
+                     complete)
+            return
+        log.info("sweep: this worker ran %d trial(s), %d failed; the study has %d", ran, failures, len(study.trials))
+        if complete == 0:
+            raise SweepFailed(f"no trial of the sweep completed ({failures} of {ran} failed); the last error: "
+                              f"{last_error}")
+
+    @staticmethod
+    def _values(ret: Any, n_directions: int) -> List[float]:
+        import math
+
         value = ret.return_value  # raises the trial's own error when it failed
         try:
             values = [float(value)] if n_directions == 1 else [float(v) for v in value]
@@ -169,82 +363,37 @@ class SharedStudyImpl(OptunaSweeperImpl):
                 from e
         if len(values) != n_directions:
             raise ValueError(f"a trial returned {len(values)} values for {n_directions} objectives")
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"a trial returned a value that is not finite: {values}")
         return values
 
-    def sweep(self, arguments: List[str]) -> None:
-        self._process_searchspace_config()
-        params_conf = self._parse_sweeper_params_config()
-        params_conf.extend(arguments)
-        distributions, fixed = create_params_from_overrides(params_conf)
-        if self.search_space_distributions:
-            distributions = {**self.search_space_distributions, **distributions}
-        grid = getattr(self.sampler, "func", None) is optuna.samplers.GridSampler
-        if grid:
-            choices = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
-            self.sampler = self.sampler(choices)
-            size = 1
-            for v in choices.values():
-                size *= len(v)
-            if size < self.n_trials:
-                log.info("sweep: the grid has %d points: n_trials %d -> %d", size, self.n_trials, size)
-                self.n_trials = size
-        for name in fixed:
-            distributions.pop(name, None)
-        directions = self._get_directions()
-        storage, study = open_study(self.storage, study_name=self.study_name, sampler=self.sampler,
-                                    directions=directions, heartbeat_interval=self.heartbeat_interval,
-                                    grace_period=self.grace_period)
-        log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d)", study.study_name,
-                 redact(self.storage), self.n_trials, len(study.trials))
-        ran, failures = 0, 0
-        with sigterm_as_interrupt():  # a stopped worker (scancel, Ctrl-C) marks its trial FAIL
-            while True:
-                trial = self._next_trial(study, storage)
-                if trial is None:
-                    break
-                try:
-                    if self.seed is not None:
-                        reseed(self.sampler, self.seed + trial.number)
-                    overrides = self._configure_trials([trial], distributions, fixed)
-                    with heartbeat(storage, trial._trial_id):
-                        ret = self.launcher.launch(overrides, initial_job_idx=trial.number)[0]
-                except BaseException:  # the worker is stopping (Ctrl-C, SIGTERM): the trial did not finish
-                    study.tell(trial, state=TrialState.FAIL)
-                    log.warning("sweep: trial %d marked FAIL: this worker was stopped", trial.number)
-                    raise
-                ran += 1
-                try:
-                    values = self._values(ret, len(directions))
-                    study.tell(trial, values=values)
-                except Exception as e:
-                    if grid and "Study.stop" in str(e):
-                        continue
-                    study.tell(trial, state=TrialState.FAIL)
-                    log.warning("sweep: trial %d failed: %s", trial.number, e)
-                    failures += 1
-                    if failures / ran > self.max_failure_rate:
-                        self._report(study, directions)
-                        ret.return_value  # raise the trial's error, as the upstream sweeper does
-        log.info("sweep: this worker ran %d trial(s), %d failed; the study has %d", ran, failures, len(study.trials))
-        self._report(study, directions)
-
     def _report(self, study: optuna.Study, directions: List[str]) -> None:
-        write_report(self.sweep_dir, study, self.storage, self.metric, directions[0].lower())
+        with budget_lock(self.storage):  # workers ending together: one at a time, the last reads the newest study
+            write_report(self.sweep_dir, study, self.storage, self.metric, directions[0].lower())
 
-    def _next_trial(self, study: optuna.Study, storage: Any) -> Optional[optuna.trial.Trial]:
-        """A new trial while the study has fewer than n_trials (every state counts), else None. Its first heartbeat
-        is recorded at once: optuna never takes a RUNNING trial without one for stale."""
+    def _next_trial(self, study: optuna.Study, storage: Any,
+                    searched: Dict[str, Dist]) -> Optional[optuna.trial.Trial]:
+        """A new trial, its parameters drawn, while the study has fewer than n_trials (every state counts), else
+        None. Its first heartbeat is recorded at once: optuna never takes a RUNNING trial without one for stale."""
         with budget_lock(self.storage):
             self._fail_stale(study)
-            if len(study.get_trials(deepcopy=False)) >= self.n_trials:
+            number = len(study.get_trials(deepcopy=False))
+            if number >= self.n_trials:
                 return None
+            reseed = self.sampler_name != "grid" and self.seed is not None
+            if reseed:
+                study.sampler = self._sampler(searched, seed_offset=number)  # trial k draws from seed + k
             trial = study.ask()
-            if isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval():
-                storage.record_heartbeat(trial._trial_id)
+            if reseed and trial.number != number:  # another machine asked meanwhile (no shared lock)
+                study.sampler = self._sampler(searched, seed_offset=trial.number)
+            if beats(storage):
+                storage.record_heartbeat(trial_id(storage, study, trial.number))
         if trial.number >= self.n_trials:  # another machine asked at the same instant (no shared lock)
             trial.set_user_attr("autotrain_hydra", OVER_BUDGET)
             study.tell(trial, state=TrialState.FAIL)
             return None
+        for key, dist in searched.items():
+            suggest(trial, key, dist)
         return trial
 
     def _fail_stale(self, study: optuna.Study) -> None:
@@ -258,7 +407,5 @@ class SharedStudyImpl(OptunaSweeperImpl):
             return
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         for number in sorted(before - after):
-            state = study.get_trials(deepcopy=False)[number].state
-            if state == TrialState.FAIL:
+            if study.get_trials(deepcopy=False)[number].state == TrialState.FAIL:
                 log.warning("sweep: trial %d was marked FAIL: its worker stopped sending heartbeats (it died)", number)
-

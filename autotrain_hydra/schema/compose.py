@@ -19,8 +19,11 @@ def compose_config(overrides: Iterable[str] = (), config_dir: Optional[str] = No
     register()
     wanted = str(config_dir or paths.config_dir())
     if _initialized_for != wanted or not GlobalHydra.instance().is_initialized():
+        from hydra_plugins.autotrain_hydra_sweeper import register_config
+
         GlobalHydra.instance().clear()
         initialize_config_dir(wanted, version_base="1.3")  # stays initialized: later calls compose at once
+        register_config()  # hydra/sweeper=optuna is our sweeper (after Hydra's plugin scan registered the plugin's)
         _initialized_for = wanted
     return compose("config", overrides=list(overrides))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-TRAINERS = ("generic", "sft", "dpo", "orpo", "reward", "ppo")
+from autotrain_hydra.registry import TRAINERS  # noqa: F401  (the trainer registry names them)
 
 
 @dataclass
@@ -144,8 +144,8 @@ class SweepConfig:
     enabled: bool = False
     backend: str = "optuna"  # optuna | wandb
     n_trials: int = 10
-    metric: str = "eval_loss"
-    direction: str = "minimize"  # minimize | maximize
+    metric: Optional[str] = None  # null: the trainer's sweep metric (eval_loss; ppo: eval_mean_reward_after)
+    direction: Optional[str] = None  # minimize | maximize; null: what the metric's name implies (loss: minimize)
     params: Any = None  # the guide's JSON string, or a mapping in the Optuna sweeper's grammar; null: a default space
     sampler: str = "tpe"  # tpe | random | grid | cmaes
     seed: int = 42

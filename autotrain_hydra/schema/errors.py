@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-EXIT_CONFIG_ERROR = 2
+from autotrain_hydra.errors import EXIT_CONFIG_ERROR, InputError
 
 _MISSING = object()
 
@@ -76,11 +76,14 @@ class Report:
             raise ConfigError(self)
 
 
-class ConfigError(Exception):
-    """Raised with every error of a config; the CLI prints ``report.render()`` and exits with code 2."""
+class ConfigError(InputError):
+    """Raised with every error of a config; the entry point prints ``report.render()`` and exits with code 2."""
 
     exit_code = EXIT_CONFIG_ERROR
 
     def __init__(self, report: Report):
         self.report = report
         super().__init__(report.render())
+
+    def render(self) -> str:
+        return self.report.render()

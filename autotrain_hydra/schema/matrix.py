@@ -5,21 +5,21 @@ A test checks that the committed file is what this prints, so the docs cannot dr
 
 from __future__ import annotations
 
-from autotrain_hydra.schema.rules import (FEATURES, PARAMS, REMOVED_TRAINERS, TRAINER_LABEL, TRAINERS,
-                                          ignored_message)
+from autotrain_hydra import registry
+from autotrain_hydra.schema.params import FEATURES, PARAMS, REMOVED_TRAINERS, TRAINERS, ignored_message
 
 LEGEND = ("**req** required · **✓** applies · **warn** ignored with a warning · **error** refused · "
           "keys of a feature also need that feature on (else: warning)")
 
 
 def render() -> str:
-    head = "| key | guide flag | " + " | ".join(TRAINER_LABEL[t] for t in TRAINERS) + " |"
+    head = "| key | guide flag | " + " | ".join(registry.spec(t).label for t in TRAINERS) + " |"
     sep = "|---|---|" + "---|" * len(TRAINERS)
     lines = [
         "# Compatibility matrix",
         "",
-        "Generated from `autotrain_hydra/schema/rules.py` by `python -m autotrain_hydra.schema.matrix`; "
-        "do not edit by hand.",
+        "Generated from the rules table (`autotrain_hydra/schema/params.py`) and the trainer registry "
+        "(`autotrain_hydra/registry.py`) by `python -m autotrain_hydra.schema.matrix`; do not edit by hand.",
         "",
         LEGEND,
         "",
@@ -48,12 +48,17 @@ def render() -> str:
     for p in PARAMS:
         if p.trainers != frozenset(TRAINERS) and p.flag:
             lines.append(f"- `{p.key}`: Warning: {ignored_message(p)}")
+    lines += ["", "Keys beyond the guide, where they do not apply:", ""]
+    for p in PARAMS:
+        if p.trainers != frozenset(TRAINERS) and not p.flag:
+            lines.append(f"- `{p.key}`: Warning: {ignored_message(p)}")
     lines += ["", "Feature rules:", ""]
     for f in FEATURES:
-        if f.refused_message:
-            lines.append(f"- Error: {f.refused_message}")
-        if f.ignored_message:
-            lines.append(f"- Warning: {f.ignored_message}")
+        for t in TRAINERS:
+            if t in f.refused:
+                lines.append(f"- Error: {f.unsupported_message(t)}")
+            elif t in f.ignored:
+                lines.append(f"- Warning: {f.unsupported_message(t)}")
     lines += ["", "Removed usage:", ""]
     for name, (msg, fix) in REMOVED_TRAINERS.items():
         lines.append(f"- `trainer={name}`: Error: {msg}. Fix: {fix}")

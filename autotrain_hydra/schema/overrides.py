@@ -17,7 +17,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from autotrain_hydra.schema.config import GROUPS, Config
 from autotrain_hydra.schema.errors import Report
-from autotrain_hydra.schema.rules import REMOVED_TRAINERS, schema_keys, unknown_key_issue
+from autotrain_hydra.schema.keys import schema_keys, unknown_key_fix
+from autotrain_hydra.schema.params import REMOVED_TRAINERS
 
 
 def group_options(group: str, config_dirs: Sequence[Path]) -> List[str]:
@@ -88,7 +89,8 @@ def check_overrides(overrides: Iterable[str], config_dirs: Sequence[Path],
                 good.append(text)
             continue
         if key not in known:
-            unknown_key_issue(report, key, o.value() if not o.is_sweep_override() else None)
+            report.error(f"unknown key {key}", key, o.value() if not o.is_sweep_override() else None,
+                         unknown_key_fix(key))
             continue
         if o.is_add() and not o.is_force_add():
             report.error(f"{key} exists already: it cannot be added with '+'", key, o.value(),

@@ -11,20 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-# transformers 5 removed its own AdamW ("adamw_hf"); torch's AdamW is the same algorithm.
+from autotrain_hydra.errors import CheckpointError, HardwareError, NumericalError  # noqa: F401
+
+# transformers 5 removed its own AdamW ("adamw_hf"; validation says so): torch's AdamW is the same algorithm.
 OPTIM_NAMES = {"adamw_torch": "adamw_torch", "adamw_hf": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
-
-
-class HardwareError(RuntimeError):
-    """A setting this machine cannot run (fp16 without a GPU, ...)."""
-
-
-class NumericalError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-
-class CheckpointError(RuntimeError):
-    """training.resume_from_checkpoint names no complete checkpoint."""
 
 
 def checkpoint_complete(path: str) -> bool:

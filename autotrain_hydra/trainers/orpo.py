@@ -12,13 +12,12 @@ import os
 from typing import Any, Dict
 
 from autotrain_hydra import models
+from autotrain_hydra.errors import TrainerUnavailable as ORPOUnavailable
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, attn_implementation, training_kwargs
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
 
-class ORPOUnavailable(RuntimeError):
-    pass
 
 
 def _orpo_classes():

@@ -1,21 +1,41 @@
 """Hydra finds sweepers only in the ``hydra_plugins`` namespace: this is where ours is registered.
 
+``SharedStudySweeper`` is hydra-optuna-sweeper's Optuna sweeper (same settings, same grammar) rebuilt on Hydra's
+public ``Sweeper`` interface and Optuna's public API, with one study shared safely by several workers (one trial
+budget, heartbeats, dead workers' trials marked FAIL) and a readable report: autotrain_hydra.features.sweep_study.
+``register_config`` stores its config node as ``hydra/sweeper=optuna``, so configs written for hydra-optuna-sweeper
+select it as they are.
+
 Light on purpose (Hydra imports every plugin module when it starts): optuna loads when a sweep begins.
 """
 
+from dataclasses import dataclass
 from typing import Any, List
 
 from hydra.plugins.sweeper import Sweeper
 
+TARGET = "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
+
+
+def register_config() -> None:
+    """``hydra/sweeper=optuna`` → our sweeper: the plugin's own config schema (its settings and sampler group), our
+    ``_target_``. Stored after Hydra's plugin scan registered the plugin's node, which it replaces."""
+    from hydra.core.config_store import ConfigStore
+    from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+
+    @dataclass
+    class SharedStudySweeperConf(OptunaSweeperConf):
+        _target_: str = TARGET
+
+    ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=SharedStudySweeperConf,
+                                 provider="autotrain_hydra")
+
 
 class SharedStudySweeper(Sweeper):
-    """hydra-optuna-sweeper's Optuna sweeper with one study shared safely by several workers (one trial budget,
-    heartbeats, dead workers' trials marked FAIL): autotrain_hydra.features.sweep_study."""
-
     def __init__(self, **kwargs: Any) -> None:
-        from autotrain_hydra.features.sweep_study import shared_study_sweeper
+        from autotrain_hydra.features.sweep_study import SharedStudy
 
-        self.sweeper = shared_study_sweeper(**kwargs)
+        self.sweeper = SharedStudy(**kwargs)  # the plugin's settings, as OptunaSweeper takes them
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: Any) -> None:
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)

@@ -95,9 +95,9 @@ def test_sft_packed_and_unpacked_train_and_count_real_tokens(tmp_path, packing):
     assert m["train_loss"] < m["first_train_loss"] - 0.3
     # the real tokens of 4 epochs of the sample: the same count packed or not (no padding counted)
     from autotrain_hydra.data import load_text_splits, sft_sequences
-    from autotrain_hydra.schema.rules import resolve_data_sample
+    from autotrain_hydra.schema.resolve import resolve
 
-    resolve_data_sample(cfg)
+    cfg = resolve(cfg).cfg
     tok = models.load_tokenizer(cfg.model)
     splits = load_text_splits(cfg.data, "sft")
     real = sum(len(ids) for ids in sft_sequences(splits.train, tok, "messages", False, "x")["input_ids"])

@@ -4,7 +4,8 @@ import functools
 from omegaconf import OmegaConf
 
 from autotrain_hydra.schema.compose import compose_config
-from autotrain_hydra.schema.rules import resolve_data_sample, validate
+from autotrain_hydra.schema.resolve import resolve
+from autotrain_hydra.schema.rules import validate
 
 
 @functools.lru_cache(maxsize=None)
@@ -19,19 +20,24 @@ def compose(*overrides):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     groups = tuple(o for o in overrides if "." not in o.split("=", 1)[0])
-    keys = [o for o in overrides if o not in groups]
+    keys = [o for o in overrides if o not in groups and not o.startswith("hydra.")]  # hydra.*: Hydra's node
     cfg = copy.deepcopy(_composed(groups))
     for o in OverridesParser.create().parse_overrides(keys):
+        if o.is_sweep_override():
+            continue  # composed as in a multirun: the sweeper gives it a value per trial
         key = o.key_or_group
         OmegaConf.update(cfg, key, o.value(), merge=True, force_add=o.is_add())
     return cfg
 
 
+def resolved(*overrides):
+    """The config as the app resolves it (built-in sample, text column, sweep objective, hold-outs)."""
+    return resolve(compose(*overrides), overrides).cfg
+
+
 def check(*overrides, filesystem=True):
     """The rule report for these overrides, as the app would produce it."""
-    cfg = compose(*overrides)
-    resolve_data_sample(cfg)
-    return validate(cfg, overrides, check_filesystem=filesystem)
+    return validate(resolved(*overrides), overrides, check_filesystem=filesystem)
 
 
 def messages(report, level):

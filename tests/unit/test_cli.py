@@ -10,13 +10,14 @@ from omegaconf import OmegaConf
 
 from autotrain_hydra import cli, paths
 from autotrain_hydra.schema.compose import compose_config
-from autotrain_hydra.schema.rules import PARAMS, parse_sweep_params
+from autotrain_hydra.schema.params import PARAMS
+from autotrain_hydra.schema.sweep_space import parse_sweep_params
 
 GUIDE = Path(__file__).resolve().parents[3] / "shared" / "trainer-parameter-guide.md"
 
 
 def sample_value(param):
-    from autotrain_hydra.schema.rules import _DEFAULTS, get
+    from autotrain_hydra.schema.keys import DEFAULTS as _DEFAULTS, get
 
     default = get(_DEFAULTS, param.key)
     if param.key in ("eval.metrics", "eval.benchmark", "report_to", "peft.target_modules"):
@@ -146,11 +147,11 @@ def test_same_rules_and_wording_as_hydra_path(capsys, tmp_path, monkeypatch):
 
 
 def test_dpo_beta_warning_text():
-    from autotrain_hydra.schema.rules import resolve_data_sample, validate
+    from autotrain_hydra.schema.resolve import resolve
+    from autotrain_hydra.schema.rules import validate
 
     overrides = cli.translate(["--trainer", "sft", "--dpo-beta", "0.1"]).overrides
-    cfg = compose_config(overrides)
-    resolve_data_sample(cfg)
+    cfg = resolve(compose_config(overrides), overrides).cfg
     assert [i.message for i in validate(cfg, overrides).warnings] == [
         "dpo_beta only applies to DPO trainer, will be ignored"]
 

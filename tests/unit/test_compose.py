@@ -2,13 +2,16 @@
 
 import itertools
 
+from omegaconf import OmegaConf
+
 import pytest
 
 from tests.unit.helpers import check, fake_reward_dir, messages
 
 from autotrain_hydra.schema.compose import compose_config
 from autotrain_hydra.schema.config import TRAINERS
-from autotrain_hydra.schema.rules import resolve_data_sample, validate
+from autotrain_hydra.schema.resolve import resolve
+from autotrain_hydra.schema.rules import validate
 
 FEATURE_SETS = [list(c) for n in range(4) for c in itertools.combinations(["distillation", "sweep", "eval"], n)]
 
@@ -30,7 +33,7 @@ def test_combination_composes_and_validates(trainer, peft, features, tmp_path):
     assert cfg.trainer.name == trainer and cfg.peft.method == peft
     for f in ("distillation", "sweep", "eval"):
         assert cfg[f].enabled == (f in features)
-    resolve_data_sample(cfg)
+    cfg = resolve(cfg, overrides).cfg
     assert cfg.data.path, "the trainer's sample data is picked"
     report = validate(cfg, overrides)
     errors = [i.message for i in report.errors]
@@ -47,15 +50,15 @@ def test_combination_composes_and_validates(trainer, peft, features, tmp_path):
     ("dpo", "preference.jsonl", ("chosen", "prompt", "rejected")),
     ("reward", "preference.jsonl", ("chosen", "prompt", "rejected")), ("ppo", "prompts.jsonl", ("prompt", "prompt", None))])
 def test_trainer_picks_matching_sample(trainer, sample, columns):
-    cfg = compose_config([f"trainer={trainer}"])
-    resolve_data_sample(cfg)
+    cfg = resolve(compose_config([f"trainer={trainer}"])).cfg
     assert cfg.data.path.endswith(sample)
     assert (cfg.data.text_column, cfg.data.prompt_text_column, cfg.data.rejected_text_column) == columns
 
 
 def test_own_data_is_kept(tmp_path):
     cfg = compose_config([f"data.path={tmp_path}/x.jsonl", "data.text_column=body"])
-    assert resolve_data_sample(cfg) is None
+    resolved = resolve(cfg)
+    assert resolved.notes == [] and resolved.cfg == cfg
     assert cfg.data.text_column == "body" and cfg.data.path.endswith("x.jsonl")
 
 
@@ -76,3 +79,14 @@ def test_tiny_preset_lr_loses_to_command_line():
     assert compose_config([]).training.lr == 1e-3
     assert compose_config(["training.lr=3e-5"]).training.lr == 3e-5
     assert compose_config(["model=llama2_7b"]).training.lr == 2e-5  # the schema (TRL) default
+
+
+def test_tiny_preset_tuning_applies_to_the_tiny_model_only():
+    """Bug: `model.name=./my-model` on the default model=tiny preset kept its lr=1e-3 and block_size=128."""
+    cfg = compose_config(["trainer=sft", "model.name=./my-model"])
+    assert (cfg.training.lr, cfg.training.block_size) == (2e-5, 1024)  # the guide's defaults
+    cfg = compose_config(["model.name=./my-model", "training.block_size=256"])
+    assert (cfg.training.lr, cfg.training.block_size) == (2e-5, 256)  # a typed value wins
+    assert (compose_config([]).training.lr, compose_config([]).training.block_size) == (1e-3, 128)
+    resolved = OmegaConf.to_container(compose_config(["model=custom", "model.name=x"]).training, resolve=True)
+    assert resolved["lr"] == 2e-5 and resolved["block_size"] == 1024

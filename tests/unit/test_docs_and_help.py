@@ -4,7 +4,7 @@ from pathlib import Path
 
 from autotrain_hydra.help import render as help_text
 from autotrain_hydra.schema.matrix import render as matrix
-from autotrain_hydra.schema.rules import PARAMS
+from autotrain_hydra.schema.params import PARAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,13 +33,14 @@ def test_light_imports_compose_validate_help():
     code = (
         "import sys\n"
         "from autotrain_hydra.schema.compose import compose_config\n"
-        "from autotrain_hydra.schema.rules import resolve_data_sample, validate\n"
-        "from autotrain_hydra.__main__ import precheck\n"
+        "from autotrain_hydra.schema.resolve import resolve\n"
+        "from autotrain_hydra.schema.rules import validate\n"
+        "from autotrain_hydra.app import main\n"
         "from autotrain_hydra.help import render\n"
         "import autotrain_hydra.run\n"
-        "cfg = compose_config(['trainer=dpo', 'trainer.rl.gamma=0.5']); resolve_data_sample(cfg)\n"
+        "cfg = resolve(compose_config(['trainer=dpo', 'trainer.rl.gamma=0.5'])).cfg\n"
         "assert validate(cfg, ['trainer.rl.gamma=0.5']).warnings\n"
-        "precheck(['trainer=foo']); render()\n"
+        "assert main(['trainer=foo']) == 2; render()\n"
         "heavy = [m for m in ('torch', 'transformers', 'trl', 'datasets', 'peft') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

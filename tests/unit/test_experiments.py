@@ -7,7 +7,8 @@ import pytest
 
 from autotrain_hydra import paths
 from autotrain_hydra.schema.compose import compose_config
-from autotrain_hydra.schema.rules import resolve_data_sample, validate
+from autotrain_hydra.schema.resolve import resolve
+from autotrain_hydra.schema.rules import validate
 
 from .helpers import fake_reward_dir
 
@@ -33,8 +34,7 @@ def test_experiment_composes_and_validates(name, tmp_path, monkeypatch):
     overrides = [f"+experiment={name}"]
     cfg = compose_config(overrides)
     assert cfg.data.path.startswith("./data/")
-    resolve_data_sample(cfg)
-    report = validate(cfg, overrides)
+    report = validate(resolve(cfg, overrides).cfg, overrides)
     assert not report.errors, report.render()
 
 

@@ -5,7 +5,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from autotrain_hydra import paths
-from autotrain_hydra.schema.rules import STRATEGIES
+from autotrain_hydra.schema.params import STRATEGIES
 from tests.unit.helpers import check, compose as compose_app, fake_reward_dir, messages
 
 

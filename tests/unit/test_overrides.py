@@ -1,9 +1,9 @@
-"""The pre-composition check of command-line overrides (main.precheck): all problems at once, exit code 2."""
+"""The pre-composition check of command-line overrides: all problems at once, exit code 2."""
 
 import pytest
 
 from autotrain_hydra import paths
-from autotrain_hydra.__main__ import precheck
+from autotrain_hydra.app import main
 from autotrain_hydra.schema.overrides import check_overrides, extra_config_dirs
 
 
@@ -54,7 +54,7 @@ def test_extra_config_dirs(tmp_path):
 
 
 def test_precheck_collects_override_and_rule_errors(capsys):
-    assert precheck(["trainer=ppo", "features=[distillation]", "trainer.dpo_bta=1", "training.lr=-1"]) == 2
+    assert main(["trainer=ppo", "features=[distillation]", "trainer.dpo_bta=1", "training.lr=-1"]) == 2
     err = capsys.readouterr().err
     for text in ("unknown key trainer.dpo_bta", "Distillation is not supported with PPO trainer",
                  "ppo requires trainer.rl.reward_model_path", "training.lr must be a number > 0",
@@ -63,6 +63,9 @@ def test_precheck_collects_override_and_rule_errors(capsys):
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [[], ["trainer=dpo"], ["--cfg", "job"], ["--hydra-help"]])
-def test_precheck_passes_good_command_lines(argv):
-    assert precheck(argv) == 0
+@pytest.mark.parametrize("argv", [["validate_only=true"], ["trainer=dpo", "validate_only=true"], ["--cfg", "job"],
+                                  ["--hydra-help"]])
+def test_precheck_passes_good_command_lines(argv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0
+    assert list(tmp_path.iterdir()) == []  # nothing was written

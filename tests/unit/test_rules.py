@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from autotrain_hydra.schema.rules import (FEATURES, PARAMS, TRAINERS, ignored_message, override_keys)
+from autotrain_hydra.schema.keys import override_keys
+from autotrain_hydra.schema.params import FEATURES, PARAMS, TRAINERS, ignored_message
 from tests.unit.helpers import check, messages, fake_reward_dir
 
 NON_UNIVERSAL = [p for p in PARAMS if p.trainers != frozenset(TRAINERS) and p.flag]
@@ -28,7 +29,7 @@ def _value_for(p):
 def test_key_for_another_trainer_is_ignored_with_warning(param, trainer):
     value = _value_for(param)
     if value is None:
-        from autotrain_hydra.schema.rules import _DEFAULTS, get
+        from autotrain_hydra.schema.keys import DEFAULTS as _DEFAULTS, get
 
         value = get(_DEFAULTS, param.key)
     extra = [f"trainer.rl.reward_model_path={fake_reward_dir()}"] if trainer == "ppo" else []

@@ -1,11 +1,13 @@
-"""Sweep configuration without running a trial: the search space, the metric check, the Hydra arguments."""
+"""Sweep configuration without running a trial: the search space, the metric check, the sweeper's settings."""
 
 import pytest
 
 from autotrain_hydra import paths
-from autotrain_hydra.features.sweep import SweepSpecError, reported_metrics, search_space, sweep_arguments
+from autotrain_hydra.schema.metrics import reported_metrics
+from autotrain_hydra.schema.resolve import resolve
 from autotrain_hydra.schema.rules import validate
-from tests.unit.helpers import check, compose, fake_reward_dir, messages
+from autotrain_hydra.schema.sweep_space import SweepSpecError, search_space
+from tests.unit.helpers import check, compose, fake_reward_dir, messages, resolved
 
 
 def test_json_and_yaml_params_give_the_same_space():
@@ -43,10 +45,7 @@ def test_bad_space_is_an_error_before_any_trial():
 
 
 def test_metric_must_be_reported():
-    from autotrain_hydra.schema.rules import resolve_data_sample
-
-    cfg = compose("trainer=sft")
-    resolve_data_sample(cfg)  # the sample has validation data: eval metrics are reported
+    cfg = resolved("trainer=sft")  # the sample has validation data: eval metrics are reported
     assert "eval_loss" in reported_metrics(cfg)
     report = check("features=[sweep]", "sweep.metric=accuracy")
     (err,) = report.errors
@@ -54,28 +53,41 @@ def test_metric_must_be_reported():
     assert "eval_loss" in err.fix
     assert not check("features=[sweep]", "trainer=reward", "sweep.metric=eval_accuracy",
                      "sweep.direction=maximize").errors
-    ppo = check("features=[sweep]", "trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir()}")
+    ppo = check("features=[sweep]", "trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir()}",
+                "sweep.metric=eval_loss")
     assert messages(ppo, "error") == ["sweep.metric eval_loss is not a metric this run reports (PPO reports no "
-                                      "eval loss: its eval metrics are eval_mean_reward_before/after)"]
+                                      "eval loss: its eval metrics are eval_mean_reward_after, "
+                                      "eval_mean_reward_before)"]
+
+
+def test_each_trainer_sweeps_by_default_on_a_metric_it_reports():
+    """Bug: trainer=ppo features=[sweep] without sweep.metric failed (the default eval_loss is not PPO's)."""
+    from autotrain_hydra import registry
+
+    for trainer in registry.TRAINERS:
+        extra = [f"trainer.rl.reward_model_path={fake_reward_dir()}"] if trainer == "ppo" else []
+        overrides = (f"trainer={trainer}", "features=[sweep]", *extra)
+        cfg = resolved(*overrides)
+        assert cfg.sweep.metric == registry.spec(trainer).sweep_metric in reported_metrics(cfg)
+        assert cfg.sweep.direction == ("maximize" if trainer == "ppo" else "minimize")
+        assert not check(*overrides).errors, check(*overrides).render()
 
 
 def test_sweep_on_eval_loss_without_eval_data_holds_out_a_slice():
     """The guide's ORPO sweep example: one data file, --sweep-metric eval_loss."""
-    from autotrain_hydra.schema.rules import resolve_data_sample
-
     path = str(paths.ASSETS_DIR / "data" / "preference.jsonl")
     cfg = compose("trainer=orpo", "features=[sweep]", f"data.path={path}", "data.prompt_text_column=prompt",
                   "data.rejected_text_column=rejected")
-    note = resolve_data_sample(cfg)
-    assert cfg.data.valid_fraction == 0.1 and "holding out 10% of the training rows" in note
-    assert "eval_loss" in reported_metrics(cfg)
-    assert not validate(cfg, []).errors
+    out = resolve(cfg)
+    assert out.cfg.data.valid_fraction == 0.1 and any("holding out 10% of the training rows" in n for n in out.notes)
+    assert "eval_loss" in reported_metrics(out.cfg)
+    assert not validate(out.cfg, []).errors
     for given in ("data.valid_fraction=0.2", f"data.valid_path={path}"):  # eval data given: nothing changes
-        cfg = compose("trainer=orpo", "features=[sweep]", f"data.path={path}", given)
-        assert resolve_data_sample(cfg) is None
-        assert cfg.data.valid_fraction in (None, 0.2)
-    cfg = compose("trainer=orpo", f"data.path={path}")  # no sweep: no hold-out
-    assert resolve_data_sample(cfg) is None and cfg.data.valid_fraction is None
+        out = resolve(compose("trainer=orpo", "features=[sweep]", f"data.path={path}", given))
+        assert not any("holding out" in n for n in out.notes)
+        assert out.cfg.data.valid_fraction in (None, 0.2)
+    out = resolve(compose("trainer=orpo", f"data.path={path}"))  # no sweep: no hold-out
+    assert not any("holding out" in n for n in out.notes) and out.cfg.data.valid_fraction is None
 
 
 def test_sweep_keys_without_feature_warn():
@@ -83,25 +95,46 @@ def test_sweep_keys_without_feature_warn():
         "sweep_n_trials only applies when sweep is enabled (features=[sweep]), will be ignored"]
 
 
-def test_hydra_arguments():
-    cfg = compose("features=[sweep]", "sweep.n_trials=7", "sweep.sampler=random", "sweep.direction=maximize",
-                  "sweep.metric=eval_mean_token_accuracy")
-    args = sweep_arguments(cfg, ["features=[sweep]", "training.lr=1e-3"])
-    assert "hydra/sweeper=optuna" in args and "hydra/sweeper/sampler=random" in args
-    assert "hydra.sweeper.n_trials=7" in args and "hydra.sweeper.direction=maximize" in args
-    assert "hydra.sweeper.sampler.seed=42" in args and "hydra.sweeper.study_name=sft-sweep" in args
-    assert "training.lr=tag(log, interval(1e-5, 1e-2))" in args
-    grid = sweep_arguments(compose("features=[sweep]", "sweep.sampler=grid"), [])
-    assert not any("seed" in a for a in grid)
-    assert "hydra.sweeper._target_=hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper" in args
+def composed_with_hydra(*overrides):
+    from autotrain_hydra import paths
+    from autotrain_hydra.compat import hydra as hy
+
+    hy.initialize(str(paths.config_dir()))
+    return hy.compose("config", list(overrides), multirun=False)
 
 
-def test_storage_interpolation_is_passed_unresolved_and_passwords_are_redacted(monkeypatch):
+def test_the_sweep_feature_selects_our_sweeper_and_fills_its_settings():
+    cfg = composed_with_hydra("features=[sweep]", "sweep.n_trials=7", "sweep.direction=maximize", "sweep.seed=3",
+                              "sweep.metric=eval_mean_token_accuracy")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
+    assert (sweeper.n_trials, sweeper.direction, sweeper.sampler.seed) == (7, "maximize", 3)
+    assert (sweeper.n_jobs, sweeper.max_failure_rate) == (1, 1.0)
+    # a setting typed as hydra.sweeper.<x> wins (bug: hparams_search=sft_optuna hydra.sweeper.n_trials=2 ran 10)
+    cfg = composed_with_hydra("hparams_search=sft_optuna", "hydra.sweeper.n_trials=2")
+    assert cfg.hydra.sweeper.n_trials == 2 and cfg.sweep.n_trials == 10
+    # hydra/sweeper=optuna (Hydra's own way) names our sweeper, with the plugin's settings and defaults
+    cfg = composed_with_hydra("hydra/sweeper=optuna")
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
+    assert cfg.hydra.sweeper.n_trials == 20 and cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+
+
+def test_a_sweeper_setting_given_twice_with_two_values_is_an_error():
+    (err,) = check("features=[sweep]", "sweep.n_trials=3", "hydra.sweeper.n_trials=2").errors
+    assert err.message == ("sweep.n_trials and hydra.sweeper.n_trials are both given, with different values: a "
+                           "sweep has one")
+    assert not check("features=[sweep]", "sweep.n_trials=2", "hydra.sweeper.n_trials=2").errors
+
+
+def test_storage_interpolation_stays_unresolved_in_the_sweeper_node_and_passwords_are_redacted(monkeypatch):
+    from omegaconf import OmegaConf
+
     from autotrain_hydra.features.sweep import redact
 
     monkeypatch.setenv("OPTUNA_STORAGE", "postgresql://optuna:s3cr@t@db:5432/studies")
-    cfg = compose("features=[sweep]", "sweep.storage=${oc.env:OPTUNA_STORAGE}")
-    assert "hydra.sweeper.storage='${oc.env:OPTUNA_STORAGE}'" in sweep_arguments(cfg, [])
+    cfg = composed_with_hydra("features=[sweep]", "sweep.storage=${oc.env:OPTUNA_STORAGE}")
+    written = OmegaConf.to_yaml(cfg.hydra.sweeper)  # what Hydra writes to .hydra/hydra.yaml
+    assert "s3cr" not in written and "${sweep.storage}" in written
     assert redact(cfg.sweep.storage) == "postgresql://optuna:***@db:5432/studies"
     assert redact("sqlite:////shared/optuna.db") == "sqlite:////shared/optuna.db"
 
@@ -145,13 +178,16 @@ def test_wandb_spec_from_the_same_space():
     assert "trainer=sft" in cmd and "training.lr=1e-3" not in cmd and "sweep.enabled=false" in cmd
 
 
-def test_wandb_backend_without_server_is_a_clear_error(tmp_path, monkeypatch, capsys):
+def test_wandb_backend_without_server_is_a_clear_error(tmp_path, monkeypatch):
+    from autotrain_hydra.errors import InputError
     from autotrain_hydra.features.sweep import run_wandb_sweep
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose("features=[sweep]", "sweep.backend=wandb")
-    assert run_wandb_sweep(cfg, ["features=[sweep]", "sweep.backend=wandb"], spec_dir=str(tmp_path)) == 2
-    err = capsys.readouterr().err
+    with pytest.raises(InputError) as e:
+        run_wandb_sweep(cfg, ["features=[sweep]", "sweep.backend=wandb"], spec_dir=str(tmp_path))
+    assert e.value.exit_code == 2
+    err = e.value.render()
     assert "Error: sweep.backend=wandb needs a reachable W&B server: WANDB_MODE=offline" in err
     (spec,) = tmp_path.glob("wandb_sweep-sft-*.yaml")
     assert f"wandb sweep {spec}" in err

@@ -1,0 +1,271 @@
+"""``python -m autotrain_hydra [overrides]``: the entry point, in one pass.
+
+1. **parse** the command line once, with Hydra's own parser (its flags mean what they mean in any Hydra app);
+2. **check** the overrides against the schema before composing (unknown keys, groups, types: all at once);
+3. **compose** once, in the mode the command needs;
+4. **resolve** the config once (``schema.resolve``) and **validate** it once (``schema.rules``): every warning and
+   error together; an error stops here, before any model is loaded or any file is written;
+5. **do** what the command asks: print the config (``--cfg``), say it is valid (``validate_only=true``), run one
+   job, a multirun (a sweep, a Hydra launcher, ``--multirun``), or a W&B sweep.
+
+A command is a multirun when it says so: ``--multirun``, a sweep override (``training.lr=1e-4,1e-3``), a Hydra
+launcher or sweeper chosen on the command line, ``hydra.mode: MULTIRUN`` in a config, or the sweep feature on.
+Every mistake a user can make is a ``UserError`` carrying its exit code (``errors.py``): printed once, no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from autotrain_hydra import paths
+from autotrain_hydra.errors import EXIT_CONFIG_ERROR, EXIT_OK, InputError, Stopped, UserError
+
+log = logging.getLogger("autotrain_hydra")
+
+DELEGATED = ("info", "shell_completion", "hydra_help", "experimental_rerun")  # Hydra's own output, unchanged
+LAUNCH_VARIABLES = ("WORLD_SIZE", "LOCAL_RANK")  # set by torchrun / accelerate launch in every rank
+WORKER_MARK = "AUTOTRAIN_HYDRA_WORKER"  # set for our own ranks (launcher=multiprocess), which never run this entry
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command line; returns the exit code (0, 1: the run failed, 2: the input is wrong, 130: stopped)."""
+    full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except UserError as e:
+        if full:
+            raise
+        print(e.render(), file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:  # the reader of our output went away (| head): nothing more to say
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM while launched processes train
+        stopped = Stopped(str(e) or "Ctrl-C")
+        print(stopped.render(), file=sys.stderr)
+        return stopped.exit_code
+
+
+def _main(argv: List[str]) -> int:
+    refuse_launched_rank()
+    from autotrain_hydra.compat import hydra as hy
+
+    if "--help" in argv or "-h" in argv:
+        from autotrain_hydra.help import render
+
+        print(render([a for a in argv if a not in ("--help", "-h") and not a.startswith("-")]))
+        return EXIT_OK
+    args = hy.parse_args(argv)
+    config_dir = str(paths.config_dir()) if args.config_path is None else os.path.abspath(args.config_path)
+    if any(getattr(args, flag) for flag in DELEGATED):
+        return hy.delegate(args, Task(), config_dir)
+    command = Command.of(args, config_dir)
+    hy.initialize(config_dir, args.config_dir)
+    try:
+        cfg = command.compose()
+        if args.cfg:
+            print(command.show(cfg), end="")
+            return EXIT_OK
+        return command.run(cfg)
+    finally:
+        hy.clear()
+
+
+def refuse_launched_rank() -> None:
+    """``torchrun --nproc_per_node N -m autotrain_hydra`` (or ``accelerate launch -m``) would start N copies of the
+    whole run, each with its own run dir: refused at once, with the launcher that runs one job in N processes."""
+    if os.environ.get(WORKER_MARK):
+        return
+    world = os.environ.get("WORLD_SIZE")
+    if world and world.isdigit() and int(world) > 1 or os.environ.get("LOCAL_RANK") and world != "1":
+        raise InputError(
+            f"this command was started as one of {world or 'several'} processes (torchrun / accelerate launch): each "
+            "would be a run of its own, in a run dir of its own.\n"
+            f"    fix: start it once, as a plain command, with launcher=multiprocess launcher.num_processes="
+            f"{world or 'N'} (one job in N processes, one run dir; launcher=multinode for several machines)")
+
+
+@dataclass
+class Command:
+    """The parsed command line: Hydra's flags, the overrides as typed, and what they ask for."""
+
+    args: Any
+    config_dir: str
+    overrides: List[str]
+    parsed: List[Any] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, args: Any, config_dir: str) -> "Command":
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra.errors import OverrideParseException
+
+        overrides = list(args.overrides)
+        try:
+            parsed = OverridesParser.create().parse_overrides(overrides)
+        except OverrideParseException:
+            parsed = []  # each bad override is reported by check_overrides
+        return cls(args, config_dir, overrides, parsed)
+
+    @property
+    def config_name(self) -> str:
+        return self.args.config_name or "config"
+
+    def chose(self, group: str) -> bool:
+        return any(o.key_or_group == group and not o.is_delete() for o in self.parsed)
+
+    @property
+    def sweeps_on_command_line(self) -> bool:
+        return bool(self.args.multirun) or any(o.is_sweep_override() for o in self.parsed)
+
+    # -- steps 2 and 3
+    def compose(self) -> DictConfig:
+        """Check the overrides (every problem at once), then compose once, with the ``hydra`` node."""
+        from autotrain_hydra.compat import hydra as hy
+        from autotrain_hydra.schema.overrides import check_overrides, extra_config_dirs
+
+        extra, complete = extra_config_dirs(self.args.config_dir, self.overrides)
+        report, good = check_overrides(self.overrides, [self.config_dir, *extra], strict_groups=complete)
+        if report.errors:  # compose what passed, to report the rules' errors of the rest of the config too
+            try:
+                cfg = hy.compose(self.config_name, [o for o in good if not o.startswith("hydra")],
+                                 multirun=self.sweeps_on_command_line)
+                report.extend(self.validate(cfg, good)[1])
+            except Exception:  # the override errors alone are reported
+                pass
+            from autotrain_hydra.schema.errors import ConfigError
+
+            raise ConfigError(report)
+        return hy.compose(self.config_name, self.overrides, multirun=self.sweeps_on_command_line,
+                          with_hydra_logging=True)
+
+    def show(self, cfg: DictConfig) -> str:
+        """``--cfg job|hydra|all`` (with ``--package`` and ``--resolve``), as Hydra prints it."""
+        kind = self.args.cfg
+        out = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if kind == "job" else cfg
+        if kind == "hydra":
+            out = OmegaConf.masked_copy(cfg, ["hydra"])
+        if self.args.package:
+            out = OmegaConf.select(out, self.args.package)
+            if out is None:
+                raise InputError(f"--package {self.args.package}: no such node in the config")
+        if self.args.resolve:
+            out = OmegaConf.create(OmegaConf.to_container(out, resolve=True))
+        return OmegaConf.to_yaml(out)
+
+    # -- step 4
+    @staticmethod
+    def app_config(cfg: DictConfig) -> DictConfig:
+        out = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        OmegaConf.set_struct(out, True)
+        return out
+
+    def validate(self, cfg: DictConfig, overrides: Sequence[str]):
+        from autotrain_hydra.schema.resolve import resolve
+        from autotrain_hydra.schema.rules import validate
+
+        resolved = resolve(self.app_config(cfg), overrides)
+        return resolved, validate(resolved.cfg, overrides)
+
+    # -- step 5
+    def is_multirun(self, cfg: DictConfig) -> bool:
+        from hydra.types import RunMode
+
+        asked = (self.args.multirun or self.chose("hydra/launcher") or self.chose("hydra/sweeper")
+                 or bool(OmegaConf.select(cfg, "sweep.enabled")) or cfg.hydra.mode == RunMode.MULTIRUN)
+        if not asked and self.sweeps_on_command_line:
+            sweep = next(o.input_line for o in self.parsed if o.is_sweep_override())
+            raise InputError(f"{sweep} is a sweep (several values), and this command is a single run\n"
+                             "    fix: add --multirun (or features=[sweep] for an Optuna search) to sweep over it; "
+                             "for a list value write key=[a,b]; for a string with a comma quote it: key='a,b'")
+        return bool(asked)
+
+    def run(self, cfg: DictConfig) -> int:
+        from autotrain_hydra.compat import hydra as hy
+        from autotrain_hydra.run import valid_message
+        from autotrain_hydra.schema.errors import ConfigError
+
+        resolved, report = self.validate(cfg, self.overrides)
+        if report.errors:
+            raise ConfigError(report)
+        if resolved.cfg.validate_only:
+            print(valid_message(resolved.cfg, report))
+            return EXIT_OK
+        multirun = self.is_multirun(cfg)
+        with read_write(cfg.hydra), open_dict(cfg.hydra):
+            cfg.hydra.mode = _mode(multirun)
+        if resolved.cfg.sweep.enabled and resolved.cfg.sweep.backend == "wandb":
+            from autotrain_hydra.features.sweep import run_wandb_sweep
+
+            run_wandb_sweep(resolved.cfg, self.overrides)
+            return EXIT_OK
+        if multirun:
+            for issue in report.warnings:  # once, before the first trial
+                print(issue.render(), file=sys.stderr)
+            hy.multirun(cfg, Task(typed=self.overrides))
+            return EXIT_OK
+        self.claim_run_dir(cfg, resolved.cfg)
+        hy.run(cfg, Task(typed=self.overrides, resolved=resolved.cfg, notes=resolved.notes, report=report))
+        return EXIT_OK
+
+    @staticmethod
+    def claim_run_dir(cfg: DictConfig, app: DictConfig) -> None:
+        """The run dir, before Hydra writes its ``.hydra/`` into it: a dir named on the command line or through an
+        interpolation that holds an earlier run's results is refused (the default one, ``unique_dir``, is new)."""
+        from autotrain_hydra.schema.errors import Report
+        from autotrain_hydra.schema.rules.paths import check_output_dir, resuming
+
+        run_dir = str(OmegaConf.select(cfg, "hydra.run.dir"))  # resolved once: unique_dir caches its new dir
+        report = Report()
+        check_output_dir(report, os.path.abspath(run_dir), bool(app.overwrite_output_dir) or resuming(app),
+                         "hydra.run.dir")
+        report.raise_if_errors()
+
+
+def _mode(multirun: bool) -> Any:
+    from hydra.types import RunMode
+
+    return RunMode.MULTIRUN if multirun else RunMode.RUN
+
+
+@dataclass
+class Task:
+    """The job Hydra runs (picklable, for launchers that run jobs elsewhere). A single run's config was resolved and
+    validated before its run dir existed; a trial of a multirun resolves and validates its own (the warnings were
+    printed once, before the first trial)."""
+
+    typed: List[str] = field(default_factory=list)
+    resolved: Optional[DictConfig] = None
+    notes: List[str] = field(default_factory=list)
+    report: Any = None
+
+    def __call__(self, cfg: DictConfig) -> Optional[float]:
+        from autotrain_hydra.compat import hydra as hy
+        from autotrain_hydra.run import end_run, execute
+        from autotrain_hydra.schema.resolve import JobPlace, place, resolve
+        from autotrain_hydra.schema.rules import validate
+
+        job = JobPlace(hy.job_dir() or os.getcwd(), hy.job_number())
+        if self.resolved is not None:
+            app, notes, report, say = place(self.resolved, job), self.notes, self.report, True
+        else:
+            typed = hy.task_overrides()
+            resolved = resolve(cfg, typed, job)
+            report = validate(resolved.cfg, typed)
+            report.raise_if_errors()
+            app, notes, say = resolved.cfg, resolved.notes, False
+        try:
+            return execute(app, report, notes, say_warnings=say)
+        except UserError:
+            raise
+        except Exception:
+            if job.number is not None:  # a bug in a trial: its traceback in the trial's log; the sweep goes on
+                log.exception("trial %s failed", job.number)
+            raise
+        finally:  # a W&B run left open would swallow the next run of this process
+            end_run(app)

@@ -1,0 +1,175 @@
+"""The Hydra internals the entry point uses, all in one place (hydra-core 1.3).
+
+Hydra's public API composes a config (``hydra.compose``) but cannot run a composed config: ``@hydra.main`` parses,
+composes and runs in one call, composing twice on the way (once to find the mode, once to run) and offering no
+point between composition and the run dir where a config can be checked. The entry point (``autotrain_hydra.app``)
+therefore does those steps itself with the pieces ``@hydra.main`` is made of:
+
+- ``parse_args``: Hydra's own command-line parser (``hydra._internal.utils.get_args_parser``), so every Hydra flag
+  means what it means in any Hydra app;
+- ``initialize``: the config search path (ours, ``--config-dir``) and the global Hydra instance;
+- ``compose``: ``Hydra.compose_config`` in the mode the command needs (run or multirun);
+- ``run`` / ``multirun``: what ``Hydra.run`` / ``Hydra.multirun`` do, on the already composed config: the job
+  through ``hydra.core.utils.run_job`` (run dir, ``.hydra/``, logging), the multirun through the configured sweeper
+  and launcher (``hydra.core.plugins.Plugins``, public), with the user's ``hydra.callbacks``
+  (``hydra._internal.callbacks.Callbacks``);
+- ``delegate``: the flags that only print Hydra's own information (``--info``, ``--shell-completion``,
+  ``--hydra-help``, ``--experimental-rerun``) run through Hydra's own main, unchanged.
+
+``tests/compat/test_hydra.py`` checks each of these hooks against the installed Hydra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Callable, List, Optional, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+TaskFunction = Callable[[DictConfig], Any]
+JOB_NAME = "train"
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Hydra's command line: its flags (``--multirun``, ``--cfg``, ``--config-dir``, ...) and the overrides."""
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser().parse_args(list(argv))
+
+
+def args_parser() -> argparse.ArgumentParser:
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser()
+
+
+def initialize(config_dir: str, extra_dir: Optional[str] = None) -> None:
+    """The global Hydra for our config dir (and ``--config-dir``, searched first, as Hydra does)."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.config_search_path import SearchPathQuery
+
+    from autotrain_hydra.schema import register
+
+    register()
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its set-up lines (optuna imports it) are noise
+    GlobalHydra.instance().clear()
+    search_path = create_config_search_path(search_path_dir=os.path.abspath(config_dir))
+    if extra_dir is not None:
+        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(extra_dir)}",
+                            anchor=SearchPathQuery(provider="schema"))
+    Hydra.create_main_hydra2(task_name=JOB_NAME, config_search_path=search_path)
+    register_sweeper_node()
+
+
+def register_sweeper_node() -> None:
+    """``hydra/sweeper=optuna`` names our sweeper (the plugin's settings and grammar, our shared-study loop): its
+    config node is stored over the plugin's, which Hydra's plugin scan (in ``initialize``) has registered first."""
+    from hydra_plugins.autotrain_hydra_sweeper import register_config
+
+    register_config()
+
+
+def compose(config_name: str, overrides: List[str], multirun: bool, with_hydra_logging: bool = False) -> DictConfig:
+    """The composed config, with its ``hydra`` node, in run or multirun mode (multirun: sweep overrides are left to
+    the sweeper)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf.errors import OmegaConfBaseException
+
+    from autotrain_hydra.errors import InputError
+
+    mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+    try:
+        return GlobalHydra.instance().hydra.compose_config(config_name=config_name, overrides=list(overrides),
+                                                           run_mode=mode, with_log_configuration=with_hydra_logging)
+    except (HydraException, OmegaConfBaseException) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        cause = f"\n    ({e.__cause__})" if isinstance(e.__cause__, OmegaConfBaseException) else ""
+        raise InputError(f"the configuration cannot be composed: {e}{cause}") from e
+
+
+def _context(cfg: DictConfig) -> Any:
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import HydraContext
+
+    return HydraContext(config_loader=GlobalHydra.instance().config_loader(), callbacks=Callbacks(cfg))
+
+
+def run(cfg: DictConfig, task: TaskFunction) -> Any:
+    """One job, as ``Hydra.run`` runs it: the run dir, ``.hydra/`` and the job's logging, then ``task``; returns
+    what ``task`` returned (its exception is raised here)."""
+    from hydra.core.utils import run_job
+
+    context = _context(cfg)
+    context.callbacks.on_run_start(config=cfg, config_name=cfg.hydra.job.config_name)
+    ret = run_job(hydra_context=context, task_function=task, config=cfg, job_dir_key="hydra.run.dir",
+                  job_subdir_key=None, configure_logging=True)
+    context.callbacks.on_run_end(config=cfg, config_name=cfg.hydra.job.config_name, job_return=ret)
+    return ret.return_value  # raises the job's exception
+
+
+def multirun(cfg: DictConfig, task: TaskFunction) -> Any:
+    """A multirun, as ``Hydra.multirun`` runs it: the configured sweeper, given the typed overrides."""
+    from hydra.core.plugins import Plugins
+
+    context = _context(cfg)
+    context.callbacks.on_multirun_start(config=cfg, config_name=cfg.hydra.job.config_name)
+    sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=task)
+    result = sweeper.sweep(arguments=list(OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)))
+    context.callbacks.on_multirun_end(config=cfg, config_name=cfg.hydra.job.config_name)
+    return result
+
+
+def delegate(args: argparse.Namespace, task: TaskFunction, config_dir: str) -> int:
+    """Hydra's own main for the flags that print Hydra's information (``--info``, ``--hydra-help``, ...); returns
+    its exit code (it exits when done)."""
+    from hydra._internal.utils import _run_hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    try:
+        _run_hydra(args=args, args_parser=args_parser(), task_function=task,
+                   config_path=os.path.abspath(config_dir), config_name=args.config_name or "config")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def clear() -> None:
+    """Forget the global Hydra (a process may run several commands: tests, notebooks)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+
+
+def job_number() -> Optional[int]:
+    """This job's number in a multirun (None in a single run or outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hc = HydraConfig.get()
+    return hc.job.num if hc.mode == RunMode.MULTIRUN else None
+
+
+def job_dir() -> Optional[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
+
+
+def task_overrides() -> List[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

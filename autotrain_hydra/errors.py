@@ -1,0 +1,86 @@
+"""The errors a user can cause, and the exit code each carries.
+
+Every mistake a user can make (a config, a data file, a setting this machine cannot run) is a ``UserError``: the
+entry point prints its message (with the fix) and exits with its code, never with a traceback. Anything else is a
+bug and keeps its traceback. ``HYDRA_FULL_ERROR=1`` shows the traceback of a ``UserError`` too.
+
+- 2: the input is wrong (config, data, hardware settings, checkpoint path): fix it and run again;
+- 1: the run failed (a NaN loss, a model that cannot be loaded, a benchmark, a sweep whose trials failed);
+- 130: the run was stopped (Ctrl-C, SIGTERM) before it finished.
+
+Light module: standard library only.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_RUN_ERROR = 1
+EXIT_CONFIG_ERROR = 2
+EXIT_STOPPED = 130  # as a shell reports a process stopped by Ctrl-C
+
+
+class UserError(Exception):
+    """A problem the user can fix; ``str(e)`` says what and how. Printed as ``Error: <message>``."""
+
+    exit_code = EXIT_RUN_ERROR
+
+    def render(self) -> str:
+        return f"Error: {self}"
+
+
+class InputError(UserError):
+    """Something given to the run is wrong: exit code 2."""
+
+    exit_code = EXIT_CONFIG_ERROR
+
+
+class RunError(UserError):
+    """The run failed after it started: exit code 1."""
+
+    exit_code = EXIT_RUN_ERROR
+
+
+class DataError(InputError, ValueError):
+    """Bad data: names the file, the column or row, and the fix."""
+
+
+class HardwareError(InputError):
+    """A setting this machine cannot run (fp16 without a GPU, ...)."""
+
+
+class CheckpointError(InputError):
+    """training.resume_from_checkpoint names no complete checkpoint."""
+
+
+class NumericalError(RunError):
+    """The training loss, or a weight, became NaN or infinite."""
+
+
+class ModelLoadError(RunError):
+    """A model or tokenizer that cannot be loaded (not there, no network)."""
+
+
+class TrainerUnavailable(RunError):
+    """The installed libraries lack what a trainer needs (e.g. TRL without ORPOTrainer)."""
+
+
+class BenchmarkError(RunError):
+    """An eval.benchmark task could not run."""
+
+
+class NothingTrained(RunError):
+    """The run ended without changing any weight of the model."""
+
+
+class SweepFailed(RunError):
+    """A sweep stopped because too many of its trials failed."""
+
+
+class Stopped(UserError):
+    """Ctrl-C or SIGTERM before the run finished."""
+
+    exit_code = EXIT_STOPPED
+
+    def render(self) -> str:
+        return (f"Stopped ({self or 'Ctrl-C'}) before the run finished; its complete checkpoints are kept.\n"
+                "    to go on: the same command with training.resume_from_checkpoint=true")

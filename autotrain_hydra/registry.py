@@ -1,0 +1,231 @@
+"""The trainer registry: what each trainer is, declared in one place and read by every layer.
+
+A ``TrainerSpec`` says, for one trainer: its name and label, the data shape it trains on (and so its built-in
+sample), the module whose ``train(job)`` trains it, **the config keys its run reads** (the rules table derives from
+them which keys apply to which trainer, and a contract test runs every trainer to check that it reads exactly
+these), the keys it requires, the metrics it reports, its enhanced-evaluation metrics, its default search space and
+sweep metric, the columns its data are conventionally stored in, and what it supports (distillation, several
+processes, encoder-only models).
+
+Rules (``schema``), help, the flag CLI, sweeps, evaluation, data loading and the run all read it. Adding a trainer is
+one module under ``trainers/`` (its ``train(job)``), one config file (``configs/trainer/<name>.yaml``) and one entry
+in ``SPECS`` below: docs/architecture.md says how.
+
+Light module: standard library only (it is read before anything heavy is imported).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple
+
+# ----------------------------------------------------------------------------------------------- key sets
+# The config keys a run reads, in the sections where what is read depends on the trainer (model, data, training,
+# peft, trainer). The other sections (features, launcher, output_dir, ...) are read by the run for every trainer.
+TRAINER_SCOPED = ("model.", "data.", "training.", "peft.", "trainer.")
+
+MODEL = frozenset({"model.name", "model.revision", "model.trust_remote_code"})
+DATA = frozenset({"data.path", "data.train_split", "data.valid_split", "data.valid_path", "data.valid_fraction",
+                  "data.max_samples", "data.text_column"})
+PAIRS = frozenset({"data.prompt_text_column", "data.rejected_text_column"})
+# what every training loop reads: ours (ppo) and transformers' Trainer alike
+TRAINING = frozenset({
+    "training.lr", "training.epochs", "training.batch_size", "training.gradient_accumulation", "training.optimizer",
+    "training.scheduler", "training.warmup_ratio", "training.weight_decay", "training.seed",
+    "training.mixed_precision", "training.block_size", "training.max_steps", "training.eval_batch_size",
+    "training.logging_steps", "training.max_grad_norm", "training.gradient_checkpointing",
+    "training.attn_implementation", "training.save_steps", "training.save_total_limit",
+    "training.resume_from_checkpoint",
+})
+# what transformers' Trainer honours on top (periodic evaluation, torch.compile, Liger kernels)
+TRAINER_LOOP = frozenset({"training.eval_strategy", "training.eval_steps", "training.torch_compile",
+                          "training.use_liger_kernel"})
+PACKING = frozenset({"training.packing"})
+LORA = frozenset({"peft.method", "peft.lora_r", "peft.lora_alpha", "peft.lora_dropout", "peft.target_modules"})
+MERGE = frozenset({"peft.merge_adapter"})
+SFT = frozenset({"trainer.chat_template", "trainer.add_eos_token", "trainer.max_seq_length"})
+PREFERENCE_LIMITS = frozenset({"trainer.max_prompt_length", "trainer.max_completion_length"})
+RL = frozenset({"trainer.rl.reward_model_path", "trainer.rl.gamma", "trainer.rl.gae_lambda", "trainer.rl.kl_coef",
+                "trainer.rl.value_loss_coef", "trainer.rl.clip_range", "trainer.rl.num_ppo_epochs",
+                "trainer.rl.chunk_size", "trainer.rl.mini_batch_size", "trainer.rl.max_new_tokens",
+                "trainer.rl.temperature", "trainer.rl.stop_on_eos"})
+
+# Required by every trainer (the guide's "Required Parameters" common to all six).
+CORE_REQUIRED = ("model.name", "data.path", "training.lr", "training.epochs", "training.batch_size")
+
+# ----------------------------------------------------------------------------------------------- metrics
+# metrics.json keys every trainer writes (the objective is the eval loss with eval data, else the final train loss)
+COMMON_METRICS = frozenset({"train_loss", "first_train_loss"})
+LOSS_LOOP_METRICS = frozenset({"train_loss_mean"})
+
+# Enhanced-evaluation metrics (features=[eval]); text metrics need a generator and reference answers.
+TEXT_METRICS = ("perplexity", "bleu", "rouge", "bertscore", "chrf", "exact_match")
+SCORER_METRICS = ("accuracy", "reward_margin")
+POLICY_METRICS = ("mean_reward",)
+# the metrics.json keys (eval/<name>) an enhanced-evaluation metric writes
+EVAL_METRIC_KEYS: Dict[str, Tuple[str, ...]] = {
+    "rouge": ("rouge1", "rouge2", "rougeL", "rougeLsum"),
+    "bertscore": ("bertscore_precision", "bertscore_recall", "bertscore_f1"),
+}
+
+# Whether a larger value of a metric is better: the default sweep.direction of a metric (by its name's last part).
+MAXIMIZED = ("accuracy", "accuracies", "reward", "margin", "margins", "bleu", "chrf", "rouge", "bertscore",
+             "exact_match", "acc")
+MINIMIZED = ("loss", "perplexity", "kl")
+
+
+def metric_direction(metric: str) -> Optional[str]:
+    """``maximize``/``minimize`` for a metric whose name says which is better, else None."""
+    name = metric.rsplit("/", 1)[-1].lower()
+    if any(w in name for w in MINIMIZED):
+        return "minimize"
+    if any(w in name for w in MAXIMIZED):
+        return "maximize"
+    return None
+
+
+LR_SPACE = "tag(log, interval(1e-5, 1e-2))"
+LORA_SPACE = {"peft.lora_r": "choice(8, 16, 32, 64)"}
+
+
+# ----------------------------------------------------------------------------------------------- the spec
+@dataclass(frozen=True)
+class TrainerSpec:
+    name: str  # trainer=<name>; configs/trainer/<name>.yaml
+    label: str  # in messages: "DPO trainer"
+    summary: str  # one line for --help
+    data_shape: str  # text | chat | preference | prompts: the built-in sample (configs/data/<data_shape>.yaml)
+    module: str  # the module whose train(job) trains, saves the model into job.output_dir and returns its metrics
+    reads: FrozenSet[str]  # config keys (TRAINER_SCOPED sections) its run reads; the rest are warned about
+    requires: Tuple[str, ...] = CORE_REQUIRED  # keys that must be set (not null)
+    metrics: FrozenSet[str] = COMMON_METRICS | LOSS_LOOP_METRICS  # metrics.json keys of every run
+    eval_data_metrics: FrozenSet[str] = frozenset({"eval_loss"})  # ... and those of a run with eval data
+    always_evaluates: bool = False  # eval_data_metrics are reported without eval data too (ppo: training prompts)
+    eval_metrics: Tuple[str, ...] = TEXT_METRICS  # features=[eval] metrics it supports
+    default_eval_metrics: Tuple[str, ...] = ("perplexity",)
+    sweep_space: Mapping[str, str] = field(default_factory=lambda: {"training.lr": LR_SPACE})
+    sweep_metric: str = "eval_loss"  # sweep.metric when not set
+    text_column_fallbacks: Tuple[str, ...] = ()  # data.text_column left at "text" and absent: these, in order
+    output: str = "causal_lm"  # causal_lm (a generator) | sequence_classifier (a scorer)
+    distillation: str = "supported"  # supported | ignored (warning) | refused (error)
+    launchable: bool = True  # can train in several processes (launcher=multiprocess | multinode)
+    encoder_models: bool = False  # can train encoder-only models (bert, roberta)
+    not_supported: str = ""  # how "X is not supported ..." names it: "with PPO trainer" (default), "for reward models"
+
+    @property
+    def unsupported_phrase(self) -> str:
+        return self.not_supported or f"with {self.label} trainer"
+
+    @property
+    def generative(self) -> bool:
+        return self.output == "causal_lm"
+
+    def reported_metrics(self, has_eval_data: bool) -> FrozenSet[str]:
+        if has_eval_data or self.always_evaluates:
+            return self.metrics | self.eval_data_metrics
+        return self.metrics
+
+
+_LM = MODEL | DATA | TRAINING | TRAINER_LOOP | LORA | MERGE
+_PREFERENCE_EVAL = frozenset({"eval_loss", "eval_logp_margin_before", "eval_logp_margin_after",
+                              "eval_rewards/accuracies", "eval_rewards/margins"})
+
+SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
+    TrainerSpec(
+        name="generic", label="Generic", summary="causal language modelling on plain text",
+        data_shape="text", module="autotrain_hydra.trainers.generic", reads=_LM | PACKING,
+    ),
+    TrainerSpec(
+        name="sft", label="SFT", summary="supervised fine-tuning on chat messages through a chat template",
+        data_shape="chat", module="autotrain_hydra.trainers.sft", reads=_LM | PACKING | SFT,
+        eval_data_metrics=frozenset({"eval_loss", "eval_mean_token_accuracy"}),
+        text_column_fallbacks=("messages", "conversations"),
+    ),
+    TrainerSpec(
+        name="dpo", label="DPO", summary="Direct Preference Optimization on preference pairs",
+        data_shape="preference", module="autotrain_hydra.trainers.dpo",
+        reads=_LM | PAIRS | PREFERENCE_LIMITS | {"trainer.model_ref", "trainer.dpo_beta"},
+        requires=CORE_REQUIRED + ("data.prompt_text_column", "data.rejected_text_column"),
+        eval_data_metrics=_PREFERENCE_EVAL,
+        sweep_space={"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.dpo_beta": "interval(0.05, 0.5)"},
+        text_column_fallbacks=("chosen",),
+    ),
+    TrainerSpec(
+        name="orpo", label="ORPO", summary="Odds Ratio Preference Optimization (reference-free) on preference pairs",
+        data_shape="preference", module="autotrain_hydra.trainers.orpo",
+        reads=_LM | PAIRS | PREFERENCE_LIMITS | {"trainer.model_ref", "trainer.orpo_alpha"},
+        requires=CORE_REQUIRED + ("data.prompt_text_column", "data.rejected_text_column"),
+        eval_data_metrics=_PREFERENCE_EVAL,
+        sweep_space={"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.orpo_alpha": "interval(0.1, 2.0)"},
+        text_column_fallbacks=("chosen",),
+    ),
+    TrainerSpec(
+        name="reward", label="Reward", summary="a reward model: a sequence-classification scorer of responses",
+        data_shape="preference", module="autotrain_hydra.trainers.reward",
+        reads=MODEL | DATA | TRAINING | TRAINER_LOOP | LORA | PAIRS | {"trainer.num_labels", "trainer.label_smoothing"},
+        requires=CORE_REQUIRED + ("data.rejected_text_column",),
+        eval_data_metrics=frozenset({"eval_loss", "eval_accuracy", "eval_margin", "eval_mean_reward"}),
+        eval_metrics=SCORER_METRICS, default_eval_metrics=SCORER_METRICS,
+        text_column_fallbacks=("chosen",), output="sequence_classifier", distillation="ignored",
+        encoder_models=True, not_supported="for reward models",
+    ),
+    TrainerSpec(
+        name="ppo", label="PPO", summary="RLHF: Proximal Policy Optimization against a trained reward model",
+        data_shape="prompts", module="autotrain_hydra.trainers.ppo",
+        reads=MODEL | DATA | TRAINING | LORA | MERGE | {"data.prompt_text_column"} | RL,
+        requires=CORE_REQUIRED + ("trainer.rl.reward_model_path",),
+        metrics=COMMON_METRICS | {"mean_reward", "kl"},
+        eval_data_metrics=frozenset({"eval_mean_reward_before", "eval_mean_reward_after"}), always_evaluates=True,
+        eval_metrics=POLICY_METRICS, default_eval_metrics=POLICY_METRICS,
+        sweep_space={"training.lr": LR_SPACE, "trainer.rl.kl_coef": "interval(0.01, 0.5)"},
+        sweep_metric="eval_mean_reward_after", text_column_fallbacks=("prompt", "query"), distillation="refused",
+        launchable=False,
+    ),
+)}
+
+TRAINERS: Tuple[str, ...] = tuple(SPECS)
+DEFAULT_TRAINER = "sft"
+
+
+def spec(name: str) -> TrainerSpec:
+    return SPECS[name]
+
+
+def is_trainer_scoped(key: str) -> bool:
+    return key.startswith(TRAINER_SCOPED)
+
+
+def applies_to(key: str) -> FrozenSet[str]:
+    """The trainers whose run reads ``key`` (every trainer for keys outside the trainer-scoped sections)."""
+    if not is_trainer_scoped(key):
+        return frozenset(TRAINERS)
+    return frozenset(t for t, s in SPECS.items() if key in s.reads)
+
+
+def required_by(key: str) -> FrozenSet[str]:
+    return frozenset(t for t, s in SPECS.items() if key in s.requires)
+
+
+def label(trainers) -> str:
+    """``DPO trainer``, ``DPO/ORPO trainers``: the guide's way of naming trainers in a message."""
+    chosen = set(trainers)
+    names = [s.label for t, s in SPECS.items() if t in chosen]
+    return "/".join(names) + (" trainers" if len(names) > 1 else " trainer")
+
+
+def with_distillation(mode: str) -> FrozenSet[str]:
+    return frozenset(t for t, s in SPECS.items() if s.distillation == mode)
+
+
+def eval_metric_trainers() -> Dict[str, FrozenSet[str]]:
+    """Every enhanced-evaluation metric → the trainers it applies to."""
+    out: Dict[str, set] = {}
+    for t, s in SPECS.items():
+        for m in s.eval_metrics:
+            out.setdefault(m, set()).add(t)
+    return {m: frozenset(v) for m, v in out.items()}
+
+
+def eval_metric_keys(metric: str) -> Tuple[str, ...]:
+    """The ``eval/<name>`` keys of metrics.json that an enhanced-evaluation metric writes."""
+    return tuple(f"eval/{n}" for n in EVAL_METRIC_KEYS.get(metric, (metric,)))

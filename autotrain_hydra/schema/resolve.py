@@ -1,0 +1,166 @@
+"""Resolve a composed config, once, in one place: the only code that changes a config after Hydra composed it.
+
+``resolve`` returns a copy in which, in this order:
+
+1. **built-in sample**: with ``data.path`` null, the data node is filled from the trainer's built-in sample
+   (``configs/data/<shape>.yaml``): only keys the user neither typed nor changed from their default;
+2. **text column**: a ``data.text_column`` left at ``text`` that the data lack becomes the trainer's conventional
+   column (``messages`` for sft, ``chosen`` for preference pairs, ...) when the data have it (peeked, not loaded);
+3. **sweep objective**: with the sweep feature, ``sweep.metric`` null becomes the trainer's sweep metric and
+   ``sweep.direction`` null the direction its name implies;
+4. **hold-outs**: a sweep on an eval metric, or enhanced evaluation, with no eval data holds out a seeded slice of
+   the training rows (``data.valid_fraction``);
+5. **the job's dir**: ``output_dir`` becomes where this job writes: the run dir, or ``<output_dir>/<trial>`` for a
+   trial of a sweep.
+
+Each change is said in ``notes`` (the run logs them). The result is read-only: nothing later can change it.
+Light module.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional
+
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from autotrain_hydra import paths, registry
+from autotrain_hydra.schema import data_peek
+from autotrain_hydra.schema.keys import default, feature_enabled, get, override_keys
+from autotrain_hydra.schema.metrics import has_eval_data, sweep_objective
+
+DEFAULT_TEXT_COLUMN = "text"
+SWEEP_HOLDOUT = 0.1
+
+
+@dataclass
+class JobPlace:
+    """Where a job writes: Hydra's run dir for this job, and its number in a multirun (None for a single run)."""
+
+    run_dir: str
+    number: Optional[int] = None
+
+
+@dataclass
+class Resolved:
+    cfg: DictConfig  # read-only
+    notes: List[str] = field(default_factory=list)
+
+
+def resolve(cfg: DictConfig, overrides: Iterable[str] = (), job: Optional[JobPlace] = None,
+            config_dir: Optional[str] = None) -> Resolved:
+    """The resolved, read-only copy of ``cfg`` (see the module doc); ``overrides`` are the ones the user typed."""
+    out = copy.deepcopy(cfg)
+    OmegaConf.set_readonly(out, False)
+    typed = override_keys(overrides)
+    notes: List[str] = []
+    with read_write(out), open_dict(out):
+        for step in (_data_sample, _text_column, _sweep_objective, _holdout):
+            note = step(out, typed, config_dir)
+            if note:
+                notes.append(note)
+        if job is not None:
+            _job_dir(out, job)
+    OmegaConf.set_readonly(out, True)
+    return Resolved(out, notes)
+
+
+def place(cfg: DictConfig, job: JobPlace) -> DictConfig:
+    """A resolved config placed in its job's dir (step 5 alone): the job of a single run, whose config was resolved
+    and validated before Hydra made its run dir."""
+    out = copy.deepcopy(cfg)
+    with read_write(out), open_dict(out):
+        _job_dir(out, job)
+    OmegaConf.set_readonly(out, True)
+    return out
+
+
+def _set(cfg: DictConfig, key: str, value) -> None:
+    OmegaConf.update(cfg, key, value, merge=False)
+
+
+def _data_sample(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+    if get(cfg, "data.path") is not None:
+        return None
+    trainer = get(cfg, "trainer.name")
+    if trainer not in registry.SPECS:
+        return None  # refused by the rules
+    shape = registry.spec(trainer).data_shape
+    preset = OmegaConf.load(os.path.join(config_dir or paths.config_dir(), "data", f"{shape}.yaml"))
+    for k, v in preset.items():
+        key = f"data.{k}"
+        if k == "defaults" or key in typed or get(cfg, key) != default(key):
+            continue  # a value the user gave is never replaced
+        _set(cfg, key, v)
+    return f"data.path not set: trainer={trainer} uses the built-in sample data ({shape}: {get(cfg, 'data.path')})"
+
+
+def text_column_for(present: List[str], trainer: str, column: str) -> Optional[str]:
+    """The column to read for ``data.text_column`` = ``column`` in data whose columns are ``present``: the column
+    itself, or (for the default ``text``) the trainer's conventional one; None when neither is there."""
+    if column in present:
+        return column
+    if column == DEFAULT_TEXT_COLUMN and trainer in registry.SPECS:
+        for alt in registry.spec(trainer).text_column_fallbacks:
+            if alt in present:
+                return alt
+    return None
+
+
+def _text_column(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+    column = get(cfg, "data.text_column")
+    if column != DEFAULT_TEXT_COLUMN or "data.text_column" in typed:
+        return None
+    present = data_peek.columns(get(cfg, "data.path"), get(cfg, "data.train_split") or "train")
+    trainer = get(cfg, "trainer.name")
+    chosen = text_column_for(present or [], trainer, column) if present is not None else None
+    if chosen is None or chosen == column:
+        return None
+    _set(cfg, "data.text_column", chosen)
+    return (f"data.text_column={DEFAULT_TEXT_COLUMN} is not a column of {get(cfg, 'data.path')}: using {chosen!r}, "
+            f"the {trainer} column by convention (set data.text_column to choose)")
+
+
+def _sweep_objective(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+    if not feature_enabled(cfg, "sweep") or get(cfg, "trainer.name") not in registry.SPECS:
+        return None
+    metric, direction = sweep_objective(cfg)
+    changed = []
+    if get(cfg, "sweep.metric") is None:
+        _set(cfg, "sweep.metric", metric)
+        changed.append(f"sweep.metric={metric} (trainer={get(cfg, 'trainer.name')}'s)")
+    if get(cfg, "sweep.direction") is None and direction is not None:
+        _set(cfg, "sweep.direction", direction)
+        changed.append(f"sweep.direction={direction} (for {metric})")
+    return "sweep: " + ", ".join(changed) if changed else None
+
+
+def _holdout(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+    """Eval metrics without eval data: hold out a seeded slice of the training rows (the same in every trial)
+    rather than refuse: for a sweep on an eval metric (the guide's sweep example optimises eval_loss with one data
+    file), and for enhanced evaluation without eval data."""
+    if has_eval_data(cfg) or get(cfg, "trainer.name") not in registry.SPECS:
+        return None
+    metric = get(cfg, "sweep.metric") or ""
+    spec = registry.spec(get(cfg, "trainer.name"))
+    if feature_enabled(cfg, "sweep") and metric.startswith("eval") and not metric.startswith("eval/") \
+            and not spec.always_evaluates:
+        _set(cfg, "data.valid_fraction", SWEEP_HOLDOUT)
+        return (f"sweep.metric={metric} needs eval data and none was given: holding out {SWEEP_HOLDOUT:.0%} of the "
+                f"training rows in every trial (data.valid_fraction; set data.valid_path for your own)")
+    if feature_enabled(cfg, "eval") and not get(cfg, "eval.dataset_path"):
+        fraction = get(cfg, "eval.holdout_fraction")
+        _set(cfg, "data.valid_fraction", fraction)
+        return f"enhanced evaluation: no eval data given, holding out {fraction} of the training rows"
+    return None
+
+
+def _job_dir(cfg: DictConfig, job: JobPlace) -> None:
+    base = get(cfg, "output_dir")
+    if base and job.number is not None:  # one output dir per trial, numbered like Hydra's
+        path = os.path.join(str(base), str(job.number))
+    else:
+        path = base or job.run_dir
+    _set(cfg, "output_dir", os.path.abspath(os.path.expanduser(str(path))))

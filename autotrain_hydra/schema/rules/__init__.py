@@ -1,0 +1,60 @@
+"""The validator: every rule of the guide, as named rule functions grouped by concern, run over a resolved config.
+
+``validate(cfg, overrides)`` returns a ``Report`` of every warning and error of the config at once (nothing is
+loaded and nothing is written). The rules read the rules table (``schema.params``) and the trainer registry; each
+module holds one concern:
+
+- ``keys``: unknown keys (with did-you-mean), unknown or removed trainers;
+- ``values``: allowed values and ranges, required keys, settings that need another (``eval_strategy=steps``);
+- ``applicability``: keys set for another trainer or for a feature that is off (the guide's "will be ignored"),
+  features a trainer cannot use, models a trainer cannot train;
+- ``features``: distillation, enhanced evaluation and sweeps;
+- ``launcher``: where training runs;
+- ``paths``: the filesystem (paths that do not exist, saved models, a used output dir, checkpoints).
+
+Light package: no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from omegaconf import DictConfig
+
+from autotrain_hydra.schema.errors import Report
+from autotrain_hydra.schema.rules import applicability, features, keys, launcher, paths, values
+from autotrain_hydra.schema.rules.context import Context
+
+# In order: the report lists issues in the order the rules found them.
+RULES = (
+    values.value_checks,
+    values.swept_values,
+    values.required_keys,
+    applicability.keys_for_other_trainers,
+    applicability.features_per_trainer,
+    applicability.model_fits_trainer,
+    values.chat_template,
+    values.eval_steps_needed,
+    values.optimizer_alias,
+    features.distillation,
+    features.eval_metrics,
+    features.benchmark,
+    features.sweep,
+    launcher.launcher,
+)
+FILESYSTEM_RULES = (paths.paths_exist, paths.reward_model, paths.output_dir, paths.resume)
+
+
+def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: bool = True) -> Report:
+    """Every warning and error of a (resolved) config, per the guide's rules; ``overrides`` are the ones the user
+    typed (a key typed counts as set even at its default)."""
+    ctx = Context.of(cfg, overrides)
+    keys.unknown_keys(ctx)
+    if not keys.trainer_known(ctx):
+        return ctx.report
+    for rule in RULES + (FILESYSTEM_RULES if check_filesystem else ()):
+        rule(ctx)
+    return ctx.report
+
+
+__all__ = ["validate", "RULES", "FILESYSTEM_RULES", "Context"]

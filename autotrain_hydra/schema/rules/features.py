@@ -1,0 +1,131 @@
+"""Rules of the cross-cutting features: distillation (a teacher, templates with ``{input}``), enhanced evaluation
+(metrics the trainer can compute, benchmarks that can run) and sweeps (a metric the run reports, a direction, a
+search space the sweeper can read, one value per sweeper setting)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import os
+
+from autotrain_hydra import registry
+from autotrain_hydra.schema.keys import override_keys
+from autotrain_hydra.schema.metrics import benchmark_entries, eval_metrics as requested_metrics, reported_metrics
+from autotrain_hydra.schema.params import FEATURE_BY_NAME
+from autotrain_hydra.schema.rules.context import Context
+from autotrain_hydra.schema.sweep_space import SweepSpecError, check_space, parse_sweep_params, search_space
+
+
+def distillation(ctx: Context) -> None:
+    if not ctx.enabled("distillation") or ctx.trainer not in FEATURE_BY_NAME["distillation"].supported:
+        return
+    if not ctx.get("distillation.teacher_model"):
+        ctx.report.error("distillation requires distillation.teacher_model", "distillation.teacher_model", None,
+                         "set distillation.teacher_model=<model name or path> (the guide's --teacher-model)")
+    for key in ("distillation.teacher_prompt_template", "distillation.student_prompt_template"):
+        value = ctx.get(key)
+        if value is not None and "{input}" not in str(value):
+            ctx.report.error(f"{key} must contain the {{input}} placeholder", key, value,
+                             f"write where the prompt goes, e.g. {key}='### Question: {{input}}\\n### Answer: '")
+
+
+def eval_metrics(ctx: Context) -> None:
+    raw = ctx.get("eval.metrics")
+    try:
+        metrics = requested_metrics(ctx.cfg)
+    except ValueError as e:
+        ctx.report.error(f"eval.metrics is not a list or a JSON list ({e})", "eval.metrics", raw,
+                         'write it as eval.metrics=[bleu,rouge] or eval.metrics=\'["bleu", "rouge"]\'')
+        return
+    if not isinstance(metrics, list):
+        ctx.report.error("eval.metrics must be a list of metric names", "eval.metrics", raw,
+                         "write it as eval.metrics=[bleu,rouge]")
+        return
+    if not ctx.enabled("eval"):
+        return
+    applies = registry.eval_metric_trainers()
+    for m in metrics:
+        if m not in applies:
+            close = difflib.get_close_matches(str(m), list(applies), n=1)
+            ctx.report.error(f"unknown evaluation metric {m}", "eval.metrics", raw,
+                             (f"did you mean {close[0]}? " if close else "") + f"choose from {', '.join(applies)}")
+        elif ctx.trainer not in applies[m]:
+            fits = registry.spec(ctx.trainer).eval_metrics
+            ctx.report.error(f"evaluation metric {m} does not apply to {registry.label([ctx.trainer])}",
+                             "eval.metrics", raw, f"metrics for trainer={ctx.trainer}: {', '.join(fits)}")
+
+
+MISSING_LM_EVAL = "eval.benchmark needs lm-evaluation-harness, the optional extra lm-eval"
+LM_EVAL_HINT = "pip install 'autotrain_hydra[lm-eval]' (or remove eval.benchmark)"
+
+
+def benchmark(ctx: Context) -> None:
+    value = ctx.get("eval.benchmark")
+    if not (ctx.enabled("eval") and value):
+        return
+    if not registry.spec(ctx.trainer).generative:
+        ctx.report.error(f"eval.benchmark runs text-generation tasks: not for {registry.label([ctx.trainer])}",
+                         "eval.benchmark", value, "remove eval.benchmark")
+    entries = benchmark_entries(value)
+    if entries and importlib.util.find_spec("lm_eval") is None:
+        ctx.report.error(MISSING_LM_EVAL, "eval.benchmark", value, LM_EVAL_HINT)
+    for e in entries:
+        if e.endswith((".yaml", ".yml")) and not os.path.isfile(os.path.expanduser(e)):
+            ctx.report.error(f"benchmark task file not found: {e}", "eval.benchmark", value,
+                             "give the path of a lm-eval task YAML")
+
+
+# The sweeper settings that the sweep node sets (features=[sweep]) and Hydra's own keys can set too.
+SWEEPER_KEYS = {"n_trials": "hydra.sweeper.n_trials", "direction": "hydra.sweeper.direction",
+                "storage": "hydra.sweeper.storage", "study_name": "hydra.sweeper.study_name",
+                "seed": "hydra.sweeper.sampler.seed"}
+
+
+def sweep(ctx: Context) -> None:
+    """Before the first trial: the metric is one the run reports, its direction is known, the search space
+    parses, and a setting typed both as sweep.<x> and hydra.sweeper.<x> has one value."""
+    try:
+        parse_sweep_params(ctx.get("sweep.params"))
+    except ValueError as e:
+        ctx.report.error(f"sweep.params is not a JSON object ({e})", "sweep.params", ctx.get("sweep.params"),
+                         """write it as sweep.params='{"training.lr": "tag(log, interval(1e-6, 1e-3))"}' """
+                         "or as a YAML mapping in an experiment file")
+        return
+    if not ctx.enabled("sweep"):
+        return
+    metric = ctx.get("sweep.metric") or registry.spec(ctx.trainer).sweep_metric
+    reported = reported_metrics(ctx.cfg)
+    benchmark_metric = ctx.enabled("eval") and ctx.get("eval.benchmark") and metric.startswith("eval/benchmark/")
+    if metric not in reported and not benchmark_metric:
+        spec = registry.spec(ctx.trainer)
+        if metric.startswith("eval/"):
+            hint = " (enhanced-evaluation metrics are those of eval.metrics, with features=[eval])"
+        elif metric.startswith("eval") and "eval_loss" not in spec.eval_data_metrics:
+            hint = f" ({spec.label} reports no eval loss: its eval metrics are " \
+                   f"{', '.join(sorted(spec.eval_data_metrics))})"
+        elif metric.startswith("eval"):
+            hint = " (eval metrics need eval data: data.valid_path, data.valid_split or data.valid_fraction)"
+        else:
+            hint = ""
+        ctx.report.error(f"sweep.metric {metric} is not a metric this run reports{hint}", "sweep.metric", metric,
+                         f"choose one of {', '.join(sorted(reported))}")
+    elif not ctx.get("sweep.direction") and registry.metric_direction(metric) is None:
+        ctx.report.error(f"sweep.direction: the name of sweep.metric {metric} does not say whether more is better",
+                         "sweep.direction", None, "set sweep.direction=maximize or sweep.direction=minimize")
+    try:
+        problems = check_space(search_space(ctx.cfg))
+    except SweepSpecError as e:
+        problems = [str(e)]
+    for problem in problems:
+        ctx.report.error(f"sweep.params: {problem}", "sweep.params", ctx.get("sweep.params"),
+                         "use the sweeper's grammar: interval(a, b), int(interval(a, b)), tag(log, interval(a, b)), "
+                         "range(a, b), choice(x, y), or {type, low, high, log} / a list of choices")
+    typed = override_keys(ctx.typed) | {o.split("=", 1)[0].lstrip("+") for o in ctx.typed if "=" in o}
+    for name, hydra_key in SWEEPER_KEYS.items():
+        if f"sweep.{name}" in typed and hydra_key in typed:
+            mine = next(o for o in reversed(ctx.typed) if o.lstrip("+").startswith(f"sweep.{name}="))
+            theirs = next(o for o in reversed(ctx.typed) if o.lstrip("+").startswith(f"{hydra_key}="))
+            if mine.split("=", 1)[1] != theirs.split("=", 1)[1]:
+                ctx.report.error(f"sweep.{name} and {hydra_key} are both given, with different values: a sweep has "
+                                 f"one", f"sweep.{name}", ctx.get(f"sweep.{name}"),
+                                 f"keep one of {mine} and {theirs}")

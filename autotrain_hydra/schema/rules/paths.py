@@ -1,0 +1,110 @@
+"""Rules on the filesystem (cheap probes, no model loaded): local paths that do not exist, folders that hold no
+saved model, a reward model that is no scorer, an output dir with earlier results, a checkpoint to resume."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from autotrain_hydra.schema.errors import Report
+from autotrain_hydra.schema.rules.context import Context
+
+PATH_KEYS = (("model.name", "model"), ("trainer.model_ref", "reference model"),
+             ("distillation.teacher_model", "teacher model"), ("data.path", "data"),
+             ("data.valid_path", "validation data"), ("eval.dataset_path", "evaluation data"))
+MODEL_KEYS = ("model.name", "trainer.model_ref", "distillation.teacher_model")
+# Files a run directory holds before the run writes anything (Hydra's own).
+RUN_DIR_SCAFFOLD = {".hydra", "train.log", "multirun.yaml"}
+
+
+def looks_like_path(value: str) -> bool:
+    return value.startswith(("./", "../", "/", "~", ".\\")) or value in (".", "..") or os.path.splitext(value)[1] in (
+        ".jsonl", ".json", ".csv", ".parquet", ".txt")
+
+
+def paths_exist(ctx: Context) -> None:
+    for key, what in PATH_KEYS:
+        value = ctx.get(key)
+        if isinstance(value, str) and value != "tiny" and looks_like_path(value) \
+                and not os.path.exists(os.path.expanduser(value)):
+            ctx.report.error(f"{what} not found: {value} does not exist", key, value,
+                             f"check the path, or give a hub name for {key}")
+        elif key in MODEL_KEYS and isinstance(value, str) and os.path.isdir(os.path.expanduser(value)) and not any(
+                os.path.isfile(os.path.join(os.path.expanduser(value), f)) for f in ("config.json",
+                                                                                       "adapter_config.json")):
+            ctx.report.error(f"{what} not found: {value} is a folder with no config.json: not a saved model", key,
+                             value, f"point {key} at the folder save_pretrained wrote (config.json inside), or a hub "
+                             "name")
+
+
+def reward_model_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not a saved sequence-classification model (read from its config.json), or None."""
+    if not os.path.isdir(path):
+        return "is not a directory"
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        hint = " (it holds a LoRA adapter only)" if os.path.isfile(os.path.join(path, "adapter_config.json")) else ""
+        return f"has no config.json{hint}: it is not a saved model"
+    try:
+        with open(config, encoding="utf-8") as f:
+            architectures = json.load(f).get("architectures") or []
+    except (OSError, ValueError) as e:
+        return f"has an unreadable config.json ({e})"
+    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+        return (f"is not a sequence-classification model (config.json architectures: {', '.join(architectures) or 'none'}"
+                f"); a reward model is what trainer=reward saves")
+    return None
+
+
+def reward_model(ctx: Context) -> None:
+    path = ctx.get("trainer.rl.reward_model_path")
+    if "trainer.rl.reward_model_path" in _reads(ctx) and isinstance(path, str):
+        problem = reward_model_problem(os.path.expanduser(path))
+        if problem:
+            ctx.report.error(f"Reward model not found: {path} {problem}", "trainer.rl.reward_model_path", path,
+                             "train one first (trainer=reward output_dir=./reward_model) and point "
+                             "trainer.rl.reward_model_path at its output_dir")
+
+
+def _reads(ctx: Context) -> frozenset:
+    from autotrain_hydra import registry
+
+    return registry.spec(ctx.trainer).reads
+
+
+def resuming(cfg) -> bool:
+    from autotrain_hydra.schema.keys import get
+
+    return get(cfg, "training.resume_from_checkpoint") not in (None, False)
+
+
+def output_dir_in_use(path: str) -> bool:
+    path = os.path.expanduser(path)
+    return os.path.isdir(path) and bool(set(os.listdir(path)) - RUN_DIR_SCAFFOLD)
+
+
+def check_output_dir(report: Report, path: str, overwrite: bool, key: str = "output_dir") -> None:
+    """A run never writes into a non-empty output dir unless told to overwrite, or it resumes from it."""
+    if os.path.exists(os.path.expanduser(path)) and not os.path.isdir(os.path.expanduser(path)):
+        report.error(f"{key} {path} is a file, not a directory", key, path, f"choose a directory for {key}")
+    elif not overwrite and output_dir_in_use(path):
+        report.error(f"{key} {path} is not empty: a run never overwrites earlier results", key, path,
+                     f"choose a new {key}, or set overwrite_output_dir=true to replace what is there")
+
+
+def output_dir(ctx: Context) -> None:
+    out = ctx.get("output_dir")
+    if isinstance(out, str):
+        check_output_dir(ctx.report, out, bool(ctx.get("overwrite_output_dir")) or resuming(ctx.cfg))
+
+
+def resume(ctx: Context) -> None:
+    value = ctx.get("training.resume_from_checkpoint")
+    if value is True and not isinstance(ctx.get("output_dir"), str):
+        ctx.report.error("training.resume_from_checkpoint=true needs the output_dir of the run to continue",
+                         "output_dir", ctx.get("output_dir"),
+                         "set output_dir=<the run's output dir> (a new Hydra run dir has no checkpoint)")
+    if isinstance(value, str) and not os.path.isdir(os.path.expanduser(value)):
+        ctx.report.error(f"checkpoint not found: {value} is not a directory", "training.resume_from_checkpoint", value,
+                         "give a checkpoint-N folder of <output_dir>/checkpoints, or true for the last complete one")

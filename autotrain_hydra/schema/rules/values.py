@@ -1,0 +1,87 @@
+"""Rules on values: the range or choices of each key, the keys a trainer requires, and settings that need another."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any
+
+from autotrain_hydra import registry
+from autotrain_hydra.schema.params import CHAT_TEMPLATES, PARAMS, Param
+from autotrain_hydra.schema.rules.context import Context
+
+
+def _value_fix(p: Param, value: Any) -> str:
+    if p.check and p.check.choices:
+        choices = [str(c) for c in p.check.choices if c is not None]
+        close = [c for c in choices if c.startswith(str(value))] or difflib.get_close_matches(
+            str(value), choices, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"{hint}set {p.key} to {p.check.text[len('one of '):].replace(', ', ' | ')}"
+    return f"set {p.key} to {p.check.text}"
+
+
+def value_checks(ctx: Context) -> None:
+    for p in PARAMS:
+        value = ctx.get(p.key)
+        if p.check is not None and value is not None and not p.check.ok(value):
+            ctx.report.error(f"{p.key} must be {p.check.text}", p.key, value, _value_fix(p, value))
+
+
+def swept_values(ctx: Context) -> None:
+    """A sweep that would give a key values it cannot take (``training.lr=-1,1e-4``, ``interval(0, 1e-3)`` for a
+    learning rate that must be > 0) fails here, before the first trial, not in one trial after another."""
+    from autotrain_hydra.schema.params import PARAM_BY_KEY
+    from autotrain_hydra.schema.sweep_space import candidates, search_space, typed_space
+
+    searched = {k: (f"{k}={t}", d) for k, (t, d) in typed_space([]).items()}
+    if ctx.enabled("sweep"):
+        try:
+            space = search_space(ctx.cfg)
+        except ValueError:  # SweepSpecError, or sweep.params not JSON: reported by the sweep rule
+            space = {}
+        searched.update(typed_space([f"{k}={g}" for k, g in space.items()]))
+    searched.update(typed_space(ctx.typed))
+    for key, (text, dist) in searched.items():
+        p = PARAM_BY_KEY.get(key)
+        if p is None or p.check is None:
+            continue
+        bad = [v for v in candidates(dist) if v is not None and not p.check.ok(v)]
+        if bad:
+            ctx.report.error(f"{key} must be {p.check.text}; the sweep {text} gives it {bad[0]}", key, bad[0],
+                             f"search values that {key} can take ({p.check.text})")
+
+
+def required_keys(ctx: Context) -> None:
+    flags = {p.key: p.flag for p in PARAMS}
+    for key in registry.spec(ctx.trainer).requires:
+        if ctx.get(key) in (None, ""):
+            flag = f" (the guide's {flags[key]})" if flags.get(key) else ""
+            ctx.report.error(f"{ctx.trainer} requires {key}", key, None, f"set {key}=<value>{flag}")
+
+
+def chat_template(ctx: Context) -> None:
+    value = ctx.get("trainer.chat_template")
+    if value is not None and value not in CHAT_TEMPLATES and "{%" not in value \
+            and not os.path.isfile(os.path.expanduser(value)):
+        close = difflib.get_close_matches(value, CHAT_TEMPLATES, n=1)
+        ctx.report.error("trainer.chat_template must be a named template, a Jinja template or a template file",
+                         "trainer.chat_template", value,
+                         (f"did you mean {close[0]}? " if close else "") + f"use one of {', '.join(CHAT_TEMPLATES)}, "
+                         "null for the tokenizer's own, or a path to a .jinja file")
+
+
+def eval_steps_needed(ctx: Context) -> None:
+    if "training.eval_strategy" not in registry.spec(ctx.trainer).reads:
+        return  # warned about and ignored
+    if ctx.get("training.eval_strategy") == "steps" and not ctx.get("training.eval_steps"):
+        ctx.report.error("training.eval_strategy=steps needs training.eval_steps", "training.eval_steps", None,
+                         "set training.eval_steps=<n>, or training.eval_strategy=epoch")
+
+
+def optimizer_alias(ctx: Context) -> None:
+    """``adamw_hf`` (the guide lists it) is transformers' own AdamW, which transformers 5 removed: said once."""
+    if ctx.get("training.optimizer") == "adamw_hf":
+        ctx.report.warn("optimizer adamw_hf is transformers' AdamW, which transformers 5 removed: training uses "
+                        "adamw_torch (torch's AdamW, the same algorithm)", "training.optimizer", "adamw_hf",
+                        "set training.optimizer=adamw_torch to say so")
