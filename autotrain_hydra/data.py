@@ -116,7 +116,8 @@ def is_conversation(value: Any) -> bool:
 
 # ----------------------------------------------------------------------------------------------- generic
 def lm_blocks(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
-    """Tokenize texts, append EOS, concatenate and cut into ``block_size`` blocks (the last, shorter one kept)."""
+    """``training.packing=true``: tokenize texts, append EOS, concatenate and cut into ``block_size`` blocks (the
+    last, shorter one kept); a block is one example."""
     sample = ds[0][text_column]
     if not isinstance(sample, str):
         raise DataError(f"column {text_column!r} of {source} holds {type(sample).__name__}, not text: the generic "
@@ -136,6 +137,41 @@ def lm_blocks(ds: Any, tokenizer: Any, text_column: str, block_size: int, source
 
     tokenized = ds.map(tokenize, batched=True, remove_columns=ds.column_names, desc="tokenize")
     return tokenized.map(group, batched=True, batch_size=len(tokenized), desc=f"blocks of {block_size}")
+
+
+def lm_sequences(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
+    """Tokenize each text with EOS appended; a text longer than ``block_size`` tokens becomes several examples of at
+    most ``block_size`` (nothing is cut away). One text, one example: ``training.batch_size`` counts them."""
+    sample = ds[0][text_column]
+    if not isinstance(sample, str):
+        raise DataError(f"column {text_column!r} of {source} holds {type(sample).__name__}, not text: the generic "
+                        f"trainer needs plain strings (use trainer=sft for chat messages)")
+    eos = tokenizer.eos_token_id
+
+    def tokenize(batch):
+        out = []
+        for ids in tokenizer(batch[text_column], add_special_tokens=True)["input_ids"]:
+            ids = ids + [eos]
+            out += [ids[i:i + block_size] for i in range(0, len(ids), block_size) if len(ids[i:i + block_size]) > 1]
+        return {"input_ids": out}
+
+    return ds.map(tokenize, batched=True, remove_columns=ds.column_names, desc="tokenize")
+
+
+class FlatCollator:
+    """Padding-free batches: the batch's sequences concatenated into one row, no padding, position ids restarting at
+    each sequence (attention stays within a sequence: varlen attention), and no label across a boundary (the first
+    token of each sequence is not a target)."""
+
+    def __call__(self, features):
+        import torch
+
+        ids = [torch.tensor(f["input_ids"]) for f in features]
+        positions = torch.cat([torch.arange(len(x)) for x in ids])[None]
+        input_ids = torch.cat(ids)[None]
+        labels = input_ids.clone()
+        labels[positions == 0] = -100
+        return {"input_ids": input_ids, "position_ids": positions, "labels": labels}
 
 
 class PadCollator:
@@ -187,6 +223,13 @@ def sft_sequences(ds: Any, tokenizer: Any, text_column: str, add_eos_token: bool
         return {"input_ids": tokenizer(text, add_special_tokens=special)["input_ids"]}
 
     return ds.map(render, remove_columns=ds.column_names, desc="render + tokenize")
+
+
+def truncated(ds: Any, max_length: int):
+    """The sequences of ``ds`` cut to their first ``max_length`` tokens (None stays None)."""
+    if ds is None:
+        return None
+    return ds.map(lambda row: {"input_ids": row["input_ids"][:max_length]}, desc=f"truncate to {max_length}")
 
 
 # ----------------------------------------------------------------------------------------------- preference

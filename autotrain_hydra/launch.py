@@ -75,15 +75,31 @@ def slurm_machine() -> Dict[str, Any]:
         out["num_machines"] = int(env["SLURM_JOB_NUM_NODES"])
     nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
     if nodelist:
-        try:
-            from submitit.slurm.slurm import _parse_node_list  # SLURM's compressed host list: gpu[01-04],cpu7
-
-            hosts = _parse_node_list(nodelist)
-        except Exception:  # an unreadable list: the user gives launcher.main_process_ip
-            hosts = []
+        hosts = hostlist(nodelist)  # empty when unreadable: the user gives launcher.main_process_ip
         if hosts:
             out["main_process_ip"] = hosts[0]
     return out
+
+
+def hostlist(text: str) -> List[str]:
+    """SLURM's compressed host list (``gpu[01-04,07],cpu7``) expanded, in order (``scontrol show hostnames``'s
+    rule); [] when it cannot be read."""
+    import re
+
+    hosts: List[str] = []
+    for item in re.findall(r"[^,\[]+(?:\[[^\]]*\])?[^,\[]*", text):
+        m = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", item)
+        if not m:
+            hosts.append(item)
+            continue
+        head, ranges, tail = m.groups()
+        for part in ranges.split(","):
+            lo, _, hi = part.partition("-")
+            if not lo.isdigit() or (hi and not hi.isdigit()):
+                return []
+            for n in range(int(lo), int(hi or lo) + 1):
+                hosts.append(f"{head}{n:0{len(lo)}d}{tail}")
+    return hosts
 
 
 def _free_port() -> int:

@@ -195,13 +195,15 @@ def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] 
 
 
 def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional[str] = None,
-                             key: str = "model.name"):
+                             key: str = "model.name", attn_implementation: Optional[str] = None):
     from transformers import AutoModelForSequenceClassification
 
     raw = name or model_cfg.name
     path = resolve_model_name(raw)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     return _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=num_labels, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code))
+        path, num_labels=num_labels, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
+        **extra))
 
 
 def lora_config(peft_cfg: Any, task_type: str = "CAUSAL_LM"):

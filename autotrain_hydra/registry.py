@@ -107,6 +107,8 @@ class TrainerSpec:
     sweep_metric: str = "eval_loss"  # sweep.metric when not set
     text_column_fallbacks: Tuple[str, ...] = ()  # data.text_column left at "text" and absent: these, in order
     output: str = "causal_lm"  # causal_lm (a generator) | sequence_classifier (a scorer)
+    evaluation: str = "generator"  # how features=[eval] measures it: generator (text metrics on its answers),
+    # scorer (accuracy and margin on the eval pairs), policy (the trainer's mean reward on the eval prompts)
     distillation: str = "supported"  # supported | ignored (warning) | refused (error)
     launchable: bool = True  # can train in several processes (launcher=multiprocess | multinode)
     encoder_models: bool = False  # can train encoder-only models (bert, roberta)
@@ -166,7 +168,7 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
         requires=CORE_REQUIRED + ("data.rejected_text_column",),
         eval_data_metrics=frozenset({"eval_loss", "eval_accuracy", "eval_margin", "eval_mean_reward"}),
         eval_metrics=SCORER_METRICS, default_eval_metrics=SCORER_METRICS,
-        text_column_fallbacks=("chosen",), output="sequence_classifier", distillation="ignored",
+        text_column_fallbacks=("chosen",), output="sequence_classifier", evaluation="scorer", distillation="ignored",
         encoder_models=True, not_supported="for reward models",
     ),
     TrainerSpec(
@@ -176,7 +178,7 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
         requires=CORE_REQUIRED + ("trainer.rl.reward_model_path",),
         metrics=COMMON_METRICS | {"mean_reward", "kl"},
         eval_data_metrics=frozenset({"eval_mean_reward_before", "eval_mean_reward_after"}), always_evaluates=True,
-        eval_metrics=POLICY_METRICS, default_eval_metrics=POLICY_METRICS,
+        eval_metrics=POLICY_METRICS, default_eval_metrics=POLICY_METRICS, evaluation="policy",
         sweep_space={"training.lr": LR_SPACE, "trainer.rl.kl_coef": "interval(0.01, 0.5)"},
         sweep_metric="eval_mean_reward_after", text_column_fallbacks=("prompt", "query"), distillation="refused",
         launchable=False,

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra import paths, registry
-from autotrain_hydra.errors import InputError, RunError, UserError
+from autotrain_hydra.errors import NothingTrained, RunError
 from autotrain_hydra.schema.errors import Report
 from autotrain_hydra.schema.resolve import JobPlace, Resolved, place, resolve
 from autotrain_hydra.schema.rules import validate
@@ -109,6 +109,12 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
                  "launched run are in metrics.json only (the W&B run ended with rank 0)")
     metrics["wall_time_s"] = round(time.time() - started, 2)
     write_outputs(job, metrics, report, notes)
+    if metrics.get("weights_changed") is False:
+        raise NothingTrained(
+            f"the run changed no weight of the model in {metrics.get('global_step')} optimizer step(s): the model "
+            f"saved in {output_dir} is the one it started from (metrics.json: weights_changed=false).\n"
+            "    fix: check that training.lr > 0, that the run has steps (training.epochs, training.max_steps), and "
+            "with peft=lora that peft.target_modules names modules of this model")
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
     return float(objective)
@@ -152,20 +158,30 @@ def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:
     from autotrain_hydra.features import evaluation
     from autotrain_hydra.models import resolve_model_name
 
-    if not cfg.eval.before_training or not registry.spec(cfg.trainer.name).generative:
+    if not cfg.eval.before_training or registry.spec(cfg.trainer.name).evaluation != "generator":
         return None
     return evaluation.evaluate_generator(resolve_model_name(cfg.model.name), cfg)
 
 
 def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
                     before: Optional[Dict[str, float]]) -> Dict[str, Any]:
+    """Every requested evaluation metric of the saved model: computed, or the run fails saying which were not
+    (a requested metric is never dropped)."""
     from autotrain_hydra.features import evaluation
 
-    if registry.spec(cfg.trainer.name).generative:
+    kind = registry.spec(cfg.trainer.name).evaluation
+    if kind == "generator":
         predictions = os.path.join(output_dir, "predictions.jsonl") if cfg.eval.save_predictions else None
         after = evaluation.evaluate_generator(output_dir, cfg, predictions)
+    elif kind == "scorer":
+        after = evaluation.evaluate_scorer(output_dir, cfg)
     else:
         after = evaluation.from_trainer_metrics(cfg, trained)
+    lacking = evaluation.missing(cfg, after)
+    if lacking:
+        raise RunError(f"enhanced evaluation did not compute {', '.join(lacking)} (eval.metrics) for "
+                       f"trainer={cfg.trainer.name}: the run's other results are written.\n"
+                       "    fix: give eval data the metric can be computed on (eval.dataset_path or data.valid_path)")
     if cfg.eval.benchmark:  # a string or a list: benchmark.entries reads both
         from autotrain_hydra.features.benchmark import run_benchmarks
         from autotrain_hydra.models import resolve_model_name
@@ -207,7 +223,7 @@ def _plot_loss(out: str, history: Dict[str, Any]) -> None:
         return
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in history.items():
-        if points:
+        if points and name != "learning_rate":  # another scale: in metrics.json
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if name == "eval" else None,
                     label=f"{name} loss" if name in ("train", "eval", "distill") else name)
     ax.set_xlabel("step (ppo: iteration)")

@@ -13,6 +13,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("AUTOTRAIN_HYDRA_CACHE", os.path.join(tempfile.gettempdir(), "autotrain_hydra_test_cache"))
 
 
+@pytest.fixture(scope="session")
+def tiny_scorer(tmp_path_factory):
+    """The tiny model saved as a sequence-classification scorer (an untrained head): what trainer=ppo's
+    trainer.rl.reward_model_path takes, for tests that need a reward model but not a trained one. Built once."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from autotrain_hydra.models import tiny_model_dir
+
+    path = tmp_path_factory.mktemp("tiny_scorer")
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir(), num_labels=1)
+    model.config.pad_token_id = model.config.pad_token_id or 0
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_model_dir()).save_pretrained(path)
+    return str(path)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_wandb_settings():
     """wandb keeps the settings of its first run (its dir: WANDB_DIR) for the whole process: reset them after each

@@ -126,11 +126,13 @@ def same_vocabulary(student_tok: Any, teacher_tok: Any) -> bool:
     return student_tok.get_vocab() == teacher_tok.get_vocab()
 
 
-def load_teacher(cfg: Any):
+def load_teacher(cfg: Any, attn_implementation: Optional[str] = None):
+    """The teacher, frozen; with the student's attention (a padding-free batch needs attention within sequences)."""
     import torch
 
     d = cfg.distillation
-    teacher = models.load_causal_lm(cfg.model, key="distillation.teacher_model", name=d.teacher_model)
+    teacher = models.load_causal_lm(cfg.model, key="distillation.teacher_model", name=d.teacher_model,
+                                    attn_implementation=attn_implementation)
     if d.teacher_dtype:
         teacher = teacher.to(getattr(torch, DTYPES[d.teacher_dtype]))
     if torch.cuda.is_available():
@@ -140,9 +142,11 @@ def load_teacher(cfg: Any):
     return teacher
 
 
-def setup(job: Any, tokenizer: Any, prompts: Optional[List[Any]] = None) -> Optional[Distiller]:
+def setup(job: Any, tokenizer: Any, prompts: Optional[List[Any]] = None,
+          attn_implementation: Optional[str] = None) -> Optional[Distiller]:
     """The distiller for this run, or None when distillation is off. ``prompts`` (raw prompt values of the training
-    rows, see :func:`prompt_of`) are needed only in sequence mode; a callable is accepted to defer reading them."""
+    rows, see :func:`prompt_of`) are needed only in sequence mode; a callable is accepted to defer reading them.
+    ``attn_implementation``: the student's (the teacher sees the same batches)."""
     cfg = job.cfg
     if not cfg.distillation.enabled:
         return None
@@ -161,7 +165,7 @@ def setup(job: Any, tokenizer: Any, prompts: Optional[List[Any]] = None) -> Opti
     log.info(note)
     job.notes.append(note)
     job.metrics["distillation_mode"] = mode
-    teacher = load_teacher(cfg)
+    teacher = load_teacher(cfg, attn_implementation)
     distiller = Distiller(mode, float(d.alpha), float(d.temperature), pad_id=tokenizer.pad_token_id)
     if mode == LOGITS:
         distiller.teacher = teacher
@@ -300,8 +304,10 @@ def distillation_trainer(base: type, distiller: Optional[Distiller], own: str) -
                 if d.mode == LOGITS:
                     mask = (inputs["labels"][:, 1:] != -100)
                     term = kd_loss(out.logits[:, :-1], self._teacher_logits(fwd)[:, :-1], mask, d.temperature)
-                else:
-                    term = self._sequence_term(model, inputs["input_ids"].shape[0], inputs["input_ids"].device)
+                else:  # as many teacher answers as the batch has sequences (a padding-free row holds several)
+                    n = int((inputs["position_ids"] == 0).sum()) if "position_ids" in inputs \
+                        else inputs["input_ids"].shape[0]
+                    term = self._sequence_term(model, n, inputs["input_ids"].device)
             else:
                 inputs = dict(inputs)
                 chosen, mask = self._chosen_batch(inputs)

@@ -224,11 +224,59 @@ def evaluate_generator(path: str, cfg: DictConfig, predictions_path: Optional[st
     return result
 
 
+def evaluate_scorer(path: str, cfg: DictConfig) -> Dict[str, float]:
+    """The reward model saved at ``path`` on the eval pairs (eval.dataset_path, else the validation pairs): pairwise
+    accuracy (how often the chosen response scores higher) and the mean reward margin, as ``eval/<name>``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from autotrain_hydra.trainers.reward import scorer_inputs
+
+    metrics = eval_metrics(cfg)
+    rows, source, column = eval_rows(cfg)
+    if cfg.eval.max_samples:
+        rows = rows.select(range(min(len(rows), cfg.eval.max_samples)))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    cols = data_mod.PreferenceColumns(cfg.data.prompt_text_column, column, cfg.data.rejected_text_column)
+    cols.require(rows, source)
+    pairs = data_mod.preference_sequences(rows, tokenizer, cols, source)
+    block = cfg.training.block_size
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    def scores(completions: List[List[int]], prompts: List[List[int]]) -> torch.Tensor:
+        seqs = [scorer_inputs(p, c, block) for p, c in zip(prompts, completions)]
+        ids = torch.full((len(seqs), max(len(x) for x in seqs)), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, x in enumerate(seqs):
+            ids[i, : len(x)], mask[i, : len(x)] = torch.tensor(x), 1
+        with torch.no_grad():
+            return model(input_ids=ids, attention_mask=mask).logits.float().mean(-1)
+
+    chosen, rejected = [], []
+    for i in range(0, len(pairs), cfg.eval.batch_size):
+        b = pairs[i: i + cfg.eval.batch_size]
+        chosen.append(scores(b["chosen_ids"], b["prompt_ids"]))
+        rejected.append(scores(b["rejected_ids"], b["prompt_ids"]))
+    c, r = torch.cat(chosen), torch.cat(rejected)
+    log.info("enhanced evaluation of the reward model %s on %d pairs from %s: %s", path, len(c), source,
+             ", ".join(metrics))
+    out = {"accuracy": float((c > r).float().mean()), "reward_margin": float((c - r).mean())}
+    return {f"eval/{m}": out[m] for m in metrics if m in out}
+
+
 def from_trainer_metrics(cfg: DictConfig, trained: Dict[str, Any]) -> Dict[str, float]:
-    """The reward and PPO metrics, from what their trainers measured on the eval data."""
+    """The PPO metric, from what its trainer measured on the eval prompts (eval.dataset_path with features=[eval])."""
     names = eval_metrics(cfg)
-    source = {"accuracy": "eval_accuracy", "reward_margin": "eval_margin", "mean_reward": "eval_mean_reward_after"}
+    source = {"mean_reward": "eval_mean_reward_after"}
     return {f"eval/{m}": float(trained[source[m]]) for m in names if source.get(m) in trained}
+
+
+def missing(cfg: DictConfig, computed: Dict[str, Any]) -> List[str]:
+    """The requested metrics (``eval.metrics``, else the trainer's default) that evaluation did not compute."""
+    from autotrain_hydra import registry
+
+    return [m for m in eval_metrics(cfg) if any(k not in computed for k in registry.eval_metric_keys(m))]
 
 
 def table(after: Dict[str, float], before: Optional[Dict[str, float]] = None) -> str:

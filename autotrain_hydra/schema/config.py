@@ -97,7 +97,7 @@ class TrainingConfig:
 
     lr: Optional[float] = 2e-5
     epochs: Optional[float] = 3
-    batch_size: Optional[int] = 8
+    batch_size: Optional[int] = 8  # examples per step and device (x gradient_accumulation: per optimizer step)
     gradient_accumulation: int = 1
     optimizer: str = "adamw_torch"
     scheduler: str = "linear"
@@ -114,7 +114,8 @@ class TrainingConfig:
     eval_steps: Optional[int] = None
     gradient_checkpointing: bool = False  # off unless asked (TRL turns it on by default: ~30% more compute)
     max_grad_norm: float = 1.0
-    packing: bool = True  # sft: pack sequences (best-fit) without cross-attention; generic always makes blocks
+    packing: bool = False  # false: padding-free batches of batch_size examples; true: fixed-length packed rows
+    # (generic: texts concatenated and cut into block_size blocks; sft: best-fit packing into max_seq_length rows)
     attn_implementation: str = "auto"  # auto | sdpa | eager | flex_attention | flash_attention_2 | flash_attention_3
     torch_compile: bool = False
     use_liger_kernel: bool = False  # GPU, with the liger-kernel package

@@ -9,9 +9,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
-
+from autotrain_hydra import registry
 from autotrain_hydra.errors import CheckpointError, HardwareError, NumericalError  # noqa: F401
+
+log = logging.getLogger(__name__)
 
 # transformers 5 removed its own AdamW ("adamw_hf"; validation says so): torch's AdamW is the same algorithm.
 OPTIM_NAMES = {"adamw_torch": "adamw_torch", "adamw_hf": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
@@ -132,7 +133,8 @@ def hardware_check(cfg: DictConfig) -> None:
 
     precision_flags(cfg.training.mixed_precision)
     t = cfg.training
-    if t.use_liger_kernel and not (torch.cuda.is_available() and importlib.util.find_spec("liger_kernel")):
+    reads = registry.spec(cfg.trainer.name).reads  # a key the trainer does not read was warned about and is ignored
+    if "training.use_liger_kernel" in reads and t.use_liger_kernel and not (torch.cuda.is_available() and importlib.util.find_spec("liger_kernel")):
         raise HardwareError("training.use_liger_kernel=true needs a CUDA GPU and the liger-kernel package "
                             f"(GPU: {torch.cuda.is_available()}, liger-kernel installed: "
                             f"{importlib.util.find_spec('liger_kernel') is not None}).\n"
@@ -143,10 +145,10 @@ def hardware_check(cfg: DictConfig) -> None:
                             "flash-attn package.\n    fix: set training.attn_implementation=auto (sdpa on a CPU)")
 
 
-def attn_implementation(cfg: DictConfig) -> str:
-    """``training.attn_implementation``; ``auto``: when sft packs, a kernel that attends within each packed sequence
-    only (GPU: flash-attention when installed, else flex attention; CPU: ``varlen_sdpa``, sdpa per sequence),
-    else sdpa."""
+def attn_implementation(cfg: DictConfig, several_per_row: bool = False) -> str:
+    """``training.attn_implementation``; ``auto``: when a row holds several sequences (padding-free batches, packed
+    blocks: ``several_per_row``), a kernel that attends within each sequence only (GPU: flash-attention when
+    installed, else flex attention; CPU: ``varlen_sdpa``, sdpa per sequence), else sdpa."""
     import importlib.util
 
     import torch
@@ -154,7 +156,7 @@ def attn_implementation(cfg: DictConfig) -> str:
     value = cfg.training.attn_implementation
     if value != "auto":
         return value
-    if cfg.trainer.name == "sft" and cfg.training.packing:
+    if several_per_row:
         if torch.cuda.is_available():
             return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "flex_attention"
         return "varlen_sdpa"  # autotrain_hydra.attention: sdpa per packed sequence
@@ -178,7 +180,7 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
     scheduler = t.scheduler
     if scheduler == "constant" and t.warmup_ratio > 0:
         scheduler = "constant_with_warmup"
-    eval_strategy = t.eval_strategy if has_eval else "no"
+    eval_strategy, eval_steps = (t.eval_strategy if has_eval else "no"), t.eval_steps
     report_to = list(OmegaConf.to_container(job.cfg.report_to)) or "none"
     return dict(
         output_dir=os.path.join(job.output_dir, "checkpoints"),
@@ -198,7 +200,7 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         logging_steps=t.logging_steps,
         logging_first_step=True,
         eval_strategy=eval_strategy,
-        eval_steps=t.eval_steps if eval_strategy == "steps" else None,
+        eval_steps=eval_steps if eval_strategy == "steps" else None,
         activation_checkpointing=t.gradient_checkpointing,
         torch_compile=t.torch_compile,
         use_liger_kernel=t.use_liger_kernel,
@@ -219,24 +221,102 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
 def log_history_losses(log_history: List[Dict[str, Any]]) -> Dict[str, List]:
     train = [(e["step"], e["loss"]) for e in log_history if "loss" in e]
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e]
-    out = {"train": train, "eval": evals}
+    out = {"train": train, "eval": evals,
+           "learning_rate": [(e["step"], e["learning_rate"]) for e in log_history if "learning_rate" in e]}
     distill = [(e["step"], e["distill_loss"]) for e in log_history if "distill_loss" in e]
     if distill:  # features=[distillation]: the teacher term alone (train is the weighted sum)
         out["distill"] = distill
     return out
 
 
+def lr_factor(name: str, warmup: int, total: int) -> Callable[[int], float]:
+    """The learning-rate factor of optimizer step ``s`` (0-based) for ``training.scheduler`` (``linear``, ``cosine``,
+    ``constant``; ``constant_with_warmup`` too). Warm-up rises as (s+1)/(warmup+1): never 0, so that no step of a
+    short run is spent at learning rate 0 (transformers' warm-up gives the first step 0: a run of one step trained
+    nothing). After it: linear decay to 0 at ``total``, half a cosine, or constant."""
+    import math
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        if name.startswith("constant"):
+            return 1.0
+        progress = (s - warmup) / max(1, total - warmup)
+        if name == "cosine":
+            return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+        if name == "linear":
+            return max(0.0, 1.0 - progress)
+        raise ValueError(f"unknown learning-rate schedule {name!r}")
+
+    return factor
+
+
+def scheduler(name: str, optimizer: Any, warmup: int, total: int) -> Any:
+    """The learning-rate scheduler ``name`` with ``warmup`` warm-up steps, over ``total`` optimizer steps."""
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return LambdaLR(optimizer, lr_factor(name, warmup, total))
+
+
+class WarmupFromStepOne:
+    """Trainer mixin: our learning-rate schedule (``lr_factor``), through ``create_scheduler``, the override point
+    transformers' Trainer documents for it."""
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        if self.lr_scheduler is None:
+            name = getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)
+            self.lr_scheduler = scheduler(name, optimizer or self.optimizer,
+                                          self.args.get_warmup_steps(num_training_steps), num_training_steps)
+        return self.lr_scheduler
+
+
+def trainer_class(base: type) -> type:
+    """``base`` (transformers' Trainer or a TRL trainer) with our learning-rate schedule."""
+    return type(base.__name__, (WarmupFromStepOne, base), {"__doc__": base.__doc__})
+
+
+def final_step_logged():
+    """A TrainerCallback that logs the last step too: the reported train loss is the loss at the end of training,
+    also when the run is shorter than training.logging_steps (it was the first step's)."""
+    from transformers import TrainerCallback
+
+    class LogFinalStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.max_steps and state.global_step >= state.max_steps:
+                control.should_log = True
+
+    return LogFinalStep()
+
+
+def fingerprint(model: Any) -> Optional[List[Tuple[float, float]]]:
+    """Per trainable tensor: its sum and sum of squares (cheap, one pass): equal before and after training only if
+    no weight changed. None when there is no trainable parameter."""
+    import torch
+
+    with torch.no_grad():
+        prints = [(float(p.detach().float().sum()), float(p.detach().float().pow(2).sum()))
+                  for p in model.parameters() if p.requires_grad]
+    return prints or None
+
+
+def weights_changed(before: Optional[list], after: Optional[list]) -> bool:
+    return before is not None and after is not None and before != after
+
+
 def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     """Train (from the checkpoint to resume, if any), stop on a non-finite loss, evaluate (when there is eval data)
-    and collect the metrics every trainer reports."""
+    and collect the metrics every trainer reports, with whether any weight changed."""
     guard = finite_loss_guard()
     trainer.add_callback(guard)
+    trainer.add_callback(final_step_logged())
+    before = fingerprint(trainer.model)
     result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(job))
     if guard.bad_step is not None:
         raise non_finite_loss(job, f"the training loss became {guard.bad_value} at step {guard.bad_step}",
                               "lower training.lr, set training.max_grad_norm, or use training.mixed_precision="
                               "bf16/fp32 instead of fp16")
     metrics: Dict[str, Any] = {
+        "weights_changed": weights_changed(before, fingerprint(trainer.model)),
         "train_loss_mean": result.training_loss,
         "train_runtime_s": result.metrics.get("train_runtime"),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),

@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, attn_implementation, training_kwargs
+from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
 
@@ -49,32 +49,24 @@ def train(job: Job) -> Dict[str, Any]:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl import DPOConfig, DPOTrainer
 
-    class PretokenizedDPOTrainer(DPOTrainer):
-        """Takes the pairs as tokenized (and truncated) by autotrain_hydra.data.preference_sequences."""
-
-        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-            if "prompt_ids" in dataset.column_names:
-                return dataset
-            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-
-        def _set_signature_columns_if_needed(self):  # keep the length column for the length-grouped sampler
-            super()._set_signature_columns_if_needed()
-            if "length" not in self._signature_columns:
-                self._signature_columns = [*self._signature_columns, "length"]
+    from autotrain_hydra.compat.trl import pretokenized_dpo
 
     cfg = job.cfg
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
-    distiller = distillation.setup(job, tokenizer, pairs.prompts)
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
+    attn = attn_implementation(cfg)
+    distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn)
     margin_before(job, model, pairs, tokenizer)
     ref = reference_model(job, model)
+    if cfg.trainer.model_ref and ref is not None:
+        margin_before(job, ref, pairs, tokenizer, key="eval_logp_margin_reference")
     # batches of pairs of similar length: much less padding (TRL 1.16 has no padding-free DPO)
     train, valid = with_length(pairs.train), with_length(pairs.valid)
     args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
                      max_length=cfg.training.block_size, train_sampling_strategy="group_by_length",
                      length_column_name="length")
-    trainer_cls = distillation.distillation_trainer(PretokenizedDPOTrainer, distiller, own="dpo")
+    trainer_cls = distillation.distillation_trainer(trainer_class(pretokenized_dpo(DPOTrainer)), distiller, own="dpo")
     trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
                           eval_dataset=valid, processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)

@@ -1,8 +1,11 @@
 """trainer=generic: plain causal language modelling on ``data.text_column``.
 
-Texts are tokenized, EOS appended, concatenated and cut into ``training.block_size`` blocks; the model learns
-next-token prediction on every token. Runs on transformers' Trainer. With ``features=[distillation]``
-the teacher's term is added to that loss (see autotrain_hydra.features.distillation).
+Each text is tokenized with EOS appended and is one example (a text longer than ``training.block_size`` tokens
+becomes several); ``training.batch_size`` examples make a batch, concatenated **padding-free** into one row (position
+ids restart at each text, attention stays within it: flash/flex attention on a GPU, ``varlen_sdpa`` on a CPU). With
+``training.packing=true`` the texts are instead concatenated and cut into blocks of ``training.block_size`` tokens,
+and a block is an example. The model learns next-token prediction on every token. Runs on transformers' Trainer.
+With ``features=[distillation]`` the teacher's term is added to that loss (see autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any, Dict
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect,
+from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
                                              training_kwargs)
 
 
@@ -21,24 +24,27 @@ def train(job: Job) -> Dict[str, Any]:
 
     cfg = job.cfg
     splits = data_mod.load_text_splits(cfg.data, "generic")
-    column = cfg.data.text_column
+    column, block, packing = cfg.data.text_column, cfg.training.block_size, cfg.training.packing
 
     tokenizer = models.load_tokenizer(cfg.model)
-    train_ds = data_mod.lm_blocks(splits.train, tokenizer, column, cfg.training.block_size, splits.source)
-    valid_ds = (data_mod.lm_blocks(splits.valid, tokenizer, column, cfg.training.block_size, "the validation data")
-                if splits.valid is not None else None)
+    examples = data_mod.lm_blocks if packing else data_mod.lm_sequences
+    train_ds = examples(splits.train, tokenizer, column, block, splits.source)
+    valid_ds = examples(splits.valid, tokenizer, column, block, "the validation data") if splits.valid is not None \
+        else None
 
-    distiller = distillation.setup(job, tokenizer, lambda: list(splits.train[column]))
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
+    attn = attn_implementation(cfg, several_per_row=not packing)
+    distiller = distillation.setup(job, tokenizer, lambda: list(splits.train[column]), attn)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn)
     if cfg.peft.method == "lora":
         from peft import get_peft_model
 
         model = get_peft_model(model, models.lora_config(cfg.peft))
     args = TrainingArguments(**training_kwargs(job, has_eval=valid_ds is not None), remove_unused_columns=False)
-    trainer_cls = distillation.distillation_trainer(Trainer, distiller, own="lm")
+    collator = data_mod.PadCollator(tokenizer.pad_token_id) if packing else data_mod.FlatCollator()
+    trainer_cls = distillation.distillation_trainer(trainer_class(Trainer), distiller, own="lm")
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
-                      data_collator=data_mod.PadCollator(tokenizer.pad_token_id), processing_class=tokenizer)
+                          data_collator=collator, processing_class=tokenizer)
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
-    metrics["train_blocks"] = len(train_ds)
+    metrics["train_blocks" if packing else "train_examples"] = len(train_ds)
     save_model(job, trainer.model, tokenizer, trainer)
     return metrics

@@ -1,36 +1,42 @@
 """trainer=orpo: Odds Ratio Preference Optimization with TRL's ORPOTrainer (``trl.experimental``).
 
 ``trainer.orpo_alpha`` weights the odds-ratio term (ORPOConfig.beta, λ in the paper): loss = NLL(chosen) −
-λ·log σ(log-odds ratio). ORPO is reference-free: ``trainer.model_ref`` is accepted (the guide lists it) but no
-reference model is loaded. Pairs are tokenized and truncated as for DPO. With ``features=[distillation]`` the
+λ·log σ(log-odds ratio). ORPO is reference-free: ``trainer.model_ref`` (the guide lists it) is not in the loss; with
+eval data it is the model whose log-probability margin is reported as ``eval_logp_margin_reference``, beside the
+margin before and after training, and the log says so. Pairs are tokenized and truncated as for DPO. With ``features=[distillation]`` the
 teacher's term on the chosen responses is added to the ORPO loss (see autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations
 
-import os
+import logging
 from typing import Any, Dict
 
 from autotrain_hydra import models
-from autotrain_hydra.errors import TrainerUnavailable as ORPOUnavailable
+from autotrain_hydra.compat.trl import orpo_classes, pretokenized_orpo
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, attn_implementation, training_kwargs
+from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
+log = logging.getLogger(__name__)
 
 
 
-def _orpo_classes():
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    try:
-        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-    except ImportError as e:  # TRL moves experimental trainers around between releases
-        import trl
 
-        raise ORPOUnavailable(
-            f"trainer=orpo needs TRL's ORPOTrainer (trl.experimental.orpo), which TRL {trl.__version__} does not "
-            f"have ({e}). Install the pinned TRL: pip install trl==1.16.0") from e
-    return ORPOConfig, ORPOTrainer
+def reference_margin(job: Job, pairs, tokenizer) -> None:
+    """``trainer.model_ref`` with ORPO: not in the loss (ORPO is reference-free); its log-probability margin on the
+    eval pairs is measured (then the model is freed) so that the policy's can be compared with it."""
+    cfg = job.cfg
+    if pairs.valid is None:
+        job.notes.append(f"trainer.model_ref={cfg.trainer.model_ref}: ORPO is reference-free and there is no eval "
+                         "data to measure the reference's margin on: not loaded")
+        return
+    ref = models.load_causal_lm(cfg.model, key="trainer.model_ref", name=cfg.trainer.model_ref)
+    margin_before(job, ref, pairs, tokenizer, key="eval_logp_margin_reference")
+    del ref
+    job.notes.append(f"trainer.model_ref={cfg.trainer.model_ref}: ORPO is reference-free (not in the loss); its "
+                     "margin on the eval pairs is eval_logp_margin_reference")
+    log.info(job.notes[-1])
 
 
 def orpo_features(prompt, chosen, rejected, max_length):
@@ -45,24 +51,21 @@ def orpo_features(prompt, chosen, rejected, max_length):
 
 
 def train(job: Job) -> Dict[str, Any]:
-    ORPOConfig, ORPOTrainer = _orpo_classes()
-
-    class PretokenizedORPOTrainer(ORPOTrainer):
-        def tokenize_row(self, feature, model=None):
-            return orpo_features(feature["prompt_ids"], feature["chosen_ids"], feature["rejected_ids"],
-                                 self.max_length)
+    ORPOConfig, ORPOTrainer = orpo_classes()
 
     cfg = job.cfg
-    if cfg.trainer.model_ref:
-        job.notes.append("ORPO is reference-free: trainer.model_ref is not loaded")
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
-    distiller = distillation.setup(job, tokenizer, pairs.prompts)
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
+    attn = attn_implementation(cfg)
+    distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn)
     margin_before(job, model, pairs, tokenizer)
+    if cfg.trainer.model_ref:
+        reference_margin(job, pairs, tokenizer)
     args = ORPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.orpo_alpha,
                       max_length=cfg.training.block_size, remove_unused_columns=False)
-    trainer_cls = distillation.distillation_trainer(PretokenizedORPOTrainer, distiller, own="orpo")
+    trainer_cls = distillation.distillation_trainer(trainer_class(pretokenized_orpo(ORPOTrainer, orpo_features)),
+                                                    distiller, own="orpo")
     trainer = trainer_cls(model=model, args=args, train_dataset=pairs.train, eval_dataset=pairs.valid,
                           processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)

@@ -18,8 +18,16 @@ One PPO **iteration**:
      each, split in ``training.gradient_accumulation`` micro-batches): loss = clipped policy loss (``clip_range``)
      + ``value_loss_coef`` × ½·(value − return)².
 Tokens after the first EOS are masked out everywhere. The number of iterations is
-ceil(``training.epochs`` × prompts / ``chunk_size``), or ``training.max_steps`` when set. Each iteration logs the
-mean reward, the KL to the reference, the clip fraction, the value and policy losses and the entropy.
+ceil(``training.epochs`` × prompts / ``chunk_size``), or ``training.max_steps`` when set. Every
+``training.logging_steps`` iterations (and the last) the log and the trackers get the mean reward, the KL to the
+reference, the clip fraction, the value and policy losses and the entropy.
+
+The ``training`` keys it reads are the registry's (``registry.SPECS["ppo"].reads``): the optimizer, schedule (warm-up
+from the first step, never at learning rate 0), precision, ``gradient_checkpointing``, ``attn_implementation``,
+``max_grad_norm``, ``logging_steps``, ``eval_batch_size`` (batches of the before/after evaluation), checkpoints and
+resume. The others (``torch_compile``, ``use_liger_kernel``, ``eval_strategy``, ``packing``) are transformers'
+Trainer's and are warned about. The mean reward before and after is measured on the eval prompts: ``eval.dataset_path``
+with ``features=[eval]``, else the validation prompts, else the first ``chunk_size`` training prompts.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ from torch import nn
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import Job, precision_flags, remove_empty_checkpoints, save_model
+from autotrain_hydra.trainers.common import (Job, attn_implementation, fingerprint, precision_flags,
+                                             remove_empty_checkpoints, save_model, scheduler, weights_changed)
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +134,7 @@ def policy_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Te
     """Log-probabilities of the response tokens (those after ``n_query``), their entropy, and values."""
     positions = (attention_mask.cumsum(1) - 1).clamp(min=0)
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                output_hidden_states=value_head is not None)
+                output_hidden_states=value_head is not None, use_cache=False)
     logits = out.logits[:, n_query - 1: -1].float() / temperature
     targets = input_ids[:, n_query:]
     logp_all = F.log_softmax(logits, -1)
@@ -232,8 +241,12 @@ class PPO:
         self.tokenizer = models.load_tokenizer(self.cfg.model)
         self.tokenizer.padding_side = "left"
         self.prompts = self._load_prompts()
-        model = models.load_causal_lm(self.cfg.model)
+        model = models.load_causal_lm(self.cfg.model, attn_implementation=attn_implementation(self.cfg))
         self.lora = self.cfg.peft.method == "lora"
+        if self.cfg.training.gradient_checkpointing:  # recompute activations in the backward pass: less memory
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if self.lora:
+                model.enable_input_require_grads()
         if self.lora:
             from peft import get_peft_model
 
@@ -250,25 +263,28 @@ class PPO:
             model, self.value_head, self._optimizer(model))
         self.iterations = self._iterations()
         steps = self.iterations * self.rl.num_ppo_epochs * math.ceil(self.rl.chunk_size / self.rl.mini_batch_size)
-        from transformers import get_scheduler
-
         name = {"constant": "constant_with_warmup"}.get(self.cfg.training.scheduler, self.cfg.training.scheduler)
-        self.scheduler = get_scheduler(name, self.optimizer, num_warmup_steps=int(self.cfg.training.warmup_ratio * steps),
-                                       num_training_steps=steps)
+        self.scheduler = scheduler(name, self.optimizer, math.ceil(self.cfg.training.warmup_ratio * steps), steps)
         self.accelerator.register_for_checkpointing(self.scheduler)
+        self.save_steps, self.save_total_limit = self.cfg.training.save_steps, self.cfg.training.save_total_limit
         self.history: List[Dict[str, float]] = []
 
     # -- setup
     def _load_prompts(self) -> Dict[str, List[List[int]]]:
-        splits = data_mod.load_splits(self.cfg.data, "ppo")
-        column = self.cfg.data.prompt_text_column or self.cfg.data.text_column
-        key = "data.prompt_text_column" if self.cfg.data.prompt_text_column else "data.text_column"
+        cfg = self.cfg
+        splits = data_mod.load_splits(cfg.data, "ppo")
+        prompt_column, text_column = cfg.data.prompt_text_column, cfg.data.text_column  # the prompt column, else text
+        column = prompt_column or text_column
+        key = "data.prompt_text_column" if prompt_column else "data.text_column"
         data_mod.require_columns(splits.train, [column], splits.source, [key])
-        limit = max(1, self.cfg.training.block_size - self.rl.max_new_tokens)
+        limit = max(1, cfg.training.block_size - self.rl.max_new_tokens)
         out = {"train": self._encode(splits.train[column], limit)}
-        if splits.valid is not None:
-            data_mod.require_columns(splits.valid, [column], "the validation prompts", [key])
-            out["valid"] = self._encode(splits.valid[column], limit)
+        valid, source = splits.valid, "the validation prompts"
+        if cfg.eval.enabled and cfg.eval.dataset_path:  # enhanced evaluation's prompts: the mean reward is measured there
+            valid, source = data_mod.load_split(cfg.eval.dataset_path, "train"), cfg.eval.dataset_path
+        if valid is not None:
+            data_mod.require_columns(valid, [column], source, [key])
+            out["valid"] = self._encode(valid[column], limit)
         return out
 
     def _encode(self, prompts: List[Any], limit: int) -> List[List[int]]:
@@ -296,9 +312,10 @@ class PPO:
         return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=torch.cuda.is_available())
 
     def _iterations(self) -> int:
-        if self.cfg.training.max_steps > 0:
-            return self.cfg.training.max_steps
-        return max(1, math.ceil(self.cfg.training.epochs * len(self.prompts["train"]) / self.rl.chunk_size))
+        max_steps, epochs = self.cfg.training.max_steps, self.cfg.training.epochs
+        if max_steps > 0:
+            return max_steps
+        return max(1, math.ceil(epochs * len(self.prompts["train"]) / self.rl.chunk_size))
 
     # -- rollout
     def _next_chunk(self) -> List[List[int]]:
@@ -404,9 +421,9 @@ class PPO:
             policy = self.accelerator.unwrap_model(self.policy)
             policy.eval()
             scores = []
-            for i in range(0, len(prompts), self.cfg.training.batch_size):
-                q, qm, r, rm = generate(policy, prompts[i: i + self.cfg.training.batch_size], self.tokenizer,
-                                        self.rl, self.device)
+            size = self.cfg.training.eval_batch_size or self.cfg.training.batch_size
+            for i in range(0, len(prompts), size):
+                q, qm, r, rm = generate(policy, prompts[i: i + size], self.tokenizer, self.rl, self.device)
                 scores.append(self.scorer(unpadded(q, qm, r, rm)))
             return float(torch.cat(scores).mean())
         finally:
@@ -427,7 +444,7 @@ class PPO:
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f)
         os.replace(tmp, os.path.join(folder, f"checkpoint-{it}"))  # a folder appears whole or not at all
-        limit = self.cfg.training.save_total_limit
+        limit = self.save_total_limit
         steps = sorted(int(n.split("-")[1]) for n in os.listdir(folder) if n.startswith("checkpoint-"))
         for old in steps[:-limit] if limit else []:
             shutil.rmtree(os.path.join(folder, f"checkpoint-{old}"), ignore_errors=True)
@@ -447,6 +464,7 @@ class PPO:
         from autotrain_hydra.trainers.common import checkpoint_to_resume, non_finite_loss
 
         eval_prompts = self.prompts.get("valid") or self.prompts["train"][: self.rl.chunk_size]
+        start_print = fingerprint(self.accelerator.unwrap_model(self.policy))  # the starting policy's weights
         resume = checkpoint_to_resume(self.job)
         if resume:
             state = self.load_checkpoint(resume)
@@ -454,7 +472,7 @@ class PPO:
         else:
             before, start = self.mean_reward(eval_prompts), 1
         metrics: Dict[str, Any] = {"eval_mean_reward_before": before}
-        save_steps = self.cfg.training.save_steps
+        save_steps, logging_steps = self.save_steps, self.cfg.training.logging_steps
         for it in range(start, self.iterations + 1):
             ro = self.rollout(self._next_chunk())
             self.advantages(ro)
@@ -469,13 +487,16 @@ class PPO:
             self.history.append(row)
             if save_steps and it % save_steps == 0 and it < self.iterations:
                 self.save_checkpoint(it, before)
-            log.info("ppo iteration %d/%d: %s", it, self.iterations,
-                     ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
-            if "wandb" in list(self.cfg.report_to):
-                import wandb
+            if it % logging_steps == 0 or it in (1, self.iterations):  # as the Trainer: the first, every N, the last
+                log.info("ppo iteration %d/%d: %s", it, self.iterations,
+                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
+                if "wandb" in list(self.cfg.report_to):
+                    import wandb
 
-                wandb.log({f"ppo/{k}": v for k, v in row.items()}, step=it)
+                    wandb.log({f"ppo/{k}": v for k, v in row.items()}, step=it)
         last = self.history[-1]
+        after = fingerprint(self.accelerator.unwrap_model(self.policy))
+        metrics["weights_changed"] = weights_changed(start_print, after)
         metrics.update({"eval_mean_reward_after": self.mean_reward(eval_prompts), "mean_reward": last["mean_reward"],
                         "kl": last["kl"], "train_loss": last["loss"], "first_train_loss": self.history[0]["loss"],
                         "global_step": self.iterations, "ppo_iterations": self.iterations,

@@ -107,6 +107,7 @@ def fit(job: Job, trainer: Any, pairs: Pairs, tokenizer: Any) -> dict:
     return metrics
 
 
-def margin_before(job: Job, model: Any, pairs: Pairs, tokenizer: Any) -> None:
+def margin_before(job: Job, model: Any, pairs: Pairs, tokenizer: Any, key: str = "eval_logp_margin_before") -> None:
+    """The held-out log-probability margin of ``model`` (the policy before training, or the reference model)."""
     if pairs.valid is not None:
-        job.metrics["eval_logp_margin_before"] = logp_margin(model, pairs.valid, tokenizer.pad_token_id)
+        job.metrics[key] = logp_margin(model, pairs.valid, tokenizer.pad_token_id)

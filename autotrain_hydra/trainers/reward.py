@@ -17,7 +17,8 @@ import os
 from typing import Any, Dict, List
 
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import (Job, save_output, train_and_collect,
+from autotrain_hydra.compat.trl import record_metric
+from autotrain_hydra.trainers.common import (Job, attn_implementation, save_output, train_and_collect, trainer_class,
                                              training_kwargs)
 from autotrain_hydra.trainers.preference import load_pairs
 
@@ -59,9 +60,9 @@ def train(job: Job) -> Dict[str, Any]:
             with torch.no_grad():
                 r_c, r_r = chosen.mean(-1), rejected.mean(-1)
                 gather = self.accelerator.gather_for_metrics
-                self._metrics[mode]["accuracy"].append(gather((r_c > r_r).float().mean()).mean().item())
-                self._metrics[mode]["margin"].append(gather((r_c - r_r).mean()).mean().item())
-                self._metrics[mode]["mean_reward"].append(gather(torch.cat([r_c, r_r]).mean()).mean().item())
+                record_metric(self, mode, "accuracy", gather((r_c > r_r).float().mean()).mean().item())
+                record_metric(self, mode, "margin", gather((r_c - r_r).mean()).mean().item())
+                record_metric(self, mode, "mean_reward", gather(torch.cat([r_c, r_r]).mean()).mean().item())
             return (loss, outputs) if return_outputs else loss
 
     tokenizer = models.load_tokenizer(cfg.model)
@@ -74,7 +75,8 @@ def train(job: Job) -> Dict[str, Any]:
 
     train_ds = pairs.train.map(to_scorer, remove_columns=["prompt_ids"])
     valid_ds = pairs.valid.map(to_scorer, remove_columns=["prompt_ids"]) if pairs.valid is not None else None
-    model = models.load_sequence_classifier(cfg.model, num_labels=cfg.trainer.num_labels)
+    model = models.load_sequence_classifier(cfg.model, num_labels=cfg.trainer.num_labels,
+                                            attn_implementation=attn_implementation(cfg))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     peft_config = models.lora_config(cfg.peft, task_type="SEQ_CLS") if cfg.peft.method == "lora" else None
@@ -82,8 +84,9 @@ def train(job: Job) -> Dict[str, Any]:
     heads = model.config.num_labels
     model.config.num_labels = 1  # TRL refuses K heads; our compute_loss handles them (the head itself is unchanged)
     try:
-        trainer = PairwiseRewardTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
-                                        processing_class=tokenizer, peft_config=peft_config)
+        trainer = trainer_class(PairwiseRewardTrainer)(model=model, args=args, train_dataset=train_ds,
+                                                       eval_dataset=valid_ds, processing_class=tokenizer,
+                                                       peft_config=peft_config)
     finally:
         model.config.num_labels = heads
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)

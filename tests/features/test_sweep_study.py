@@ -1,0 +1,367 @@
+"""Sweeps through the real command line (main() as `python -m autotrain_hydra` runs it), the sweeper's settings, and
+several workers sharing one study."""
+
+import csv
+import json
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from autotrain_hydra.__main__ import main
+from tests.helpers import composed_with_hydra, python_m
+
+
+def sweep(tmp_path, monkeypatch, *overrides):
+    monkeypatch.chdir(tmp_path)
+    main(["features=[sweep]", "training.max_steps=3", "training.logging_steps=1", *overrides])
+    dirs = sorted(Path(tmp_path, "multirun").glob("*/*/*"), key=lambda p: p.stat().st_mtime)
+    return dirs[-1]
+
+
+def trial_values(sweep_dir, metric):
+    return {int(d.name): json.loads((d / "metrics.json").read_text())[metric]
+            for d in sweep_dir.iterdir() if d.is_dir() and (d / "metrics.json").exists()}
+
+
+@pytest.mark.slow
+def test_sweep_runs_resumes_and_reports(tmp_path, monkeypatch):
+    db = tmp_path / "study.db"
+    args = [f"sweep.storage=sqlite:///{db}", "sweep.study_name=lr-search", "sweep.n_trials=3", "sweep.sampler=random",
+            """sweep.params='{"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}'"""]
+    first = sweep(tmp_path, monkeypatch, *args)
+    values = trial_values(first, "eval_loss")
+    assert len(values) == 3
+    result = OmegaConf.load(first / "optimization_results.yaml")
+    assert result.best_value == pytest.approx(min(values.values()))
+    assert result.n_complete == 3 and result.metric == "eval_loss"
+    assert Path(result.best_model_path).name == str(min(values, key=values.get))
+    assert (Path(result.best_model_path) / "model.safetensors").is_file()
+    for name in ("trials.csv", "optimization_history.png", "param_importances.png"):
+        assert (first / name).is_file(), name
+    rows = list(csv.DictReader((first / "trials.csv").open()))
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3 and "params.training.lr" in rows[0]
+    # the same command again, on the same storage: the study is finished (n_trials is the study's total), so no
+    # trial runs; with a larger n_trials it continues, numbering its trial dirs by the study's trial numbers
+    again = sweep(tmp_path, monkeypatch, *args)
+    assert again != first and not trial_values(again, "eval_loss")
+    assert OmegaConf.load(again / "optimization_results.yaml").n_trials == 3
+    second = sweep(tmp_path, monkeypatch, *[a.replace("n_trials=3", "n_trials=5") for a in args])
+    assert sorted(trial_values(second, "eval_loss")) == [3, 4]
+    result = OmegaConf.load(second / "optimization_results.yaml")
+    assert result.n_trials == 5 and result.n_complete == 5
+    rows = list(csv.DictReader((second / "trials.csv").open()))
+    assert [r["path"] for r in rows[:3]] == ["(not in this sweep dir)"] * 3
+
+
+@pytest.mark.slow
+def test_failed_trials_are_recorded_and_maximize_picks_max(tmp_path, monkeypatch):
+    """fp16 cannot run on a CPU: those trials fail, the others complete, the sweep finishes."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU to force the failure")
+    sweep_dir = sweep(tmp_path, monkeypatch, "sweep.sampler=grid", "sweep.n_trials=4", "sweep.direction=maximize",
+                      "sweep.params={training.mixed_precision: [fp32, fp16], training.lr: [1e-3, 1e-2]}")
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_failed == 2 and result.n_complete == 2
+    values = trial_values(sweep_dir, "eval_loss")
+    assert len(values) == 2 and result.best_value == pytest.approx(max(values.values()))
+
+
+@pytest.mark.slow
+def test_unreported_metric_fails_before_the_first_trial(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["features=[sweep]", "trainer=ppo", "data.valid_path=null", "sweep.metric=eval_loss",
+              f"trainer.rl.reward_model_path={tmp_path}"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "sweep.metric eval_loss is not a metric this run reports" in err
+    assert not (tmp_path / "multirun").exists()
+
+
+@pytest.mark.slow
+def test_guide_orpo_sweep_example(tmp_path, monkeypatch, capsys):
+    """The guide's ORPO sweep example (tiny model, sample data) as one command, with a readable result."""
+    sweep_dir = sweep(tmp_path, monkeypatch, "trainer=orpo", "training.epochs=2", "training.batch_size=4",
+                      "data.prompt_text_column=prompt", "data.rejected_text_column=rejected", "sweep.n_trials=2",
+                      "sweep.metric=eval_loss", "sweep.direction=minimize")
+    out = capsys.readouterr().out
+    assert "trial  state     eval_loss" in out and "best eval_loss:" in out
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_complete == 2 and set(result.best_params) == {"training.lr", "trainer.orpo_alpha"}
+
+
+@pytest.mark.slow
+def test_wandb_backend_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """No W&B server here (WANDB_MODE=offline in the tests): the spec is written and the command exits 2."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["features=[sweep]", "sweep.backend=wandb", "sweep.n_trials=4"])
+    assert e.value.code == 2
+    assert "needs a reachable W&B server" in capsys.readouterr().err
+    (spec,) = (tmp_path / "multirun").glob("wandb_sweep-sft-*.yaml")
+    assert OmegaConf.load(spec).run_cap == 4
+
+
+@pytest.mark.slow
+def test_each_trial_logs_to_its_own_wandb_run_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    sweep(tmp_path, monkeypatch, "sweep.n_trials=2", "training.max_steps=2", "report_to=[wandb]")
+    import wandb
+
+    assert wandb.run is None  # finished after the last trial
+    assert len(list((tmp_path / "wandb").glob("offline-run-*"))) == 2
+
+
+def _direct(tmp_path, monkeypatch, *overrides):
+    monkeypatch.chdir(tmp_path)
+    main(["hydra/sweeper=optuna", "training.lr=interval(1e-5,1e-3)", "training.max_steps=1", *overrides])
+    return sorted(Path(tmp_path, "multirun").glob("*/*/*"), key=lambda p: p.stat().st_mtime)[-1]
+
+
+@pytest.mark.slow
+def test_optuna_named_directly_runs_our_sweeper_and_reports(tmp_path, monkeypatch, recwarn):
+    """`hydra/sweeper=optuna` without features=[sweep] (Hydra's own way, in-memory study): -m is implied, trial dirs
+    are trial numbers, the report is written (the sweeper has the study; before, the report callback could not load
+    an in-memory study and Hydra printed its error as a warning), and trial k draws from the sampler's seed + k,
+    whichever worker runs it."""
+    first = _direct(tmp_path, monkeypatch, "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=7")
+    second = _direct(tmp_path, monkeypatch, "hydra.sweeper.n_trials=1", "hydra.sweeper.sampler.seed=8")
+    assert first != second
+    for sweep_dir, n in ((first, 2), (second, 1)):
+        result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+        assert result.n_complete == n and result.storage == "in memory" and result.metric == "objective"
+        assert (sweep_dir / "trials.csv").is_file() and (sweep_dir / "optimization_history.png").is_file()
+        assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == [str(k) for k in range(n)]
+    lr = {(d, k): OmegaConf.load(d / str(k) / "config.yaml").training.lr for d, k in ((first, 0), (first, 1),
+                                                                                     (second, 0))}
+    assert lr[first, 1] == lr[second, 0] != lr[first, 0]  # trial 1 of seed 7 draws from seed 8
+    assert not [w for w in recwarn if "Callback" in str(w.message)]
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_its_failure_rate_still_reports(tmp_path, monkeypatch):
+    """max_failure_rate=0 (Hydra's option): the first failed trial ends the sweep with its error, after the report."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU to force the failure")
+    with pytest.raises(SystemExit) as stop:
+        _direct(tmp_path, monkeypatch, "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=0.0",
+                "training.mixed_precision=fp16")
+    assert stop.value.code == 1
+    (sweep_dir,) = Path(tmp_path, "multirun").glob("*/*/*")
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_trials == 1 and result.n_failed == 1 and result.best_trial is None
+
+
+@pytest.mark.slow
+def test_a_searched_key_given_a_fixed_value_is_searched_in_every_trial(tmp_path, monkeypatch, caplog):
+    """Bug: `--lr 5e-7 --use-sweep` (the guide's ORPO sweep example): the log said training.lr was searched and its
+    command-line value replaced, but every trial ran at 5e-7 and the best parameters had no training.lr."""
+    sweep_dir = sweep(tmp_path, monkeypatch, "training.lr=5e-7", "sweep.n_trials=2", "training.max_steps=1")
+    assert "sweep: training.lr is searched; its value on the command line (5e-07) is replaced in every trial" \
+        in caplog.text
+    lrs = [OmegaConf.load(sweep_dir / str(k) / "config.yaml").training.lr for k in (0, 1)]
+    assert all(lr != 5e-7 and 1e-5 <= lr <= 1e-2 for lr in lrs) and lrs[0] != lrs[1]
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert set(result.best_params) == {"training.lr"} and result.best_params["training.lr"] in lrs
+
+
+@pytest.mark.slow
+def test_a_sweeper_setting_typed_as_hydra_s_key_wins(tmp_path, monkeypatch):
+    """Bug: `-m hparams_search=sft_optuna hydra.sweeper.n_trials=2` ran 10 trials (sweep.n_trials won silently)."""
+    monkeypatch.chdir(tmp_path)
+    main(["hparams_search=sft_optuna", "hydra.sweeper.n_trials=2", "training.max_steps=1"])
+    (sweep_dir,) = Path(tmp_path, "multirun").glob("*/*/*")
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1"]
+    assert OmegaConf.load(sweep_dir / "0" / "config.yaml").sweep.n_trials == 2  # the trial says what ran
+    assert OmegaConf.load(sweep_dir / "optimization_results.yaml").n_trials == 2
+
+
+@pytest.mark.slow
+def test_a_finished_study_run_again_into_a_new_sweep_dir_says_it_is_complete(tmp_path, monkeypatch, caplog):
+    """Bug: rerunning a finished study into a new sweep dir crashed with FileNotFoundError on trials.csv.<pid>.tmp."""
+    args = [f"sweep.storage=sqlite:///{tmp_path}/s.db", "sweep.study_name=done", "sweep.n_trials=1",
+            "training.max_steps=1"]
+    sweep(tmp_path, monkeypatch, *args)
+    caplog.clear()
+    main(["features=[sweep]", *args, f"hydra.sweep.dir={tmp_path}/again/new"])  # returns: exit 0
+    assert "the study done is complete: it has 1 of n_trials=1 trials (1 complete); no trial was run" in caplog.text
+    result = OmegaConf.load(tmp_path / "again" / "new" / "optimization_results.yaml")
+    assert result.n_complete == 1 and (tmp_path / "again" / "new" / "trials.csv").is_file()
+
+
+# --- the sweeper as a Hydra plugin, and its settings
+
+
+def test_the_sweep_feature_selects_our_sweeper_and_fills_its_settings():
+    cfg = composed_with_hydra("features=[sweep]", "sweep.n_trials=7", "sweep.direction=maximize", "sweep.seed=3",
+                              "sweep.metric=eval_mean_token_accuracy")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
+    assert (sweeper.n_trials, sweeper.direction, sweeper.sampler.seed) == (7, "maximize", 3)
+    assert (sweeper.n_jobs, sweeper.max_failure_rate) == (1, 1.0)
+    # a setting typed as hydra.sweeper.<x> wins (bug: hparams_search=sft_optuna hydra.sweeper.n_trials=2 ran 10)
+    cfg = composed_with_hydra("hparams_search=sft_optuna", "hydra.sweeper.n_trials=2")
+    assert cfg.hydra.sweeper.n_trials == 2 and cfg.sweep.n_trials == 10
+    # hydra/sweeper=optuna (Hydra's own way) names our sweeper, with the plugin's settings and defaults
+    cfg = composed_with_hydra("hydra/sweeper=optuna")
+    assert cfg.hydra.sweeper._target_ == "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
+    assert cfg.hydra.sweeper.n_trials == 20 and cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+
+
+def test_the_shared_study_sweeper_is_a_discoverable_hydra_plugin():
+    """Hydra instantiates sweepers from the hydra_plugins namespace only; an editable install must expose ours."""
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.sweeper import Sweeper
+
+    import autotrain_hydra  # noqa: F401  (exposes the plugin folder of a checkout)
+
+    assert "SharedStudySweeper" in [p.__name__ for p in Plugins.instance().discover(Sweeper)]
+
+
+# --- several workers on one study (real processes)
+EXPERIMENT = ["+experiment=sft_mistral_chatml", "model=tiny", "training.max_steps=6", "training.logging_steps=1",
+              "training.save_steps=3", "training.lr=1e-3", "data.valid_path=data/test.jsonl"]  # batch 4 (the guide)
+
+SAVE_SPY = textwrap.dedent("""
+    import importlib.abc, importlib.util, os, sys
+
+    class _Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name != "transformers.modeling_utils":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                original = module.PreTrainedModel.save_pretrained
+
+                def save_pretrained(self, save_directory, *args, **kwargs):
+                    with open(os.environ["SAVE_SPY_LOG"], "a") as f:
+                        f.write(f"{os.environ.get('RANK', '-')} {save_directory}\\n")
+                    return original(self, save_directory, *args, **kwargs)
+
+                module.PreTrainedModel.save_pretrained = save_pretrained
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, _Spy())
+""")
+
+SWEEP = ["features=[sweep]", "sweep.sampler=random", "sweep.study_name=shared", "training.max_steps=2",
+         "training.logging_steps=1"]
+
+
+def _study(db: Path, name: str = "shared"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+@pytest.mark.slow
+def test_two_sweep_workers_share_one_study(tmp_path):
+    """Two workers started together on one sqlite study: the requested total of trials, each number once, each in
+    its own dir, no parameter drawn twice, and a report that lists them all."""
+    sweep_dir = tmp_path / "sweep"
+    args = [*SWEEP, "sweep.n_trials=4", f"hydra.sweep.dir={sweep_dir}"]
+    workers = [python_m(*args, cwd=tmp_path) for _ in range(2)]
+    outs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
+    trials = _study(sweep_dir / "optuna.db").trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len({t.params["training.lr"] for t in trials}) == 4
+    ran = [int(o.split("this worker ran ")[1].split(" ")[0]) for o in outs]
+    assert sum(ran) == 4 and all(n >= 1 for n in ran), ran  # both workers took part
+    for t in trials:
+        metrics = json.loads((sweep_dir / str(t.number) / "metrics.json").read_text())
+        assert metrics["objective"] == pytest.approx(t.value)
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_trials == 4 and result.n_complete == 4
+
+
+def _wait_for_running_trial(db: Path, timeout: float = 240.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                running = [t for t in _study(db).trials if t.state.name == "RUNNING"]
+            except Exception:  # the study is not created yet
+                running = []
+            if running:
+                return running[0].number
+        time.sleep(0.5)
+    raise AssertionError("no trial started")
+
+
+def _open_shared(url, barrier, results, lock):
+    import contextlib
+
+    from autotrain_hydra.features import sweep_study
+
+    if not lock:  # as on a database server: no file lock, the retry alone must absorb the race
+        sweep_study.budget_lock = lambda url: contextlib.nullcontext()
+    barrier.wait()
+    try:
+        _, study = sweep_study.open_study(url, study_name="shared", sampler=None, directions=["minimize"],
+                                          heartbeat_interval=60, grace_period=None)
+        results.put(study.study_name)
+    except Exception as e:
+        results.put(f"{type(e).__name__}: {e}")
+
+
+@pytest.mark.parametrize("lock", [True, False], ids=["sqlite-lock", "server-retry"])
+def test_workers_started_at_the_same_instant_all_open_the_new_study(tmp_path, lock):
+    """Workers racing to create a new storage (tables, alembic version row) all get the one study. Without our lock
+    and retry, most of 6 simultaneous workers failed with IntegrityError/OperationalError (the CI failure of the
+    two-worker test)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    workers = [ctx.Process(target=_open_shared, args=(url, barrier, results, lock)) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert [results.get(timeout=5) for _ in workers] == ["shared"] * 6
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == ["shared"]
+
+
+@pytest.mark.slow
+def test_stopped_and_dead_workers_leave_failed_trials_not_running_ones(tmp_path, monkeypatch):
+    """A worker stopped with SIGTERM (scancel) marks its own trial FAIL as it exits; a worker killed with SIGKILL
+    cannot, and its trial is marked FAIL by the next worker once its heartbeat is older than the grace period. The
+    next worker then completes the study's budget."""
+    sweep_dir = tmp_path / "sweep"
+    db = sweep_dir / "optuna.db"
+    long_trial = [*SWEEP, "sweep.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "sweep.heartbeat_interval=1",
+                  "sweep.grace_period=3", "training.max_steps=100000"]
+    for sig, number in ((signal.SIGTERM, 0), (signal.SIGKILL, 1)):
+        worker = python_m(*long_trial, cwd=tmp_path)
+        assert _wait_for_running_trial(db) == number
+        time.sleep(2)  # a heartbeat or two
+        worker.send_signal(sig)
+        worker.communicate(timeout=120)
+    states = {t.number: t.state.name for t in _study(db).trials}
+    assert states == {0: "FAIL", 1: "RUNNING"}  # SIGTERM: failed at once; SIGKILL: left running
+    time.sleep(3.5)  # the dead worker's last heartbeat is now older than the grace period
+
+    monkeypatch.chdir(tmp_path)
+    main([*SWEEP, "sweep.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "sweep.heartbeat_interval=1",
+          "sweep.grace_period=3"])
+    states = {t.number: t.state.name for t in _study(db).trials}
+    assert states == {0: "FAIL", 1: "FAIL", 2: "COMPLETE"}
+    result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert result.n_trials == 3 and result.n_failed == 2 and result.best_trial == 2

@@ -1,0 +1,70 @@
+"""The one place that changes a composed config: samples, text columns, the sweep objective, hold-outs, the job dir;
+read-only afterwards."""
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+from omegaconf.errors import ReadonlyConfigError
+
+from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.schema.resolve import JobPlace, place, resolve
+from tests.helpers import check, messages
+
+
+def test_the_resolved_config_is_read_only_and_the_composed_one_untouched():
+    composed = compose_config(["trainer=dpo"])
+    out = resolve(composed, ["trainer=dpo"])
+    assert composed.data.path is None and out.cfg.data.path.endswith("preference.jsonl")
+    with pytest.raises(ReadonlyConfigError):
+        out.cfg.training.lr = 1.0
+    with pytest.raises(ReadonlyConfigError):
+        out.cfg.data.text_column = "x"
+
+
+def test_a_null_the_user_typed_is_never_replaced_by_the_sample():
+    """Bug: data.prompt_text_column=null with the built-in sample was replaced by the sample's column."""
+    out = resolve(compose_config(["trainer=dpo", "data.prompt_text_column=null"]), ["data.prompt_text_column=null"])
+    assert out.cfg.data.prompt_text_column is None and out.cfg.data.rejected_text_column == "rejected"
+    assert messages(check("trainer=dpo", "data.prompt_text_column=null"), "error") == [
+        "dpo requires data.prompt_text_column"]
+    # reward does not require it: the pairs are scored without a prompt column, as typed
+    out = resolve(compose_config(["trainer=reward", "data.prompt_text_column=null"]), ["data.prompt_text_column=null"])
+    assert out.cfg.data.prompt_text_column is None
+
+
+@pytest.mark.parametrize("trainer,rows,column", [
+    ("sft", [{"messages": [{"role": "user", "content": "a"}]}], "messages"),
+    ("dpo", [{"prompt": "p", "chosen": "a", "rejected": "b"}], "chosen"),
+    ("ppo", [{"query": "q"}], "query")])
+def test_a_default_text_column_the_data_lack_becomes_the_trainer_s_convention(tmp_path, trainer, rows, column):
+    f = tmp_path / "d.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = resolve(compose_config([f"trainer={trainer}", f"data.path={f}"]), [f"data.path={f}"])
+    assert out.cfg.data.text_column == column
+    assert any(f"using {column!r}, the {trainer} column by convention" in n for n in out.notes)
+    typed = resolve(compose_config([f"trainer={trainer}", f"data.path={f}", "data.text_column=text"]),
+                    [f"data.path={f}", "data.text_column=text"])
+    assert typed.cfg.data.text_column == "text"  # typed: kept, and the loader will name the missing column
+
+
+def test_columns_are_peeked_in_csv_parquet_and_folders(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "a.csv").write_text("prompt,chosen,rejected\np,a,b\n")
+    pq.write_table(pa.table({"messages": [[{"role": "user", "content": "x"}]]}), tmp_path / "b.parquet")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "train.jsonl").write_text('{"chosen": "a", "rejected": "b"}\n')
+    for trainer, path, column in (("dpo", tmp_path / "a.csv", "chosen"), ("sft", tmp_path / "b.parquet", "messages"),
+                                  ("reward", tmp_path / "dir", "chosen")):
+        out = resolve(compose_config([f"trainer={trainer}", f"data.path={path}"]), [f"data.path={path}"])
+        assert out.cfg.data.text_column == column, (trainer, path)
+
+
+def test_place_puts_a_single_run_in_its_run_dir_and_a_trial_in_its_number(tmp_path):
+    out = resolve(compose_config([]))
+    assert place(out.cfg, JobPlace(str(tmp_path / "run"))).output_dir == str(tmp_path / "run")
+    mine = resolve(compose_config([f"output_dir={tmp_path}/mine"])).cfg
+    assert place(mine, JobPlace(str(tmp_path / "run"), number=3)).output_dir == f"{tmp_path}/mine/3"
+    assert OmegaConf.is_readonly(place(mine, JobPlace("x")))

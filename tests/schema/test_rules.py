@@ -1,0 +1,341 @@
+"""One test per rule of the guide: the exact warning or error text. No torch is imported here."""
+
+import json
+
+import pytest
+
+from autotrain_hydra.schema.keys import override_keys
+from autotrain_hydra.schema.params import FEATURES, PARAMS, TRAINERS, ignored_message
+from tests.helpers import check, fake_reward_dir, messages
+
+NON_UNIVERSAL = [p for p in PARAMS if p.trainers != frozenset(TRAINERS) and p.flag]
+
+
+def _value_for(p):
+    if p.key == "trainer.rl.reward_model_path":
+        return fake_reward_dir()
+    if p.key in ("data.prompt_text_column", "data.rejected_text_column"):
+        return "colname"
+    if p.key == "trainer.chat_template":
+        return "chatml"
+    if p.key == "trainer.model_ref":
+        return "some/model"
+    return None  # use the default value: set by override alone must still count
+
+
+@pytest.mark.parametrize("param,trainer", [(p, t) for p in NON_UNIVERSAL for t in TRAINERS
+                                           if t not in p.trainers and t not in p.required],
+                         ids=lambda x: getattr(x, "key", x))
+def test_key_for_another_trainer_is_ignored_with_warning(param, trainer):
+    value = _value_for(param)
+    if value is None:
+        from autotrain_hydra.schema.keys import DEFAULTS as _DEFAULTS
+        from autotrain_hydra.schema.keys import get
+
+        value = get(_DEFAULTS, param.key)
+    extra = [f"trainer.rl.reward_model_path={fake_reward_dir()}"] if trainer == "ppo" else []
+    shown = "null" if value is None else json.dumps(value) if isinstance(value, str) else value
+    report = check(f"trainer={trainer}", f"{param.key}={shown}",
+                   *extra)
+    assert ignored_message(param) in messages(report, "warning")
+    assert not report.errors, report.render()
+
+
+def test_guide_example_dpo_beta_with_sft_warns_exact_text():
+    report = check("trainer=sft", "trainer.dpo_beta=0.1")
+    assert messages(report, "warning") == ["dpo_beta only applies to DPO trainer, will be ignored"]
+    assert "Warning: dpo_beta only applies to DPO trainer, will be ignored" in report.render()
+
+
+def test_key_left_at_default_is_not_warned():
+    assert check("trainer=sft").issues == []
+
+
+def test_key_changed_in_a_config_counts_as_set_without_override():
+    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.schema.rules import validate
+
+    cfg = compose_config(["trainer=generic"])
+    cfg.trainer.rl.kl_coef = 0.05  # as an experiment file would set it
+    assert "rl_kl_coef only applies to PPO trainer, will be ignored" in messages(validate(cfg), "warning")
+
+
+@pytest.mark.parametrize("trainer,key", [("dpo", "data.prompt_text_column"), ("dpo", "data.rejected_text_column"),
+                                         ("orpo", "data.prompt_text_column"), ("orpo", "data.rejected_text_column"),
+                                         ("reward", "data.rejected_text_column")])
+def test_required_column_missing_for_own_data(trainer, key, tmp_path):
+    f = tmp_path / "prefs.jsonl"
+    f.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    report = check(f"trainer={trainer}", f"data.path={f}")
+    assert f"{trainer} requires {key}" in messages(report, "error")
+
+
+def test_builtin_sample_fills_required_columns():
+    for trainer in ("dpo", "orpo", "reward"):
+        assert not check(f"trainer={trainer}").errors
+
+
+def test_ppo_requires_reward_model_path():
+    report = check("trainer=ppo")
+    assert messages(report, "error") == ["ppo requires trainer.rl.reward_model_path"]
+
+
+def test_ppo_reward_model_not_found(tmp_path):
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path / 'nope'}")
+    assert messages(report, "error") == [f"Reward model not found: {tmp_path / 'nope'} is not a directory"]
+
+
+def test_ppo_reward_model_that_is_not_a_scorer(tmp_path):
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    (err,) = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}").errors
+    assert err.message == (f"Reward model not found: {tmp_path} is not a sequence-classification model (config.json "
+                           f"architectures: LlamaForCausalLM); a reward model is what trainer=reward saves")
+    assert "trainer=reward output_dir=./reward_model" in err.fix
+
+
+def test_ppo_reward_path_with_adapter_only(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (err,) = check("trainer=ppo", f"trainer.rl.reward_model_path={tmp_path}").errors
+    assert "has no config.json (it holds a LoRA adapter only)" in err.message
+
+
+@pytest.mark.parametrize("key", ["model.name", "training.lr", "training.epochs", "training.batch_size"])
+def test_core_required_keys(key):
+    assert f"sft requires {key}" in messages(check(f"{key}=null"), "error")
+
+
+def test_distillation_with_ppo_is_an_error_with_guide_text(tmp_path):
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}", "features=[distillation]",
+                   "distillation.teacher_model=t")
+    assert "Distillation is not supported with PPO trainer" in messages(report, "error")
+
+
+def test_distillation_with_reward_is_ignored_with_warning():
+    report = check("trainer=reward", "features=[distillation]", "distillation.teacher_model=t")
+    warnings = messages(report, "warning")
+    assert "Distillation is not supported for reward models, will be ignored" in warnings
+    assert "teacher_model is not supported for reward models, will be ignored" in warnings
+    assert not report.errors
+
+
+def test_teacher_model_with_ppo_without_feature_is_warned(tmp_path):
+    report = check("trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}", "distillation.teacher_model=t")
+    assert messages(report, "warning") == ["teacher_model is not supported with PPO trainer, will be ignored"]
+
+
+@pytest.mark.parametrize("key", ["distillation.teacher_prompt_template", "distillation.student_prompt_template"])
+def test_distillation_templates_need_the_input_placeholder(key):
+    report = check("features=[distillation]", "distillation.teacher_model=t", f"{key}='Answer: '")
+    (err,) = report.errors
+    assert err.message == f"{key} must contain the {{input}} placeholder"
+    assert err.key == key and err.value == "Answer: " and "{input}" in err.fix
+    assert not check("features=[distillation]", "distillation.teacher_model=t", f"{key}='Q: {{input}} A:'").errors
+
+
+def test_distillation_teacher_path_that_does_not_exist(tmp_path):
+    report = check("features=[distillation]", f"distillation.teacher_model={tmp_path}/nope")
+    assert messages(report, "error") == [f"teacher model not found: {tmp_path}/nope does not exist"]
+
+
+def test_distillation_needs_teacher():
+    assert "distillation requires distillation.teacher_model" in messages(check("features=[distillation]"), "error")
+
+
+@pytest.mark.parametrize("key,value,feature", [("distillation.teacher_model", "t", "distillation"),
+                                               ("sweep.n_trials", 5, "sweep"), ("eval.batch_size", 4, "eval"),
+                                               ("peft.lora_r", 8, "peft")])
+def test_feature_keys_without_feature_are_warned(key, value, feature):
+    name = {"distillation.teacher_model": "teacher_model", "sweep.n_trials": "sweep_n_trials",
+            "eval.batch_size": "eval_batch_size", "peft.lora_r": "lora_r"}[key]
+    howto = {"peft": "peft=lora"}.get(feature, f"features=[{feature}]")
+    report = check(f"{key}={value}")
+    assert messages(report, "warning") == [f"{name} only applies when {feature} is enabled ({howto}), will be ignored"]
+    assert not check(f"{key}={value}", "peft=lora" if feature == "peft" else f"features=[{feature}]",
+                     *(["distillation.teacher_model=t"] if feature == "distillation" else [])).warnings
+
+
+BAD_VALUES = [
+    ("training.lr", 0), ("training.lr", -1e-5), ("training.epochs", 0), ("training.batch_size", 0),
+    ("training.gradient_accumulation", 0), ("training.optimizer", "adam"), ("training.scheduler", "cosine_restarts"),
+    ("training.warmup_ratio", 1.0), ("training.weight_decay", -0.1), ("training.seed", -1),
+    ("training.mixed_precision", "fp8"), ("training.block_size", 4), ("training.max_steps", 0),
+    ("peft.lora_r", 0), ("peft.lora_alpha", 0), ("peft.lora_dropout", 1.0), ("peft.method", "qlora"),
+    ("trainer.dpo_beta", 0), ("trainer.orpo_alpha", -1), ("trainer.max_prompt_length", 0),
+    ("trainer.max_completion_length", 0), ("trainer.num_labels", 0), ("trainer.label_smoothing", 0.5),
+    ("trainer.rl.gamma", 1.5), ("trainer.rl.gae_lambda", -0.1), ("trainer.rl.kl_coef", -1),
+    ("trainer.rl.value_loss_coef", -1), ("trainer.rl.clip_range", 0), ("trainer.rl.num_ppo_epochs", 0),
+    ("trainer.rl.chunk_size", 0), ("trainer.rl.mini_batch_size", 0), ("distillation.temperature", 0),
+    ("distillation.alpha", 1.5), ("sweep.backend", "ray"), ("sweep.n_trials", 0), ("sweep.direction", "up"),
+    ("eval.batch_size", 0), ("training.eval_strategy", "always"), ("trainer.max_seq_length", 2),
+    ("trainer.rl.max_new_tokens", 0), ("trainer.rl.temperature", 0), ("sweep.sampler", "bayes"), ("sweep.seed", -1),
+    ("eval.max_new_tokens", 0), ("eval.holdout_fraction", 1.0), ("data.valid_fraction", 0.0),
+    ("distillation.max_new_tokens", 0), ("distillation.teacher_dtype", "int8"),
+    ("training.save_steps", 0), ("training.save_total_limit", 0), ("training.attn_implementation", "flash"),
+    ("training.resume_from_checkpoint", 3),
+    ("launcher.name", "slurm"), ("launcher.num_processes", 0), ("launcher.num_machines", 0),
+    ("launcher.machine_rank", -1), ("launcher.main_process_port", 70000), ("launcher.strategy", "zero3"),
+    ("sweep.heartbeat_interval", 0), ("sweep.grace_period", 0),
+]
+
+
+@pytest.mark.parametrize("key,value", BAD_VALUES, ids=[k for k, _ in BAD_VALUES])
+def test_bad_value_is_an_error_naming_key_value_and_fix(key, value):
+    report = check(f"{key}={value}")
+    errors = [i for i in report.errors if i.key == key]
+    assert errors, report.render()
+    assert errors[0].message.startswith(f"{key} must be ")
+    assert errors[0].value == value and errors[0].fix
+    assert f"[{key}=" in report.render()
+
+
+def test_every_checked_param_has_a_bad_value_test():
+    tested = {k for k, _ in BAD_VALUES}
+    assert {p.key for p in PARAMS if p.check} - tested <= {"training.eval_batch_size", "training.logging_steps",
+                                                           "training.max_grad_norm", "training.eval_steps",
+                                                           "data.max_samples", "eval.max_samples"}
+
+
+def test_unknown_optimizer_suggests_closest():
+    report = check("training.optimizer=adamw")
+    assert "did you mean adamw_torch?" in report.errors[0].fix
+
+
+def test_added_unknown_key_is_an_error_with_did_you_mean():
+    report = check("+trainer.dpo_bta=0.3")
+    (err,) = report.errors
+    assert err.message == "unknown key trainer.dpo_bta"
+    assert "did you mean trainer.dpo_beta?" in err.fix
+
+
+def test_added_top_level_guide_name_suggests_key():
+    (err,) = check("+rl_gamma=0.9").errors
+    assert "did you mean trainer.rl.gamma?" in err.fix
+
+
+def test_encoder_only_model_only_for_reward():
+    assert any("encoder-only" in m for m in messages(check("model=bert_base_uncased", filesystem=False), "error"))
+    assert not check("trainer=reward", "model=roberta_large").errors
+
+
+def test_chat_template_must_be_known():
+    (err,) = check("trainer.chat_template=chatmll").errors
+    assert err.key == "trainer.chat_template" and "did you mean chatml?" in err.fix
+    assert not check("trainer.chat_template=zephyr").errors
+
+
+def test_eval_metrics_json_string_and_unknown_metric():
+    assert not check("features=[eval]", """eval.metrics='["bleu", "rouge", "bertscore"]'""").errors
+    report = check("features=[eval]", "eval.metrics=[bleu,rougee]")
+    assert messages(report, "error") == ["unknown evaluation metric rougee"]
+    assert "did you mean rouge?" in report.errors[0].fix
+
+
+def test_eval_metric_must_fit_trainer():
+    assert messages(check("trainer=reward", "features=[eval]", "eval.metrics=[bleu]"), "error") == [
+        "evaluation metric bleu does not apply to Reward trainer"]
+
+
+def test_sweep_params_must_be_json_object():
+    assert check("features=[sweep]", """sweep.params='{"training.lr": "interval(1e-5, 1e-3)"}'""").errors == []
+    assert messages(check("features=[sweep]", "sweep.params='[1, 2'"), "error")[0].startswith(
+        "sweep.params is not a JSON object")
+
+
+def test_missing_data_file_and_model_dir(tmp_path):
+    report = check(f"data.path={tmp_path}/nope.jsonl", "model.name=./no-such-model")
+    errs = messages(report, "error")
+    assert f"data not found: {tmp_path}/nope.jsonl does not exist" in errs
+    assert "model not found: ./no-such-model does not exist" in errs
+
+
+def test_non_empty_output_dir_refused_unless_overwrite(tmp_path):
+    (tmp_path / "model.safetensors").write_text("x")
+    (err,) = check(f"output_dir={tmp_path}").errors
+    assert err.key == "output_dir" and "overwrite_output_dir=true" in err.fix
+    assert not check(f"output_dir={tmp_path}", "overwrite_output_dir=true").errors
+
+
+def test_all_errors_reported_together(tmp_path):
+    report = check("trainer=ppo", "features=[distillation]", "training.lr=-1", "training.optimizer=adam",
+                   "+trainer.foo=1")
+    assert len(report.errors) == 5, report.render()
+    assert "the configuration has 5 errors" in report.render()
+
+
+def test_override_keys_parses_adds_and_groups():
+    assert override_keys(["+trainer.dpo_beta=0.1", "trainer=sft", "~data.path", "features=[eval]",
+                          "output_dir=/x"]) == {"trainer.dpo_beta", "output_dir"}
+
+
+def test_feature_table_matches_guide():
+    by = {f.name: f for f in FEATURES}
+    assert by["distillation"].supported == {"generic", "sft", "dpo", "orpo"}
+    assert by["sweep"].supported == set(TRAINERS) and by["eval"].supported == set(TRAINERS)
+
+
+# The guide's "Incompatible Parameters (ignored with warnings)" list of each trainer section, as written there.
+GUIDE_IGNORED = {
+    "generic": {"trainer.model_ref=m": "model_ref only applies to DPO/ORPO trainers, will be ignored",
+                "trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+                "trainer.rl.gamma=0.9": "rl_gamma only applies to PPO trainer, will be ignored",
+                "trainer.max_prompt_length=128": "max_prompt_length only applies to DPO/ORPO trainers, will be ignored",
+                "data.rejected_text_column=r": "rejected_text_column only applies to DPO/ORPO/Reward trainers, will be ignored"},
+    "dpo": {"trainer.rl.kl_coef=0.1": "rl_kl_coef only applies to PPO trainer, will be ignored"},
+    "orpo": {"trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+             "trainer.rl.clip_range=0.1": "rl_clip_range only applies to PPO trainer, will be ignored"},
+    "reward": {"trainer.model_ref=m": "model_ref only applies to DPO/ORPO trainers, will be ignored",
+               "trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+               "trainer.rl.num_ppo_epochs=2": "rl_num_ppo_epochs only applies to PPO trainer, will be ignored",
+               "distillation.teacher_model=t": "teacher_model is not supported for reward models, will be ignored"},
+    "ppo": {"trainer.model_ref=m": "model_ref only applies to DPO/ORPO trainers, will be ignored",
+            "trainer.dpo_beta=0.2": "dpo_beta only applies to DPO trainer, will be ignored",
+            "trainer.max_prompt_length=128": "max_prompt_length only applies to DPO/ORPO trainers, will be ignored",
+            "data.rejected_text_column=r": "rejected_text_column only applies to DPO/ORPO/Reward trainers, will be ignored",
+            "distillation.teacher_model=t": "teacher_model is not supported with PPO trainer, will be ignored"},
+}
+GUIDE_IGNORED["sft"] = GUIDE_IGNORED["generic"]
+
+
+@pytest.mark.parametrize("trainer,override", [(t, o) for t, d in GUIDE_IGNORED.items() for o in d])
+def test_guide_incompatible_lists(trainer, override, tmp_path):
+    extra = [f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}"] if trainer == "ppo" else []
+    report = check(f"trainer={trainer}", override, *extra)
+    assert messages(report, "warning") == [GUIDE_IGNORED[trainer][override]]
+    assert not report.errors
+
+
+def test_guide_use_distillation_with_reward_and_ppo(tmp_path):
+    assert messages(check("trainer=reward", "features=[distillation]", "distillation.teacher_model=t"), "error") == []
+    assert messages(check("trainer=ppo", "features=[distillation]", f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}"),
+                    "error") == ["Distillation is not supported with PPO trainer"]
+
+
+def test_adamw_hf_is_said_once_to_run_as_adamw_torch():
+    """Bug: training.optimizer=adamw_hf was mapped to adamw_torch with no word to the user."""
+    report = check("training.optimizer=adamw_hf")
+    assert messages(report, "warning") == [
+        "optimizer adamw_hf is transformers' AdamW, which transformers 5 removed: training uses adamw_torch "
+        "(torch's AdamW, the same algorithm)"]
+    assert not check("training.optimizer=adamw_torch").issues
+
+
+def test_keys_ppo_does_not_read_are_warned_and_those_it_reads_are_not(tmp_path):
+    """Bug: trainer=ppo training.torch_compile=true ... validated silently; PPO never read them."""
+    overrides = ["trainer=ppo", f"trainer.rl.reward_model_path={fake_reward_dir(tmp_path)}",
+                 "training.torch_compile=true", "training.gradient_checkpointing=true", "training.logging_steps=3",
+                 "training.eval_strategy=no", "training.use_liger_kernel=true"]
+    assert messages(check(*overrides), "warning") == [
+        "eval_strategy only applies to Generic/SFT/DPO/ORPO/Reward trainers, will be ignored",
+        "torch_compile only applies to Generic/SFT/DPO/ORPO/Reward trainers, will be ignored",
+        "use_liger_kernel only applies to Generic/SFT/DPO/ORPO/Reward trainers, will be ignored"]
+
+
+def test_packing_with_a_preference_trainer_is_warned():
+    """Bug: trainer=dpo training.packing=false was silent."""
+    assert messages(check("trainer=dpo", "training.packing=false"), "warning") == [
+        "packing only applies to Generic/SFT trainers, will be ignored"]
+    assert not check("trainer=sft", "training.packing=true").issues
+
+
+def test_model_ref_with_orpo_is_read_not_warned():
+    assert not check("trainer=orpo", "trainer.model_ref=some/model").warnings

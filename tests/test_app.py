@@ -1,0 +1,168 @@
+"""The entry point: one run, one dir of its own (runs started in the same second never share one, a named dir with
+results is refused before Hydra writes into it), validation writes nothing, every user error printed once with its
+exit code."""
+
+import datetime
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autotrain_hydra.__main__ import main
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """The job itself stubbed out: these tests are about run dirs, which Hydra and the entry point make before it."""
+    calls = []
+
+    def execute(cfg, report, notes=(), say_warnings=True):
+        calls.append(cfg.output_dir)
+        return 1.0
+
+    monkeypatch.setattr("autotrain_hydra.run.execute", execute)
+    return calls
+
+
+@pytest.fixture
+def same_second(monkeypatch, tmp_path):
+    """Every run of this test starts at 07:00:00 (Hydra's ``now`` resolver reads hydra.core.utils.datetime)."""
+    import hydra.core.utils
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2026, 11, 27, 7, 0, 0)
+
+    monkeypatch.setattr(hydra.core.utils, "datetime", Frozen)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def overrides_of(run_dir: Path):
+    return yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+
+
+def test_runs_started_in_the_same_second_get_their_own_run_dirs(same_second, no_training, capsys):
+    for seed in (1, 2, 3):
+        main([f"training.seed={seed}"])
+    day = same_second / "outputs" / "sft" / "2026-11-27"
+    assert sorted(os.listdir(day)) == ["07-00-00", "07-00-00_1", "07-00-00_2"]
+    assert no_training == [str(day / d) for d in ("07-00-00", "07-00-00_1", "07-00-00_2")]  # each job got its own
+    # each run's .hydra/ records its own overrides: the first run's were not overwritten by the later ones
+    assert [overrides_of(day / d) for d in sorted(os.listdir(day))] == [
+        [f"training.seed={seed}"] for seed in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("argv", [["validate_only=true"], ["training.lr=-1"], ["trainer.dpo_bta=1"],
+                                  ["features=[sweep]", "validate_only=true"], ["--multirun", "training.lr=-1,1"]])
+def test_validation_writes_nothing(tmp_path, monkeypatch, capsys, argv):
+    """Bug: after a value error, and with validate_only=true, "nothing was loaded or written" was printed beside a
+    new run dir holding .hydra/ and train.log; with the sweep feature, validate_only ran every trial."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("autotrain_hydra.run.execute", lambda *a, **k: pytest.fail("a job ran"))
+    code = main(argv) if "validate_only=true" in argv else pytest.raises(SystemExit, main, argv).value.code
+    assert code in (None, 2)
+    out = capsys.readouterr()
+    assert "nothing was loaded or written" in out.out + out.err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_multiruns_started_in_the_same_second_get_their_own_sweep_dirs(same_second, no_training, capsys):
+    """The sweep dir is claimed once by the launcher; every job of that multirun resolves the same one."""
+    for lr in ("1e-4", "2e-4"):
+        main(["--multirun", f"training.lr={lr}", "training.seed=1,2"])
+    day = same_second / "multirun" / "sft" / "2026-11-27"
+    assert sorted(os.listdir(day)) == ["07-00-00", "07-00-00_1"]
+    for sweep, lr in zip(("07-00-00", "07-00-00_1"), ("1e-4", "2e-4")):
+        assert sorted(p for p in os.listdir(day / sweep) if p != "multirun.yaml") == ["0", "1"]
+        assert [overrides_of(day / sweep / j) for j in ("0", "1")] == [
+            [f"training.lr={float(lr)}", f"training.seed={s}"] for s in (1, 2)]  # as Hydra writes
+
+
+def test_a_run_dir_named_on_the_command_line_with_results_is_refused_before_hydra_writes(tmp_path, monkeypatch,
+                                                                                        no_training, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["hydra.run.dir=outputs/exp1", "training.seed=1"])
+    run = tmp_path / "outputs" / "exp1"
+    (run / "metrics.json").write_text('{"eval_loss": 1.0}')  # an earlier run's results
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    with pytest.raises(SystemExit) as stop:
+        main(["hydra.run.dir=outputs/exp1", "training.seed=2"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert (f"Error: hydra.run.dir {run} is not empty: a run never overwrites earlier results  "
+            f"[hydra.run.dir={run}]") in err
+    assert "fix: choose a new hydra.run.dir, or set overwrite_output_dir=true to replace what is there" in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # .hydra/ and the log untouched
+    assert overrides_of(run) == ["training.seed=1"]  # hydra.* overrides are in hydra.yaml
+
+    # told to overwrite, the same command goes on
+    main(["hydra.run.dir=outputs/exp1", "training.seed=3", "overwrite_output_dir=true"])
+    assert overrides_of(run) == ["training.seed=3", "overwrite_output_dir=true"]
+    assert no_training == [str(run), str(run)]
+
+
+def test_a_config_with_errors_prints_each_warning_once(tmp_path, monkeypatch, capsys):
+    """Bug: when a config had an error, every warning was printed twice."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["trainer.dpo_beta=0.1", "training.lr=-1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("Warning: dpo_beta only applies to DPO trainer, will be ignored") == 1
+    assert err.count("Error: training.lr must be a number > 0") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("env", [{"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"},
+                                 {"WORLD_SIZE": "4", "RANK": "0", "LOCAL_RANK": "0"}])
+def test_started_by_torchrun_it_is_refused_at_once_with_the_launcher_that_works(tmp_path, monkeypatch, capsys, env):
+    """Bug: `torchrun --nproc_per_node 2 -m autotrain_hydra ...` made one run dir per rank."""
+    monkeypatch.chdir(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as stop:
+        main(["training.max_steps=1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"started as one of {env['WORLD_SIZE']} processes" in err
+    assert f"launcher=multiprocess launcher.num_processes={env['WORLD_SIZE']}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_value_without_multirun_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["training.seed=1,2"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Error: training.seed=1,2 is a sweep (several values), and this command is a single run" in err
+    assert "add --multirun" in err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("error,code", [("DataError", 2), ("HardwareError", 2), ("CheckpointError", 2),
+                                        ("NumericalError", 1), ("ModelLoadError", 1), ("NothingTrained", 1),
+                                        ("Stopped", 130)])
+def test_every_user_error_exits_with_its_code_and_no_traceback(tmp_path, monkeypatch, capsys, error, code):
+    from autotrain_hydra import errors
+
+    monkeypatch.chdir(tmp_path)
+
+    def fail(*a, **k):
+        raise getattr(errors, error)("what went wrong\n    fix: what to do")
+
+    monkeypatch.setattr("autotrain_hydra.run.execute", fail)
+    assert pytest.raises(SystemExit, main, ["training.max_steps=1"]).value.code == code
+    err = capsys.readouterr().err
+    assert "what went wrong" in err and "Traceback" not in err
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("autotrain_hydra.run.execute", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["training.max_steps=1"])
+

@@ -1,0 +1,109 @@
+"""The speed defaults are correct: varlen attention on packed rows equals attention on each sequence alone, the
+attention kernel and optimizer are chosen for the hardware, settings the machine cannot run are refused before any
+model loads, and packed SFT counts the real tokens it trains on."""
+
+import pytest
+import torch
+
+from autotrain_hydra import models
+from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.trainers.common import HardwareError, attn_implementation, hardware_check, optimizer_name
+
+
+@pytest.fixture(scope="module")
+def pair():
+    from transformers import AutoModelForCausalLM
+
+    import autotrain_hydra.attention  # noqa: F401
+
+    path = models.tiny_model_dir()
+    return (AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa"),
+            AutoModelForCausalLM.from_pretrained(path, attn_implementation="varlen_sdpa"))
+
+
+@pytest.mark.slow
+def test_varlen_attention_on_a_packed_row_equals_each_sequence_alone(pair):
+    ref, varlen = pair
+    torch.manual_seed(0)
+    seqs = [torch.randint(5, 500, (1, n)) for n in (7, 5, 11)]
+    packed = torch.cat(seqs, 1)
+    position_ids = torch.cat([torch.arange(s.shape[1]) for s in seqs]).unsqueeze(0)
+    out = varlen(input_ids=packed, position_ids=position_ids, use_cache=False).logits
+    start = 0
+    for s in seqs:
+        alone = ref(input_ids=s, use_cache=False).logits
+        assert torch.allclose(out[:, start:start + s.shape[1]], alone, atol=1e-5)
+        start += s.shape[1]
+    # sdpa on the same packed row without position ids would let the sequences see each other: not equal
+    leaky = ref(input_ids=packed, use_cache=False).logits
+    assert not torch.allclose(leaky[:, 7:12], out[:, 7:12], atol=1e-3)
+    # gradients flow through every sequence
+    out.sum().backward()
+    assert all(p.grad is not None for p in varlen.parameters() if p.requires_grad)
+
+
+@pytest.mark.slow
+def test_varlen_attention_on_padded_and_plain_batches_is_sdpa(pair):
+    ref, varlen = pair
+    ids = torch.tensor([[1, 20, 30, 40, 50], [1, 20, 30, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        assert torch.allclose(varlen(input_ids=ids, attention_mask=mask).logits,
+                              ref(input_ids=ids, attention_mask=mask).logits, atol=1e-6)
+        assert torch.allclose(varlen(input_ids=ids).logits, ref(input_ids=ids).logits, atol=1e-6)
+        prompt = torch.tensor([[1, 20, 30]])
+        assert torch.equal(varlen.generate(input_ids=prompt, max_new_tokens=4, do_sample=False),
+                           ref.generate(input_ids=prompt, max_new_tokens=4, do_sample=False))
+
+
+def test_attention_and_optimizer_follow_the_hardware():
+    if torch.cuda.is_available():
+        pytest.skip("the CPU choices")
+    # several sequences in a row (padding-free batches, packed rows): attention within each sequence
+    assert attn_implementation(compose_config(["trainer=sft"]), several_per_row=True) == "varlen_sdpa"
+    assert attn_implementation(compose_config(["trainer=dpo"])) == "sdpa"
+    assert attn_implementation(compose_config(["training.attn_implementation=eager"]), several_per_row=True) == "eager"
+    assert optimizer_name("adamw_torch") == "adamw_torch"  # torch's fused AdamW is slower on a CPU
+    assert optimizer_name("adamw_hf") == "adamw_torch" and optimizer_name("sgd") == "sgd"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override,text", [
+    ("training.use_liger_kernel=true", "training.use_liger_kernel=true needs a CUDA GPU and the liger-kernel package"),
+    ("training.attn_implementation=flash_attention_2",
+     "training.attn_implementation=flash_attention_2 needs a CUDA GPU and the flash-attn package"),
+])
+def test_gpu_only_settings_are_refused_before_loading(override, text, tmp_path, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from autotrain_hydra.run import run
+
+    with pytest.raises(HardwareError, match=text):
+        hardware_check(compose_config([override]))
+    monkeypatch.setattr(models, "load_causal_lm", lambda *a, **k: pytest.fail("model loaded"))
+    with pytest.raises(HardwareError, match=text):
+        run(compose_config([override, f"output_dir={tmp_path / 'o'}"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("packing", ["true", "false"])
+def test_sft_packed_and_unpacked_train_and_count_real_tokens(tmp_path, packing):
+    import json
+
+    from autotrain_hydra.run import run
+
+    cfg = compose_config(["trainer=sft", f"training.packing={packing}", "trainer.max_seq_length=128",
+                          "training.epochs=4", "training.logging_steps=1", f"output_dir={tmp_path / 'o'}"])
+    run(cfg)
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["train_loss"] < m["first_train_loss"] - 0.3
+    # the real tokens of 4 epochs of the sample: the same count packed or not (no padding counted)
+    from autotrain_hydra.data import load_text_splits, sft_sequences
+    from autotrain_hydra.schema.resolve import resolve
+
+    cfg = resolve(cfg).cfg
+    tok = models.load_tokenizer(cfg.model)
+    splits = load_text_splits(cfg.data, "sft")
+    real = sum(len(ids) for ids in sft_sequences(splits.train, tok, "messages", False, "x")["input_ids"])
+    assert m["train_tokens"] == 4 * real
+    assert m["train_tokens_per_second"] > 0

@@ -1,0 +1,42 @@
+"""Models: the offline tiny model (cached, deterministic), loading by local path, a hub name offline as a clear error."""
+
+import os
+
+import pytest
+
+from autotrain_hydra import models
+from autotrain_hydra.schema.compose import compose_config
+
+FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
+
+
+def test_tiny_model_is_cached_and_loads_as_scorer():
+    from transformers import LlamaForSequenceClassification
+
+    first = models.tiny_model_dir()
+    stamp = os.path.getmtime(first / "model.safetensors")
+    assert models.tiny_model_dir() == first and os.path.getmtime(first / "model.safetensors") == stamp
+    scorer = models.load_sequence_classifier(compose_config([]).model, num_labels=1)
+    assert isinstance(scorer, LlamaForSequenceClassification) and scorer.config.pad_token_id is not None
+
+
+def test_tiny_tokenizer_is_deterministic():
+    a, b = models.build_tiny_tokenizer(), models.build_tiny_tokenizer()
+    assert a.backend_tokenizer.to_str() == b.backend_tokenizer.to_str()
+    assert a.pad_token and a.eos_token and a.chat_template
+
+
+def test_hub_name_offline_is_a_clear_error():
+    from autotrain_hydra.models import ModelLoadError
+
+    cfg = compose_config(["model=llama2_7b"])
+    with pytest.raises(ModelLoadError, match=r"cannot load the tokenizer of model.name=meta-llama/Llama-2-7b-hf"):
+        models.load_tokenizer(cfg.model)
+
+
+def test_local_saved_model_loads_by_path(tmp_path):
+    from transformers import LlamaForCausalLM
+
+    cfg = compose_config([f"model.name={models.tiny_model_dir()}"])
+    assert isinstance(models.load_causal_lm(cfg.model), LlamaForCausalLM)
+

@@ -1,0 +1,395 @@
+"""Reliability: kill-and-resume, incomplete checkpoints skipped, a NaN loss stops the run with the last good
+checkpoint loadable, secrets never written, and a matrix of bad configs and inputs rejected with a clear message,
+the right exit code, no traceback and nothing written."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autotrain_hydra import models, paths
+from autotrain_hydra.__main__ import main
+from autotrain_hydra.run import run
+from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.trainers import common
+
+RESUMABLE = {  # trainer → overrides for a short run with checkpoints every 2 steps
+    "generic": ["trainer=generic", "training.block_size=32"],
+    "sft": ["trainer=sft", "trainer.max_seq_length=64"],
+    "dpo": ["trainer=dpo"],
+    "orpo": ["trainer=orpo"],
+    "reward": ["trainer=reward"],
+}
+SHORT = ["training.max_steps=8", "training.save_steps=2", "training.logging_steps=1", "training.batch_size=4",
+         "training.eval_strategy=no"]
+
+
+def train(out, *overrides):
+    run(compose_config([*SHORT, f"output_dir={out}", *overrides]), list(overrides))
+    return json.loads((out / "metrics.json").read_text())
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_at(monkeypatch, step):
+    """Make the run die right after optimizer step ``step`` (the checkpoints before it are on disk)."""
+    original = common.finite_loss_guard
+
+    def guard():
+        g = original()
+
+        def on_step_end(args, state, control, **kwargs):
+            if state.global_step == step:
+                raise Crash(f"simulated crash at step {step}")
+
+        g.on_step_end = on_step_end
+        return g
+
+    monkeypatch.setattr(common, "finite_loss_guard", guard)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainer", list(RESUMABLE))
+def test_crash_and_resume_ends_like_an_uninterrupted_run(tmp_path, monkeypatch, trainer):
+    whole = train(tmp_path / "whole", *RESUMABLE[trainer])
+    with monkeypatch.context() as m:
+        crash_at(m, 5)
+        with pytest.raises(Crash):
+            train(tmp_path / "resumed", *RESUMABLE[trainer])
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    saved = sorted(n for n in os.listdir(tmp_path / "resumed" / "checkpoints") if n.startswith("checkpoint-"))
+    assert saved == ["checkpoint-2", "checkpoint-4"]
+    resumed = train(tmp_path / "resumed", *RESUMABLE[trainer], "training.resume_from_checkpoint=true")
+    assert resumed["global_step"] == whole["global_step"] == 8
+    assert "resumed from checkpoint-4" in resumed["notes"]
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-3, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_resume(tmp_path):
+    """A real kill -9 of `python -m autotrain_hydra`, then the same command with resume: same steps, same loss."""
+    out = tmp_path / "run"
+    args = [*SHORT, "training.max_steps=24", "trainer.max_seq_length=64"]
+    proc = subprocess.Popen([sys.executable, "-m", "autotrain_hydra", *args, f"output_dir={out}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not common.checkpoint_complete(str(out / "checkpoints" / "checkpoint-8")):
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "metrics.json").exists()
+    resumed = train(out, *args[len(SHORT):], "training.max_steps=24", "training.resume_from_checkpoint=true")
+    whole = train(tmp_path / "whole", "training.max_steps=24", "trainer.max_seq_length=64")
+    assert resumed["global_step"] == whole["global_step"] == 24
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-3, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_incomplete_checkpoint_is_never_taken(tmp_path):
+    train(tmp_path / "o", "trainer=sft", "trainer.max_seq_length=64", "training.max_steps=4")
+    folder = tmp_path / "o" / "checkpoints"
+    half = folder / "checkpoint-6"  # a crash while writing: weights there, trainer_state.json cut short
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"\0" * 16)
+    (half / "trainer_state.json").write_text('{"global_step": 6, "log_hist')
+    assert common.last_complete_checkpoint(str(folder)) == str(folder / "checkpoint-4")
+    with pytest.raises(common.CheckpointError, match="is not a complete checkpoint"):
+        train(tmp_path / "o", "trainer=sft", "trainer.max_seq_length=64", f"training.resume_from_checkpoint={half}")
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    original = common.finite_loss_guard
+
+    def poisoned():
+        g = original()
+
+        def on_step_end(args, state, control, model=None, **kwargs):
+            if state.global_step == 5:  # after checkpoint-4: the weights go NaN
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.fill_(float("nan"))
+
+        g.on_step_end = on_step_end
+        return g
+
+    monkeypatch.setattr(common, "finite_loss_guard", poisoned)
+    out = tmp_path / "o"
+    with pytest.raises(common.NumericalError, match=r"the training loss became nan at step 6.*Last good checkpoint: "
+                                                    r".*checkpoint-4"):
+        train(out, "trainer=sft", "trainer.max_seq_length=64")
+    assert not (out / "model.safetensors").exists() and not (out / "metrics.json").exists()
+    good = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "checkpoint-4")
+    assert all(torch.isfinite(p).all() for p in good.parameters())
+
+
+@pytest.mark.slow
+def test_secrets_never_reach_a_written_file(tmp_path, monkeypatch):
+    secrets = {"HF_TOKEN": "hf_SECRETsecret1234567890", "WANDB_API_KEY": "wandbSECRET0987654321abcdef",
+               "HUGGING_FACE_HUB_TOKEN": "hf_OTHERsecret5555"}
+    for k, v in secrets.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    main(["training.max_steps=3", "report_to=[wandb]", "features=[eval]", "eval.save_predictions=true"])
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "metrics.json" for p in files) and any("wandb" in p.parts for p in files)
+    for p in files:
+        data = p.read_bytes()
+        for v in secrets.values():
+            assert v.encode() not in data, p
+
+
+@pytest.mark.slow
+def test_trust_remote_code_off_and_safetensors(tmp_path):
+    cfg = compose_config([])
+    assert cfg.model.trust_remote_code is False
+    train(tmp_path / "o", "trainer=sft", "trainer.max_seq_length=64", "training.max_steps=2")
+    assert (tmp_path / "o" / "model.safetensors").is_file()
+    assert not list((tmp_path / "o").rglob("pytorch_model*.bin"))  # weights: safetensors only
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def bad_cases(root: Path):
+    chat = str(paths.ASSETS_DIR / "data" / "chat.jsonl")
+    nomodel = root / "not_a_model"
+    nomodel.mkdir()
+    (nomodel / "notes.txt").write_text("hello")
+    full = root / "full"
+    full.mkdir()
+    (full / "old.txt").write_text("earlier results")
+    return [
+        # configuration: caught before composing or loading anything
+        ("unknown key", ["trainer.dpo_bta=0.1"], 2, "unknown key trainer.dpo_bta"),
+        ("negative lr", ["training.lr=-1"], 2, "training.lr must be a number > 0"),
+        ("bad optimizer", ["training.optimizer=adam"], 2, "training.optimizer must be one of"),
+        ("ppo without reward model", ["trainer=ppo"], 2, "ppo requires trainer.rl.reward_model_path"),
+        ("ppo + distillation", ["trainer=ppo", "features=[distillation]"], 2,
+         "Distillation is not supported with PPO trainer"),
+        ("removed trainer", ["trainer=distillation"], 2, "trainer=distillation was removed"),
+        ("distillation without teacher", ["features=[distillation]"], 2,
+         "distillation requires distillation.teacher_model"),
+        ("bad precision", ["training.mixed_precision=fp8"], 2, "training.mixed_precision must be one of"),
+        ("encoder-only model for sft", ["model=bert_base_uncased"], 2, "encoder-only"),
+        ("bad chat template", ["trainer.chat_template=chatmlx"], 2, "did you mean chatml?"),
+        ("unreported sweep metric", ["features=[sweep]", "sweep.metric=accuracy"], 2,
+         "sweep.metric accuracy is not a metric this run reports"),
+        ("non-empty output dir", [f"output_dir={full}"], 2, "is not empty: a run never overwrites"),
+        ("resume without output dir", ["training.resume_from_checkpoint=true"], 2,
+         "resume_from_checkpoint=true needs the output_dir"),
+        ("resume from a missing checkpoint", [f"output_dir={root}/o", f"training.resume_from_checkpoint={root}/nope"],
+         2, "checkpoint not found"),
+        ("template without {input}", ["features=[distillation]", "distillation.teacher_model=tiny",
+                                      "distillation.student_prompt_template=Answer"], 2, "{input} placeholder"),
+        ("missing data file", [f"data.path={root}/missing.jsonl"], 2, "data not found"),
+        ("unknown eval metric", ["features=[eval]", "eval.metrics=[bleux]"], 2, "did you mean bleu?"),
+        # data: caught when the data is read, before any model loads
+        ("malformed jsonl", ["data.path=" + write(root / "bad.jsonl", '{"text": "a"}\n{oops\n'), "trainer=generic"], 2,
+         "bad.jsonl line 2 is not valid JSON"),
+        ("unreadable csv", [f"data.path={write(root / 'bad.csv', 'a,b' + chr(10) + '1,2,3,4' + chr(10))}",
+                            "trainer=generic"], 2, "(data.text_column) not found"),
+        ("unreadable parquet", [f"data.path={write(root / 'bad.parquet', 'not parquet')}", "trainer=generic"], 2,
+         "cannot read data file"),
+        ("missing column", [f"data.path={chat}", "data.text_column=conversation"], 2,
+         "column 'conversation' (data.text_column) not found"),
+        ("empty data", [f"data.path={write(root / 'empty.jsonl', '')}", "trainer=generic"], 2, "empty"),
+        ("messages not a list of role/content", [
+            f"data.path={write(root / 'msgs.jsonl', json.dumps({'messages': [{'from': 'user', 'value': 'hi'}]}))}"],
+         2, "holds neither text nor a list of {role, content} messages"),
+        ("unknown file type", [f"data.path={write(root / 'data.xlsx', 'x')}", "trainer=generic"], 2,
+         "unknown format '.xlsx'"),
+        ("preference data without rejected column", ["trainer=dpo", f"data.path={chat}",
+                                                     "data.prompt_text_column=messages"], 2,
+         "dpo requires data.rejected_text_column"),
+        # models
+        ("path that is not a model", [f"model.name={nomodel}"], 2, "is a folder with no config.json: not a saved model"),
+        ("reward model that is not a scorer", ["trainer=ppo", f"trainer.rl.reward_model_path={models.tiny_model_dir()}"],
+         2, "is not a sequence-classification model"),
+        ("fp16 on a CPU", ["training.mixed_precision=fp16"], 2, "needs a CUDA GPU"),
+        ("chat data, tokenizer without template", [f"model.name={no_template_model(root)}", f"data.path={chat}"], 2,
+         "set trainer.chat_template=chatml"),
+    ]
+
+
+def no_template_model(root: Path) -> str:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    target = root / "no_template"
+    if not target.exists():
+        shutil.copytree(models.tiny_model_dir(), target)
+        tok = AutoTokenizer.from_pretrained(target)
+        tok.chat_template = None
+        (target / "chat_template.jinja").unlink(missing_ok=True)
+        tok.save_pretrained(target)
+    return str(target)
+
+
+@pytest.mark.slow
+def test_bad_config_and_input_matrix(tmp_path, monkeypatch, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the fp16 case needs a machine without a GPU")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    cases = bad_cases(inputs)
+    assert len(cases) >= 25
+    failures = []
+    for name, argv, code, text in cases:
+        cwd = tmp_path / "cwd" / name.replace(" ", "_").replace("/", "_")
+        cwd.mkdir(parents=True)
+        monkeypatch.chdir(cwd)
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        written = [p for p in cwd.rglob("*") if p.is_file() and ".hydra" not in p.parts and p.name != "train.log"]
+        if e.value.code != code or text not in err or "Traceback" in err or written:
+            failures.append((name, e.value.code, err[-400:], written))
+    assert not failures, "\n\n".join(f"{n}: exit {c}\n{e}\nwritten: {w}" for n, c, e, w in failures)
+
+
+@pytest.mark.slow
+def test_ppo_crash_and_resume_ends_like_an_uninterrupted_run(tmp_path, monkeypatch):
+    from autotrain_hydra.trainers import ppo
+
+    reward = tmp_path / "reward"
+    train(reward, "trainer=reward", "training.max_steps=2", "training.save_steps=null")
+    args = ["trainer=ppo", f"trainer.rl.reward_model_path={reward}", "trainer.rl.chunk_size=16",
+            "trainer.rl.max_new_tokens=4", "trainer.rl.num_ppo_epochs=1", "trainer.rl.mini_batch_size=8",
+            "training.max_steps=4", "training.save_steps=1"]
+    whole = train(tmp_path / "whole", *args)
+    original = ppo.PPO.optimise
+    calls = {"n": 0}
+
+    def crashing(self, ro):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Crash("simulated crash in iteration 3")
+        return original(self, ro)
+
+    with monkeypatch.context() as m:
+        m.setattr(ppo.PPO, "optimise", crashing)
+        with pytest.raises(Crash):
+            train(tmp_path / "resumed", *args)
+    saved = sorted(n for n in os.listdir(tmp_path / "resumed" / "checkpoints") if n.startswith("checkpoint-"))
+    assert saved == ["checkpoint-1", "checkpoint-2"]
+    resumed = train(tmp_path / "resumed", *args, "training.resume_from_checkpoint=true")
+    assert "resumed from checkpoint-2" in resumed["notes"]
+    assert [r["iteration"] for r in resumed["ppo_log"]] == [1, 2, 3, 4]
+    for a, b in zip(resumed["ppo_log"], whole["ppo_log"]):
+        assert a["mean_reward"] == pytest.approx(b["mean_reward"], abs=1e-4)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-4)
+    assert resumed["eval_mean_reward_before"] == pytest.approx(whole["eval_mean_reward_before"])
+
+
+@pytest.mark.slow
+def test_too_long_sft_rows_are_truncated_and_counted(tmp_path):
+    m = train(tmp_path / "o", "trainer=sft", "trainer.max_seq_length=24", "training.max_steps=2")
+    assert m["sequences_truncated"] > 0
+    assert any("training sequences are longer than 24 tokens" in n for n in m["notes"])
+
+
+# --- what a step is, and that every step trains (the schedule, padding-free batches, the weights-changed check)
+
+
+import math
+
+import pytest
+
+from autotrain_hydra import cli
+from autotrain_hydra.trainers.common import lr_factor
+
+SCHEDULES = ["linear", "cosine", "constant", "constant_with_warmup"]
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+@pytest.mark.parametrize("warmup,total", [(0, 1), (1, 1), (1, 6), (3, 10), (2, 12)])
+def test_no_step_of_a_schedule_runs_at_learning_rate_zero(name, warmup, total):
+    factors = [lr_factor(name, warmup, total)(s) for s in range(total)]
+    assert all(0 < f <= 1 for f in factors), factors
+    assert all(a <= b for a, b in zip(factors[: warmup + 1], factors[1: warmup + 1]))  # warm-up rises
+
+
+def test_schedules_after_warmup():
+    assert lr_factor("linear", 2, 12)(2) == 1.0 and lr_factor("linear", 2, 12)(7) == pytest.approx(0.5)
+    assert lr_factor("cosine", 0, 10)(5) == pytest.approx(0.5) and lr_factor("constant", 0, 10)(9) == 1.0
+    assert lr_factor("linear", 1, 1)(0) == 0.5  # one step with warm-up: half the rate, not 0 (it was 0)
+
+
+def rows(name, n):
+    lines = (paths.ASSETS_DIR / "data" / f"{name}.jsonl").read_text().splitlines()
+    return "\n".join(lines[:n]) + "\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainer,sample", [("sft", "chat"), ("generic", "text")])
+def test_the_guide_s_example_trains_batch_size_examples_per_step(tmp_path, monkeypatch, trainer, sample):
+    """Bug: `autotrain llm --trainer sft ... --epochs 1 --batch-size 4 --chat-template chatml` on 48 rows packed them
+    into three 1024-token blocks: one optimizer step, at learning rate 0 (warm-up), and the saved weights were the
+    base model's (exit 0). Now: 48 rows / 4 = 12 steps, the first at a learning rate above 0, and weights change."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.jsonl").write_text(rows(sample, 48))
+    model = str(models.tiny_model_dir())
+    flags = ["--trainer", trainer, "--model", model, "--data-path", "./data.jsonl", "--lr", "2e-5", "--epochs", "1",
+             "--batch-size", "4", "--output-dir", "./out"]
+    if trainer == "sft":
+        flags += ["--chat-template", "chatml"]
+    assert cli.llm(flags) == 0
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["global_step"] == 12 and m["weights_changed"] is True
+    first_step, first_lr = m["history"]["learning_rate"][0]
+    assert first_step == 1 and first_lr > 0
+    # packing is the opt-in: 48 short rows in 1024-token rows is one step
+    assert cli.llm([*flags[:-2], "--output-dir", "./packed", "--packing"]) == 0
+    assert json.loads((tmp_path / "packed" / "metrics.json").read_text())["global_step"] == 1
+
+
+@pytest.mark.slow
+def test_a_run_that_changes_no_weight_fails_loudly(tmp_path, monkeypatch, capsys):
+    """A learning rate too small for any weight to move: the results are written, metrics.json says
+    weights_changed=false, and the command fails (exit 1) saying so."""
+    from autotrain_hydra.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["trainer=generic", "training.optimizer=sgd", "training.lr=1e-30", "training.max_steps=2",
+              "output_dir=out", "training.eval_strategy=no"])
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "Error: the run changed no weight of the model in 2 optimizer step(s)" in err and "Traceback" not in err
+    m = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert m["weights_changed"] is False and math.isfinite(m["train_loss"])
+
+
+@pytest.mark.slow
+def test_the_train_loss_reported_is_the_end_of_training_s(tmp_path):
+    """Bug: a run shorter than training.logging_steps reported its first logged loss as train_loss."""
+    from autotrain_hydra.run import run
+    from autotrain_hydra.schema.compose import compose_config
+
+    overrides = ["trainer=generic", "training.max_steps=4", "training.logging_steps=10", "training.lr=5e-3",
+                 "training.batch_size=4", f"output_dir={tmp_path}/o", "data.valid_path=null"]
+    assert run(compose_config(overrides), overrides) == pytest.approx(
+        json.loads((tmp_path / "o" / "metrics.json").read_text())["train_loss"])
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    steps = [s for s, _ in m["history"]["train"]]
+    assert steps == [1, 4] and m["train_loss"] == m["history"]["train"][-1][1] != m["first_train_loss"]
