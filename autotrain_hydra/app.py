@@ -29,8 +29,6 @@ from autotrain_hydra.errors import EXIT_CONFIG_ERROR, EXIT_OK, InputError, Stopp
 log = logging.getLogger("autotrain_hydra")
 
 DELEGATED = ("info", "shell_completion", "hydra_help", "experimental_rerun")  # Hydra's own output, unchanged
-LAUNCH_VARIABLES = ("WORLD_SIZE", "LOCAL_RANK")  # set by torchrun / accelerate launch in every rank
-WORKER_MARK = "AUTOTRAIN_HYDRA_WORKER"  # set for our own ranks (launcher=multiprocess), which never run this entry
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -44,9 +42,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(e.render(), file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # the reader of our output went away (| head): nothing more to say
-        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM while launched processes train
+    except KeyboardInterrupt as e:  # Ctrl-C (or SIGTERM where it is turned into one) before a job started
         stopped = Stopped(str(e) or "Ctrl-C")
         print(stopped.render(), file=sys.stderr)
         return stopped.exit_code
@@ -61,7 +59,10 @@ def _main(argv: List[str]) -> int:
 
         print(render([a for a in argv if a not in ("--help", "-h") and not a.startswith("-")]))
         return EXIT_OK
-    args = hy.parse_args(argv)
+    try:
+        args = hy.parse_args(argv)
+    except SystemExit as e:  # argparse printed its usage error
+        return e.code if isinstance(e.code, int) else EXIT_CONFIG_ERROR
     config_dir = str(paths.config_dir()) if args.config_path is None else os.path.abspath(args.config_path)
     if any(getattr(args, flag) for flag in DELEGATED):
         return hy.delegate(args, Task(), config_dir)
@@ -80,9 +81,7 @@ def _main(argv: List[str]) -> int:
 def refuse_launched_rank() -> None:
     """``torchrun --nproc_per_node N -m autotrain_hydra`` (or ``accelerate launch -m``) would start N copies of the
     whole run, each with its own run dir: refused at once, with the launcher that runs one job in N processes."""
-    if os.environ.get(WORKER_MARK):
-        return
-    world = os.environ.get("WORLD_SIZE")
+    world = os.environ.get("WORLD_SIZE")  # torchrun and accelerate launch set it (and LOCAL_RANK) in every rank
     if world and world.isdigit() and int(world) > 1 or os.environ.get("LOCAL_RANK") and world != "1":
         raise InputError(
             f"this command was started as one of {world or 'several'} processes (torchrun / accelerate launch): each "
@@ -146,16 +145,22 @@ class Command:
 
     def show(self, cfg: DictConfig) -> str:
         """``--cfg job|hydra|all`` (with ``--package`` and ``--resolve``), as Hydra prints it."""
+        import copy
+
+        from hydra.core.hydra_config import HydraConfig
+
+        full = cfg
+        if self.args.resolve:  # on a copy, the run dir named and not made (nothing is written)
+            HydraConfig.instance().set_config(cfg)
+            with paths.dry_claims():
+                full = OmegaConf.create(_resolved(copy.deepcopy(cfg)))
         kind = self.args.cfg
-        out = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]) if kind == "job" else cfg
-        if kind == "hydra":
-            out = OmegaConf.masked_copy(cfg, ["hydra"])
+        keys = ["hydra"] if kind == "hydra" else [k for k in full if k != "hydra"] if kind == "job" else list(full)
+        out = OmegaConf.masked_copy(full, keys)
         if self.args.package:
             out = OmegaConf.select(out, self.args.package)
             if out is None:
                 raise InputError(f"--package {self.args.package}: no such node in the config")
-        if self.args.resolve:
-            out = OmegaConf.create(OmegaConf.to_container(out, resolve=True))
         return OmegaConf.to_yaml(out)
 
     # -- step 4
@@ -169,8 +174,13 @@ class Command:
         from autotrain_hydra.schema.resolve import resolve
         from autotrain_hydra.schema.rules import validate
 
-        resolved = resolve(self.app_config(cfg), overrides)
+        resolved = resolve(self.app_config(cfg), overrides, config_dirs=self.config_dirs)
         return resolved, validate(resolved.cfg, overrides)
+
+    @property
+    def config_dirs(self) -> List[str]:
+        """Where configs are looked up, first first: ``--config-dir``, then the primary config dir."""
+        return [*([self.args.config_dir] if self.args.config_dir else []), self.config_dir]
 
     # -- step 5
     def is_multirun(self, cfg: DictConfig) -> bool:
@@ -207,14 +217,25 @@ class Command:
         if multirun:
             for issue in report.warnings:  # once, before the first trial
                 print(issue.render(), file=sys.stderr)
-            hy.multirun(cfg, Task(typed=self.overrides))
+            try:
+                hy.multirun(cfg, Task(config_dirs=self.config_dirs))
+            except KeyboardInterrupt as e:
+                raise Stopped(str(e) or "Ctrl-C", "during the sweep: the trial that was running is marked FAIL, "
+                              "the finished ones are kept.\n    to go on: the same command again (the study "
+                              "continues up to its n_trials)") from e
             return EXIT_OK
-        self.claim_run_dir(cfg, resolved.cfg)
-        hy.run(cfg, Task(typed=self.overrides, resolved=resolved.cfg, notes=resolved.notes, report=report))
+        run_dir = self.claim_run_dir(cfg, resolved.cfg)
+        out = resolved.cfg.output_dir or run_dir
+        try:
+            hy.run(cfg, Task(resolved=resolved.cfg, notes=resolved.notes, report=report))
+        except KeyboardInterrupt as e:
+            raise Stopped(str(e) or "Ctrl-C", f"before the run finished; its complete checkpoints are kept in "
+                          f"{out}/checkpoints.\n    to go on: the same command with output_dir={out} "
+                          "training.resume_from_checkpoint=true") from e
         return EXIT_OK
 
     @staticmethod
-    def claim_run_dir(cfg: DictConfig, app: DictConfig) -> None:
+    def claim_run_dir(cfg: DictConfig, app: DictConfig) -> str:
         """The run dir, before Hydra writes its ``.hydra/`` into it: a dir named on the command line or through an
         interpolation that holds an earlier run's results is refused (the default one, ``unique_dir``, is new)."""
         from autotrain_hydra.schema.errors import Report
@@ -225,6 +246,28 @@ class Command:
         check_output_dir(report, os.path.abspath(run_dir), bool(app.overwrite_output_dir) or resuming(app),
                          "hydra.run.dir")
         report.raise_if_errors()
+        return os.path.abspath(run_dir)
+
+
+def _resolved(node: Any) -> Any:
+    """A config as plain values, each interpolation resolved where it can be (``hydra.job.num`` of a run that has not
+    started cannot: that one is shown as written)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    raw = OmegaConf.to_container(node, resolve=False)
+    keys = range(len(node)) if OmegaConf.is_list(node) else list(node.keys())
+    out = [] if OmegaConf.is_list(node) else {}
+    for k in keys:
+        try:
+            value = node[k]
+        except OmegaConfBaseException:
+            value = raw[k]
+        value = _resolved(value) if OmegaConf.is_config(value) else value
+        if isinstance(out, list):
+            out.append(value)
+        else:
+            out[k] = value
+    return out
 
 
 def _mode(multirun: bool) -> Any:
@@ -239,10 +282,10 @@ class Task:
     validated before its run dir existed; a trial of a multirun resolves and validates its own (the warnings were
     printed once, before the first trial)."""
 
-    typed: List[str] = field(default_factory=list)
     resolved: Optional[DictConfig] = None
     notes: List[str] = field(default_factory=list)
     report: Any = None
+    config_dirs: List[str] = field(default_factory=list)
 
     def __call__(self, cfg: DictConfig) -> Optional[float]:
         from autotrain_hydra.compat import hydra as hy
@@ -255,7 +298,7 @@ class Task:
             app, notes, report, say = place(self.resolved, job), self.notes, self.report, True
         else:
             typed = hy.task_overrides()
-            resolved = resolve(cfg, typed, job)
+            resolved = resolve(cfg, typed, job, self.config_dirs)
             report = validate(resolved.cfg, typed)
             report.raise_if_errors()
             app, notes, say = resolved.cfg, resolved.notes, False

@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from autotrain_hydra import paths
 from autotrain_hydra.errors import EXIT_CONFIG_ERROR
+from autotrain_hydra.schema.errors import show_value
 from autotrain_hydra.schema.keys import alias_for, default
 from autotrain_hydra.schema.params import PARAMS, TRAINERS, Param
 
@@ -264,9 +265,7 @@ def _default(param: Param) -> str:
         return "tiny (the built-in model)"
     if param.key == "data.path":
         return "the built-in sample of the trainer's data shape"
-    if value is None:
-        return "default null"
-    return "default " + (str(value).lower() if isinstance(value, bool) else str(value))
+    return "default " + show_value(value)
 
 
 def help_text() -> str:

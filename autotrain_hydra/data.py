@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
-from autotrain_hydra.errors import DataError  # noqa: F401  (bad data: names the file, column or row, and the fix)
+from autotrain_hydra.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,21 @@ def _check_jsonl(path: str) -> None:
 
 
 def load_split(path: str, split: str):
-    """A split from a file, a directory of files (train.jsonl, validation.jsonl, ...) or a dataset name."""
-    from datasets import load_dataset
+    """A split from a file, a directory of files (train.jsonl, validation.jsonl, ...), a folder ``save_to_disk``
+    wrote, or a dataset name."""
+    from datasets import load_dataset, load_from_disk
 
     expanded = os.path.expanduser(path)
     if os.path.isfile(expanded):
         return _load_file(expanded)
+    if any(os.path.isfile(os.path.join(expanded, f)) for f in ("dataset_info.json", "dataset_dict.json")):
+        saved = load_from_disk(expanded)
+        if hasattr(saved, "keys"):  # a DatasetDict: its split
+            if split not in saved:
+                raise DataError(f"the saved dataset {path} has no split {split!r}; its splits: "
+                                f"{', '.join(saved.keys())}. Set data.train_split / data.valid_split to one of them")
+            return saved[split]
+        return saved
     try:
         return load_dataset(expanded, split=split)
     except Exception as e:
@@ -67,7 +76,7 @@ def load_split(path: str, split: str):
         raise DataError(f"cannot load split {split!r} of {where} {path}: {first_line(e)}") from e
 
 
-def load_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:
+def load_splits(data_cfg: Any) -> Splits:
     """The train and validation splits of ``data_cfg`` (a resolved config: its text column is already the one to
     read, see schema.resolve)."""
     path, split, max_samples = data_cfg.path, data_cfg.train_split, data_cfg.max_samples
@@ -94,9 +103,9 @@ def load_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:
     return Splits(train, valid, path)
 
 
-def load_text_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:
+def load_text_splits(data_cfg: Any) -> Splits:
     """Splits for the generic and sft trainers, with ``data.text_column`` checked in each."""
-    splits = load_splits(data_cfg, trainer)
+    splits = load_splits(data_cfg)
     require_columns(splits.train, [data_cfg.text_column], splits.source, ["data.text_column"])
     if splits.valid is not None:
         require_columns(splits.valid, [data_cfg.text_column], "the validation data", ["data.text_column"])
@@ -104,6 +113,7 @@ def load_text_splits(data_cfg: Any, trainer: Optional[str] = None) -> Splits:
 
 
 def require_columns(ds: Any, columns: List[str], source: str, keys: List[str]) -> None:
+    """Each column present, else a DataError naming the key, the columns there and the fix."""
     for column, key in zip(columns, keys):
         if column not in ds.column_names:
             raise DataError(f"column {column!r} ({key}) not found in {source}; columns there: "
@@ -118,10 +128,7 @@ def is_conversation(value: Any) -> bool:
 def lm_blocks(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
     """``training.packing=true``: tokenize texts, append EOS, concatenate and cut into ``block_size`` blocks (the
     last, shorter one kept); a block is one example."""
-    sample = ds[0][text_column]
-    if not isinstance(sample, str):
-        raise DataError(f"column {text_column!r} of {source} holds {type(sample).__name__}, not text: the generic "
-                        f"trainer needs plain strings (use trainer=sft for chat messages)")
+    _require_text(ds, text_column, source)
     eos = tokenizer.eos_token_id
 
     def tokenize(batch):
@@ -139,13 +146,18 @@ def lm_blocks(ds: Any, tokenizer: Any, text_column: str, block_size: int, source
     return tokenized.map(group, batched=True, batch_size=len(tokenized), desc=f"blocks of {block_size}")
 
 
-def lm_sequences(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
-    """Tokenize each text with EOS appended; a text longer than ``block_size`` tokens becomes several examples of at
-    most ``block_size`` (nothing is cut away). One text, one example: ``training.batch_size`` counts them."""
+def _require_text(ds: Any, text_column: str, source: str) -> None:
     sample = ds[0][text_column]
     if not isinstance(sample, str):
         raise DataError(f"column {text_column!r} of {source} holds {type(sample).__name__}, not text: the generic "
                         f"trainer needs plain strings (use trainer=sft for chat messages)")
+
+
+def lm_sequences(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
+    """Tokenize each text with EOS appended; a text longer than ``block_size`` tokens becomes several examples of at
+    most ``block_size`` (no text is cut away; a last piece of a single token, which has no next token to learn, is
+    left out). One text (or piece), one example: ``training.batch_size`` counts them."""
+    _require_text(ds, text_column, source)
     eos = tokenizer.eos_token_id
 
     def tokenize(batch):
@@ -334,3 +346,34 @@ def preference_sequences(ds: Any, tokenizer: Any, cols: PreferenceColumns, sourc
 def truncation_counts(ds: Any) -> dict:
     return {"prompts_truncated": int(sum(ds["prompt_truncated"])),
             "completions_truncated": int(sum(ds["completion_truncated"]))}
+
+
+# ----------------------------------------------------------------------------------------------- shared pieces
+def prompt_of(value: Any) -> Any:
+    """The prompt part of a row value: a string as is; a conversation up to (not including) its last assistant
+    message."""
+    if is_conversation(value):
+        last = max((i for i, m in enumerate(value) if m["role"] == "assistant"), default=len(value))
+        return list(value[:last])
+    return value
+
+
+def scorer_inputs(prompt: List[int], completion: List[int], max_length: int) -> List[int]:
+    """prompt + response, at most ``max_length`` tokens: the first token (BOS/CLS) and the end are kept."""
+    ids = prompt + completion
+    if len(ids) <= max_length:
+        return ids
+    return ids[:1] + ids[len(ids) - (max_length - 1):]
+
+
+def left_pad(seqs: List[List[int]], pad_id: int):
+    """Left-padded ids and attention mask of ``seqs`` (prompts ready for generation)."""
+    import torch
+
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, s in enumerate(seqs):
+        ids[i, n - len(s):] = torch.tensor(s)
+        mask[i, n - len(s):] = 1
+    return ids, mask

@@ -77,10 +77,13 @@ class SweepFailed(RunError):
 
 
 class Stopped(UserError):
-    """Ctrl-C or SIGTERM before the run finished."""
+    """Ctrl-C or SIGTERM (``signal`` says which) before the command finished; ``what`` says what was kept and how to
+    go on (it depends on when it stopped: before anything was written, during a run, during a sweep)."""
 
     exit_code = EXIT_STOPPED
 
+    def __init__(self, signal: str = "Ctrl-C", what: str = "before anything was written") -> None:
+        super().__init__(f"Stopped ({signal}) {what}")
+
     def render(self) -> str:
-        return (f"Stopped ({self or 'Ctrl-C'}) before the run finished; its complete checkpoints are kept.\n"
-                "    to go on: the same command with training.resume_from_checkpoint=true")
+        return str(self)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from autotrain_hydra import paths, registry
 from autotrain_hydra.schema.config import GROUPS
+from autotrain_hydra.schema.errors import show_value as show
 from autotrain_hydra.schema.keys import default, get, plain
 from autotrain_hydra.schema.overrides import group_options
 from autotrain_hydra.schema.params import FEATURES, PARAMS, TRAINERS
@@ -23,17 +24,9 @@ HEADINGS = {"core": "Core (every trainer)", "training": "Training", "peft": "LoR
                         "deepspeed_zero3)"}
 
 
-def show(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
 def _effective(overrides: Sequence[str]) -> DictConfig:
     """The config these overrides compose to (None when they do not compose: the schema's defaults are shown)."""
-    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.compat.hydra import compose_config
 
     try:
         return compose_config([o for o in overrides if "=" in o and not o.startswith("hydra")])
@@ -73,7 +66,8 @@ def render(overrides: Sequence[str] = ()) -> str:
         lines.append(HEADINGS.get(group, group) + ":")
         for p in params:
             flag = p.flag or ""
-            applies = "" if p.trainers == frozenset(TRAINERS) else f"  [{', '.join(t for t in TRAINERS if t in p.trainers)}]"
+            where = ", ".join(t for t in TRAINERS if t in p.trainers)
+            applies = "" if p.trainers == frozenset(TRAINERS) else f"  [{where}]"
             try:
                 value = default(p.key) if cfg is None else plain(get(cfg, p.key))
             except Exception:  # an interpolation that cannot be resolved here (an unset environment variable)

@@ -30,10 +30,10 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra import paths
-from autotrain_hydra.errors import HardwareError
+from autotrain_hydra.errors import HardwareError, RunError
 from autotrain_hydra.schema.errors import Report
 from autotrain_hydra.schema.params import SHARDED
-from autotrain_hydra.signals import sigterm_as_interrupt
+from autotrain_hydra.processes import sigterm_as_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +82,38 @@ def slurm_machine() -> Dict[str, Any]:
 
 
 def hostlist(text: str) -> List[str]:
-    """SLURM's compressed host list (``gpu[01-04,07],cpu7``) expanded, in order (``scontrol show hostnames``'s
-    rule); [] when it cannot be read."""
+    """SLURM's compressed host list (``gpu[01-04,07],cpu7``, ``rack[1-2]-n[01-02]``) expanded, in order (``scontrol
+    show hostnames``'s rule); [] when it cannot be read."""
+    import itertools
     import re
 
-    hosts: List[str] = []
-    for item in re.findall(r"[^,\[]+(?:\[[^\]]*\])?[^,\[]*", text):
-        m = re.fullmatch(r"([^\[]*)\[([^\]]*)\](.*)", item)
-        if not m:
-            hosts.append(item)
-            continue
-        head, ranges, tail = m.groups()
+    def expand(ranges: str) -> List[str]:
+        out = []
         for part in ranges.split(","):
             lo, _, hi = part.partition("-")
-            if not lo.isdigit() or (hi and not hi.isdigit()):
+            if not lo.isdigit() or (hi and not hi.isdigit()) or (hi and int(hi) < int(lo)):
+                raise ValueError(part)
+            out += [f"{n:0{len(lo)}d}" for n in range(int(lo), int(hi or lo) + 1)]
+        return out
+
+    items, depth, start = [], 0, 0  # split at the commas outside brackets
+    for i, ch in enumerate(text + ","):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if depth not in (0, 1):
+            return []
+        if ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    hosts: List[str] = []
+    try:
+        for item in items:
+            pieces = re.split(r"\[([^\[\]]*)\]", item)  # text, ranges, text, ranges, ..., text
+            if not item or any(c in p for p in pieces[0::2] for c in "[]"):
                 return []
-            for n in range(int(lo), int(hi or lo) + 1):
-                hosts.append(f"{head}{n:0{len(lo)}d}{tail}")
+            choices = [[p] if k % 2 == 0 else expand(p) for k, p in enumerate(pieces)]
+            hosts += ["".join(c) for c in itertools.product(*choices)]
+    except ValueError:
+        return []
     return hosts
 
 
@@ -247,8 +262,8 @@ def _collect(job: Any, result_path: str, code: int, p: Plan) -> Dict[str, Any]:
     if code == 0 and p.machine_rank != 0:  # done; rank 0's result is on machine 0
         return {}
     if code != 0 or result is None:
-        raise RuntimeError(f"the {p.world_size} training processes failed (accelerate launch exited with {code}); "
-                           f"each rank's log is above, marked [rank N/{p.world_size}]")
+        raise RunError(f"the {p.world_size} training processes failed (accelerate launch exited with {code}); "
+                       f"each rank's log is above, marked [rank N/{p.world_size}]")
     job.metrics.update(result.get("job_metrics") or {})
     job.notes.extend(result.get("notes") or [])
     metrics = result["metrics"]
@@ -257,14 +272,17 @@ def _collect(job: Any, result_path: str, code: int, p: Plan) -> Dict[str, Any]:
 
 
 def _error(result: Dict[str, Any]) -> BaseException:
+    """The error a rank handed back, rebuilt here: ours as itself (same message, same exit code), anything else as a
+    RunError naming the rank."""
     try:
         cls = getattr(importlib.import_module(result["error_module"]), result["error_type"])
         if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__.startswith("autotrain_hydra"):
             if result.get("report") is not None:  # a ConfigError: its issues, rebuilt
                 from autotrain_hydra.schema.errors import ConfigError, Issue
 
-                return ConfigError(Report([Issue(**i) for i in result["report"]]))
+                return ConfigError(Report([Issue.from_dict(i) for i in result["report"]]), before_anything=False)
             return cls(result["message"])
     except (ImportError, AttributeError, KeyError, TypeError):
         pass
-    return RuntimeError(f"rank 0 failed: {result.get('error_type')}: {result.get('message')}")
+    return RunError(f"rank {result.get('rank', '?')} failed: {result.get('error_type')}: {result.get('message')}\n"
+                    "    its traceback is in the log above")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autotrain_hydra import paths
-from autotrain_hydra.errors import ModelLoadError  # noqa: F401
+from autotrain_hydra.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +149,13 @@ def _load(what: str, key: str, name: str, fn):
     try:
         return fn()
     except (OSError, ValueError) as e:  # ValueError: a folder with files but no loadable tokenizer
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         local = os.path.isdir(name)
         hint = ("the directory holds no loadable model/tokenizer" if local else
                 "it is not a local directory, and the model hub could not be reached (no network?)")
         raise ModelLoadError(
             f"cannot load the {what} {key}={name}: {hint}.\n    fix: download it ahead of time "
-            f"and set {key}=/path/to/the/model, or use model=tiny\n    ({(str(e).strip().splitlines() or [type(e).__name__])[0]})") from e
+            f"and set {key}=/path/to/the/model, or use model=tiny\n    ({first_line})") from e
 
 
 def load_tokenizer(model_cfg: Any, chat_template: Optional[str] = None, name: Optional[str] = None,
@@ -215,3 +216,23 @@ def lora_config(peft_cfg: Any, task_type: str = "CAUSAL_LM"):
         targets = list(OmegaConf.to_container(targets)) if targets is not None else None
     return LoraConfig(r=peft_cfg.lora_r, lora_alpha=peft_cfg.lora_alpha, lora_dropout=peft_cfg.lora_dropout,
                       target_modules=targets, bias="none", task_type=task_type)
+
+
+def sequence_logps(model: Any, prompt_ids, completion_ids, pad_id: int):
+    """Sum of log-probabilities of each completion given its prompt (one forward pass for the batch)."""
+    import torch
+
+    seqs = [p + c for p, c in zip(prompt_ids, completion_ids)]
+    n = max(len(s) for s in seqs)
+    device = next(model.parameters()).device
+    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    target = torch.zeros((len(seqs), n), dtype=torch.bool)
+    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
+        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
+        mask[i, : len(p) + len(c)] = 1
+        target[i, len(p): len(p) + len(c)] = True
+    ids, mask, target = ids.to(device), mask.to(device), target.to(device)
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (logp * target[:, 1:]).sum(-1)

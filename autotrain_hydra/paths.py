@@ -35,6 +35,20 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+_DRY = False
+
+
+@contextlib.contextmanager
+def dry_claims() -> Iterator[None]:
+    """In the block, ``claim_dir`` names the dir it would make and makes none (``--cfg ... --resolve``)."""
+    global _DRY
+    _DRY = True
+    try:
+        yield
+    finally:
+        _DRY = False
+
+
 def claim_dir(path: str) -> str:
     """A new run dir: ``path`` if this call creates it, else the first of ``path_1``, ``path_2``, ... that it creates.
 
@@ -43,6 +57,12 @@ def claim_dir(path: str) -> str:
     over the other run's before any check of ours runs. ``os.mkdir`` is atomic: each run gets a dir of its own.
     Registered as the ``unique_dir`` resolver with ``use_cache`` (as Hydra's ``now``), so a run resolves it once and
     its sweep jobs, which get a copy of the cache, resolve the same dir."""
+    if _DRY:
+        candidate, n = path, 0
+        while os.path.exists(candidate):
+            n += 1
+            candidate = f"{path}_{n}"
+        return candidate
     parent = os.path.dirname(path)
     if parent:
         os.makedirs(parent, exist_ok=True)

@@ -113,6 +113,8 @@ class TrainerSpec:
     launchable: bool = True  # can train in several processes (launcher=multiprocess | multinode)
     encoder_models: bool = False  # can train encoder-only models (bert, roberta)
     not_supported: str = ""  # how "X is not supported ..." names it: "with PPO trainer" (default), "for reward models"
+    token_count: str = "no"  # the tokens trained on, counted by transformers' Trainer: all (padding-free batches),
+    # non_padding (padded batches), no (batches with no input_ids to count: ORPO's, the reward model's; PPO counts none)
 
     @property
     def unsupported_phrase(self) -> str:
@@ -135,13 +137,13 @@ _PREFERENCE_EVAL = frozenset({"eval_loss", "eval_logp_margin_before", "eval_logp
 SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
     TrainerSpec(
         name="generic", label="Generic", summary="causal language modelling on plain text",
-        data_shape="text", module="autotrain_hydra.trainers.generic", reads=_LM | PACKING,
+        data_shape="text", module="autotrain_hydra.trainers.generic", reads=_LM | PACKING, token_count="all",
     ),
     TrainerSpec(
         name="sft", label="SFT", summary="supervised fine-tuning on chat messages through a chat template",
         data_shape="chat", module="autotrain_hydra.trainers.sft", reads=_LM | PACKING | SFT,
         eval_data_metrics=frozenset({"eval_loss", "eval_mean_token_accuracy"}),
-        text_column_fallbacks=("messages", "conversations"),
+        text_column_fallbacks=("messages", "conversations"), token_count="all",
     ),
     TrainerSpec(
         name="dpo", label="DPO", summary="Direct Preference Optimization on preference pairs",
@@ -150,7 +152,7 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
         requires=CORE_REQUIRED + ("data.prompt_text_column", "data.rejected_text_column"),
         eval_data_metrics=_PREFERENCE_EVAL,
         sweep_space={"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.dpo_beta": "interval(0.05, 0.5)"},
-        text_column_fallbacks=("chosen",),
+        text_column_fallbacks=("chosen",), token_count="non_padding",
     ),
     TrainerSpec(
         name="orpo", label="ORPO", summary="Odds Ratio Preference Optimization (reference-free) on preference pairs",

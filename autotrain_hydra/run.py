@@ -14,7 +14,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
@@ -113,8 +112,8 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
         raise NothingTrained(
             f"the run changed no weight of the model in {metrics.get('global_step')} optimizer step(s): the model "
             f"saved in {output_dir} is the one it started from (metrics.json: weights_changed=false).\n"
-            "    fix: check that training.lr > 0, that the run has steps (training.epochs, training.max_steps), and "
-            "with peft=lora that peft.target_modules names modules of this model")
+            "    fix: a learning rate too small for the weights' precision moves none of them (raise training.lr, or "
+            "train in fp32); with peft=lora check that peft.target_modules names modules of this model")
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
     return float(objective)
@@ -236,7 +235,8 @@ def _plot_loss(out: str, history: Dict[str, Any]) -> None:
 
 def _model_card(job: Any, metrics: Dict[str, Any]) -> None:
     cfg = job.cfg
-    kind = "a sequence-classification scorer" if cfg.trainer.name == "reward" else "a causal language model"
+    kind = {"sequence_classifier": "a sequence-classification scorer"}.get(registry.spec(cfg.trainer.name).output,
+                                                                          "a causal language model")
     lines = [
         f"# {os.path.basename(job.output_dir)}",
         "",

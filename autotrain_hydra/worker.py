@@ -34,21 +34,18 @@ def setup_logging(rank: int, world: int, log_file: Any) -> None:
     logging.getLogger(__name__).setLevel(logging.INFO)  # but every rank says when it starts and ends
 
 
-def _error_result(e: BaseException) -> Dict[str, Any]:
-    from autotrain_hydra.schema.errors import _MISSING, ConfigError
+def _error_result(e: BaseException, rank: int) -> Dict[str, Any]:
+    from autotrain_hydra.schema.errors import ConfigError
 
-    report = None
-    if isinstance(e, ConfigError):
-        report = [{"level": i.level, "message": i.message, "key": i.key, "fix": i.fix,
-                   **({} if i.value is _MISSING else {"value": i.value})} for i in e.report.issues]
-    return {"ok": False, "error_type": type(e).__name__, "error_module": type(e).__module__, "message": str(e),
-            "report": report, "traceback": traceback.format_exc()}
+    report = [i.to_dict() for i in e.report.issues] if isinstance(e, ConfigError) else None
+    return {"ok": False, "rank": rank, "error_type": type(e).__name__, "error_module": type(e).__module__,
+            "message": str(e), "report": report, "traceback": traceback.format_exc()}
 
 
 def main(spec_path: str) -> int:
     with open(spec_path, encoding="utf-8") as f:
         spec = json.load(f)
-    from autotrain_hydra.trainers.common import rank_and_world
+    from autotrain_hydra.processes import rank_and_world
 
     rank, world = rank_and_world()
     setup_logging(rank, world, spec.get("log_file"))
@@ -67,7 +64,7 @@ def main(spec_path: str) -> int:
     except BaseException as e:
         log.error("rank %d failed: %s", rank, e)
         # every failing rank leaves its error: the launcher may stop rank 0 before rank 0 can write its own
-        write_json_atomic(spec["result"] if rank == 0 else f"{spec['result']}.rank{rank}", _error_result(e))
+        write_json_atomic(spec["result"] if rank == 0 else f"{spec['result']}.rank{rank}", _error_result(e, rank))
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         return 1

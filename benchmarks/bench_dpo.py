@@ -36,7 +36,7 @@ def make_pairs(path: Path) -> None:
 
 def run_ours(model_dir: str, data: str, steps: int, batch: int, out: str) -> dict:
     from autotrain_hydra.run import run
-    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.compat.hydra import compose_config
 
     overrides = ["trainer=dpo", "model=custom", f"model.name={model_dir}", f"data.path={data}",
                  "data.prompt_text_column=prompt", "data.text_column=chosen", "data.rejected_text_column=rejected",
@@ -52,7 +52,7 @@ def run_trl(model_dir: str, data: str, steps: int, batch: int, out: str, **confi
     from trl import DPOConfig, DPOTrainer
 
     from autotrain_hydra.run import prepare
-    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.compat.hydra import compose_config
     from autotrain_hydra.trainers.common import Job
     from autotrain_hydra.trainers.preference import load_pairs
 

@@ -3,7 +3,7 @@ import functools
 
 from omegaconf import OmegaConf
 
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.schema.resolve import resolve
 from autotrain_hydra.schema.rules import validate
 

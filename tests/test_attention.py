@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from autotrain_hydra import models
-from autotrain_hydra.schema.compose import compose_config
-from autotrain_hydra.trainers.common import HardwareError, attn_implementation, hardware_check, optimizer_name
+from autotrain_hydra.compat.hydra import compose_config
+from autotrain_hydra.errors import HardwareError
+from autotrain_hydra.trainers.common import attn_implementation, hardware_check, optimizer_name
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,7 @@ def test_sft_packed_and_unpacked_train_and_count_real_tokens(tmp_path, packing):
 
     cfg = resolve(cfg).cfg
     tok = models.load_tokenizer(cfg.model)
-    splits = load_text_splits(cfg.data, "sft")
+    splits = load_text_splits(cfg.data)
     real = sum(len(ids) for ids in sft_sequences(splits.train, tok, "messages", False, "x")["input_ids"])
     assert m["train_tokens"] == 4 * real
     assert m["train_tokens_per_second"] > 0

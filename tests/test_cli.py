@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from autotrain_hydra import cli, paths
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.schema.params import PARAMS
 from autotrain_hydra.schema.sweep_space import parse_sweep_params
 

@@ -1,12 +1,17 @@
 """The contract between the trainer registry (and so the rules table) and the trainers: a key that applies to a
 trainer is a key its run reads, and its run reads no key that does not apply to it.
 
-Each trainer trains a tiny run (one step, LoRA, eval data, periodic evaluation: every path that reads a key) on a
+Each trainer trains a tiny run (LoRA, eval data, periodic evaluation, a checkpoint: the paths that read keys) on a
 *read-recording* config: each key of the trainer-scoped sections (model, data, training, peft, trainer) is an
 interpolation whose resolver records the key when the run reads it. The keys read must be exactly the ones the
 registry declares (``registry.SPECS[trainer].reads``): a key declared but never read would be one the rules say
 applies and the trainer ignores (a silent no-op); a key read but not declared would be one the rules warn about as
 ignored while the trainer uses it. Also the keys a trainer does not read get the guide-style warning.
+
+What it checks is that a key is read, not what is done with it: a key handed to transformers' TrainingArguments
+counts as read, and transformers honours it. The run takes the paths where keys are read on condition: PPO runs by
+epochs (``training.max_steps`` unset: both are read), without a prompt column (its fallback, ``data.text_column``, is
+read) and with a checkpoint (``training.save_total_limit``).
 """
 
 import copy
@@ -15,19 +20,19 @@ import pytest
 from omegaconf import OmegaConf, open_dict, read_write
 
 from autotrain_hydra import registry
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.schema.keys import default, get, schema_keys
 from autotrain_hydra.schema.params import PARAM_BY_KEY, ignored_message
 from autotrain_hydra.schema.resolve import JobPlace, place, resolve
 from autotrain_hydra.schema.rules import validate
 from tests.helpers import fake_reward_dir
 
-pytestmark = pytest.mark.slow
-
 SCOPED = sorted(k for k in schema_keys(leaves_only=True) if registry.is_trainer_scoped(k) and k in PARAM_BY_KEY)
-RUN = ["peft=lora", "training.max_steps=1", "training.eval_strategy=steps", "training.eval_steps=1",
-       "training.logging_steps=1", "training.save_steps=1", "training.batch_size=2", "trainer.rl.chunk_size=4",
-       "trainer.rl.mini_batch_size=2", "trainer.rl.num_ppo_epochs=1", "trainer.rl.max_new_tokens=2"]
+RUN = ["peft=lora", "training.max_steps=2", "training.eval_strategy=steps", "training.eval_steps=1",
+       "training.logging_steps=1", "training.save_steps=1", "training.batch_size=2"]
+# PPO: by epochs (2 iterations of 48 prompts from the 96), the text column as the prompt column, small rollouts
+PPO = ["training.max_steps=-1", "training.epochs=1", "trainer.rl.chunk_size=48", "data.prompt_text_column=null",
+       "trainer.rl.mini_batch_size=24", "trainer.rl.num_ppo_epochs=1", "trainer.rl.max_new_tokens=2"]
 READS = []
 
 
@@ -50,6 +55,7 @@ def recording(cfg):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", registry.TRAINERS)
 def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_path, tiny_scorer):
     from autotrain_hydra.run import train_here
@@ -57,7 +63,7 @@ def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_pat
 
     overrides = [f"trainer={trainer}", *RUN]
     if trainer == "ppo":
-        overrides.append(f"trainer.rl.reward_model_path={tiny_scorer}")
+        overrides += [*PPO, f"trainer.rl.reward_model_path={tiny_scorer}"]
     resolved = resolve(compose_config(overrides), overrides)
     assert not validate(resolved.cfg, overrides).errors
     cfg = recording(place(resolved.cfg, JobPlace(str(tmp_path / "out"))))
@@ -73,26 +79,31 @@ def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_pat
 def test_every_key_a_trainer_does_not_read_is_warned_about(trainer):
     """Set to a value other than its default, each key outside the trainer's reads gets the guide's warning."""
     reads = registry.spec(trainer).reads
+    extra = [f"trainer.rl.reward_model_path={fake_reward_dir()}"] if trainer == "ppo" else []
+    overrides = [f"trainer={trainer}", *extra]
+    resolved = resolve(compose_config(overrides), overrides).cfg
     for key in SCOPED:
         if key in reads or key == "peft.method":
             continue
         value = _another_value(key)
-        extra = [f"trainer.rl.reward_model_path={fake_reward_dir()}"] if trainer == "ppo" else []
-        overrides = [f"trainer={trainer}", *extra]
-        cfg = resolve(compose_config(overrides), overrides).cfg
-        cfg = copy.deepcopy(cfg)
+        cfg = copy.deepcopy(resolved)
         with read_write(cfg):
             OmegaConf.update(cfg, key, value, merge=False)
         report = validate(cfg, [*overrides, f"{key}={value}"], check_filesystem=False)
         assert ignored_message(PARAM_BY_KEY[key]) in [i.message for i in report.warnings], (trainer, key)
 
 
+# a value other than the default for each key whose default is null or a word
+OTHER = {"trainer.max_seq_length": 64, "training.eval_steps": 5, "training.eval_strategy": "steps",
+         "trainer.chat_template": "chatml", "training.attn_implementation": "eager"}
+
+
 def _another_value(key):
     value = default(key)
+    if key in OTHER:
+        return OTHER[key]
     if isinstance(value, bool):
         return not value
     if isinstance(value, (int, float)):
         return value + 1 if value >= 0 else 5
-    if key == "training.attn_implementation":
-        return "eager"
     return "x"

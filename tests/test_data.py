@@ -5,7 +5,7 @@ import json
 import pytest
 
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 
 FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
 
@@ -20,7 +20,7 @@ def train(tmp_path, *overrides):
 
 @pytest.mark.slow
 def test_own_data_with_missing_column_names_it(tmp_path):
-    from autotrain_hydra.data import DataError
+    from autotrain_hydra.errors import DataError
 
     f = tmp_path / "d.jsonl"
     f.write_text('{"body": "some text"}\n{"body": "more text"}\n')
@@ -30,7 +30,7 @@ def test_own_data_with_missing_column_names_it(tmp_path):
 
 @pytest.mark.slow
 def test_malformed_jsonl_names_line(tmp_path):
-    from autotrain_hydra.data import DataError
+    from autotrain_hydra.errors import DataError
 
     f = tmp_path / "d.jsonl"
     f.write_text('{"text": "ok"}\n{"text": broken\n')

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from autotrain_hydra import paths
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.schema.resolve import resolve
 from autotrain_hydra.schema.rules import validate
 from tests.helpers import fake_reward_dir

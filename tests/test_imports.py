@@ -13,6 +13,26 @@ PACKAGE = ROOT / "autotrain_hydra"
 # What schema/ may import from the package: the registry, the errors, the paths, and itself.
 SCHEMA_MAY_IMPORT = ("autotrain_hydra.registry", "autotrain_hydra.errors", "autotrain_hydra.paths",
                      "autotrain_hydra.schema")
+# The layers of docs/architecture.md, lowest first: a module imports from its own layer and those below it.
+LAYERS = [
+    ("autotrain_hydra.registry", "autotrain_hydra.errors", "autotrain_hydra.paths", "autotrain_hydra.processes"),
+    ("autotrain_hydra.schema",),
+    ("autotrain_hydra.compat",),
+    ("autotrain_hydra.data", "autotrain_hydra.models", "autotrain_hydra.attention"),
+    ("autotrain_hydra.features",),
+    ("autotrain_hydra.trainers",),
+    ("autotrain_hydra.run", "autotrain_hydra.launch", "autotrain_hydra.worker"),
+    ("autotrain_hydra.app", "autotrain_hydra.__main__", "autotrain_hydra.cli", "autotrain_hydra.help",
+     "autotrain_hydra"),
+]
+
+
+def layer(module: str) -> int:
+    for i, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes if p != "autotrain_hydra") \
+                or module == "autotrain_hydra" and "autotrain_hydra" in prefixes:
+            return i
+    raise AssertionError(f"{module} is in no layer of docs/architecture.md")
 
 
 def modules():
@@ -94,6 +114,11 @@ def test_schema_imports_nothing_above_it():
     assert {m: t for m, t in above.items() if t} == {}
 
 
+def test_every_module_imports_only_from_its_layer_and_below():
+    upward = sorted(f"{m} -> {t}" for m, targets in graph().items() for t in targets if layer(t) > layer(m))
+    assert upward == []
+
+
 def test_the_registry_and_the_errors_import_nothing_of_the_package():
     edges = graph()
     assert edges["autotrain_hydra.registry"] == set() and edges["autotrain_hydra.errors"] == set()
@@ -105,7 +130,7 @@ def test_light_imports_compose_validate_help():
     interpreter)."""
     code = (
         "import sys\n"
-        "from autotrain_hydra.schema.compose import compose_config\n"
+        "from autotrain_hydra.compat.hydra import compose_config\n"
         "from autotrain_hydra.schema.resolve import resolve\n"
         "from autotrain_hydra.schema.rules import validate\n"
         "from autotrain_hydra.app import main\n"

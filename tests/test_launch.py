@@ -173,9 +173,10 @@ def test_same_experiment_in_one_process_two_processes_and_submitit(tmp_path, mon
     spy.mkdir()
     (spy / "sitecustomize.py").write_text(SAVE_SPY)
     saves = tmp_path / "saves.log"
-    two = python_m(*EXPERIMENT, "launcher=multiprocess", "launcher.num_processes=2", "training.batch_size=2", cwd=root,
-                 env={"PYTHONPATH": os.pathsep.join([str(spy), os.environ.get("PYTHONPATH", "")]),
-                      "SAVE_SPY_LOG": str(saves)})
+    two = python_m(*EXPERIMENT, "launcher=multiprocess", "launcher.num_processes=2", "training.batch_size=2",
+                   "report_to=[wandb]", cwd=root,
+                   env={"PYTHONPATH": os.pathsep.join([str(spy), os.environ.get("PYTHONPATH", "")]),
+                        "SAVE_SPY_LOG": str(saves), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)})
     out, _ = two.communicate(timeout=600)
     assert two.returncode == 0, out[-4000:]
 
@@ -206,6 +207,15 @@ def test_same_experiment_in_one_process_two_processes_and_submitit(tmp_path, mon
     log = (run_dir / "train.log").read_text()
     assert "[rank 0/2]" in log and "rank 0 of 2: training done" in log and "[rank 1/2]" not in log
     assert "[rank 1/2]" in out  # the other rank's lines reach the console, marked
+
+    # report_to=[wandb]: the one W&B run is rank 0's, and its summary has the run's numbers and the objective, as a
+    # one-process run's has (a W&B sweep reads its metric there; before, only the Trainer's eval/loss keys were there)
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    summary = offline_wandb_summary(run_file)
+    assert two_metrics["objective_name"] == "eval_loss"
+    assert summary["objective"] == pytest.approx(two_metrics["objective"])
+    assert summary["eval_loss"] == pytest.approx(two_metrics["eval_loss"])
+    assert summary["train_loss"] == pytest.approx(two_metrics["train_loss"])
 
     from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
@@ -242,7 +252,7 @@ def _gpus(monkeypatch, n):
 def test_launch_plan_refuses_what_this_machine_cannot_run(overrides, gpus, text, monkeypatch):
     import importlib.util
 
-    from autotrain_hydra.trainers.common import HardwareError
+    from autotrain_hydra.errors import HardwareError
 
     if gpus:
         _gpus(monkeypatch, gpus)
@@ -303,7 +313,7 @@ def test_a_failed_rank_s_error_is_raised_in_the_launching_process(tmp_path):
     """The error a rank had (its type and message) is what the run reports, so its exit code and text are those of a
     one-process run; rank 0's own result comes first, else the lowest failed rank's."""
     from autotrain_hydra import launch
-    from autotrain_hydra.data import DataError
+    from autotrain_hydra.errors import DataError
     from autotrain_hydra.trainers.common import Job
 
     p = launch.Plan(2, 1, 0, None, 1234, "ddp.yaml", "no", True)
@@ -319,7 +329,9 @@ def test_a_failed_rank_s_error_is_raised_in_the_launching_process(tmp_path):
     assert job.metrics == {"n": 3} and job.notes == ["a note"]
     result.unlink()
     (tmp_path / "result.json.rank1").unlink()
-    with pytest.raises(RuntimeError, match=r"the 2 training processes failed \(accelerate launch exited with 1\)"):
+    from autotrain_hydra.errors import RunError
+
+    with pytest.raises(RunError, match=r"the 2 training processes failed \(accelerate launch exited with 1\)"):
         launch._collect(job, str(result), 1, p)
 
 
@@ -351,24 +363,6 @@ def offline_wandb_summary(run_file: Path) -> dict:
     return summary
 
 
-@pytest.mark.slow
-def test_a_launched_run_puts_its_numbers_in_rank_0_s_wandb_summary(tmp_path):
-    """report_to=[wandb] in 2 processes: the one W&B run is rank 0's, and its summary gets the run's numbers and the
-    objective, as a one-process run's does (a W&B sweep reads its metric there). Before, only the Trainer's own
-    ``eval/loss`` keys were there."""
-    out = tmp_path / "run"
-    proc = python_m("launcher=multiprocess", "launcher.num_processes=2", "training.batch_size=2", "training.max_steps=2",
-                  "report_to=[wandb]", f"output_dir={out}", cwd=tmp_path,
-                  env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)})
-    text, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, text[-3000:]
-    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")  # one W&B run for the two ranks
-    summary = offline_wandb_summary(run_file)
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["objective_name"] == "eval_loss" and metrics["world_size"] == 2
-    assert summary["objective"] == pytest.approx(metrics["objective"])
-    assert summary["eval_loss"] == pytest.approx(metrics["eval_loss"])
-    assert summary["train_loss"] == pytest.approx(metrics["train_loss"])
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from autotrain_hydra import models
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 
 FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
 
@@ -27,7 +27,7 @@ def test_tiny_tokenizer_is_deterministic():
 
 
 def test_hub_name_offline_is_a_clear_error():
-    from autotrain_hydra.models import ModelLoadError
+    from autotrain_hydra.errors import ModelLoadError
 
     cfg = compose_config(["model=llama2_7b"])
     with pytest.raises(ModelLoadError, match=r"cannot load the tokenizer of model.name=meta-llama/Llama-2-7b-hf"):

@@ -8,7 +8,7 @@ import torch
 
 from autotrain_hydra import models
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.schema.errors import ConfigError
 
 FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
@@ -24,7 +24,7 @@ def train(tmp_path, *overrides):
 
 @pytest.mark.slow
 def test_fp16_on_cpu_is_refused_before_loading(tmp_path, monkeypatch):
-    from autotrain_hydra.trainers.common import HardwareError
+    from autotrain_hydra.errors import HardwareError
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

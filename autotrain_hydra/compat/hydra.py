@@ -1,4 +1,5 @@
-"""The Hydra internals the entry point uses, all in one place (hydra-core 1.3).
+"""The Hydra internals autotrain_hydra uses, all in one place (hydra-core 1.3): the one way it initializes Hydra and
+composes a config, and the pieces ``@hydra.main`` is made of.
 
 Hydra's public API composes a config (``hydra.compose``) but cannot run a composed config: ``@hydra.main`` parses,
 composes and runs in one call, composing twice on the way (once to find the mode, once to run) and offering no
@@ -7,14 +8,16 @@ therefore does those steps itself with the pieces ``@hydra.main`` is made of:
 
 - ``parse_args``: Hydra's own command-line parser (``hydra._internal.utils.get_args_parser``), so every Hydra flag
   means what it means in any Hydra app;
-- ``initialize``: the config search path (ours, ``--config-dir``) and the global Hydra instance;
-- ``compose``: ``Hydra.compose_config`` in the mode the command needs (run or multirun);
+- ``initialize``: the config search path (ours, and ``--config-dir`` searched first) and the global Hydra
+  (``Hydra.create_main_hydra2``, ``create_config_search_path``);
+- ``compose``: ``Hydra.compose_config`` in the mode the command needs (run or multirun); ``compose_config`` is the
+  same for tests, ``--help`` and notebooks (no ``hydra`` node, initialized once per process);
 - ``run`` / ``multirun``: what ``Hydra.run`` / ``Hydra.multirun`` do, on the already composed config: the job
   through ``hydra.core.utils.run_job`` (run dir, ``.hydra/``, logging), the multirun through the configured sweeper
   and launcher (``hydra.core.plugins.Plugins``, public), with the user's ``hydra.callbacks``
   (``hydra._internal.callbacks.Callbacks``);
 - ``delegate``: the flags that only print Hydra's own information (``--info``, ``--shell-completion``,
-  ``--hydra-help``, ``--experimental-rerun``) run through Hydra's own main, unchanged.
+  ``--hydra-help``, ``--experimental-rerun``) run through Hydra's own main (``_run_hydra``).
 
 ``tests/compat/test_hydra.py`` checks each of these hooks against the installed Hydra.
 """
@@ -22,20 +25,15 @@ therefore does those steps itself with the pieces ``@hydra.main`` is made of:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 TaskFunction = Callable[[DictConfig], Any]
 JOB_NAME = "train"
-
-
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Hydra's command line: its flags (``--multirun``, ``--cfg``, ``--config-dir``, ...) and the overrides."""
-    from hydra._internal.utils import get_args_parser
-
-    return get_args_parser().parse_args(list(argv))
+_initialized_for: Optional[tuple] = None
 
 
 def args_parser() -> argparse.ArgumentParser:
@@ -44,39 +42,52 @@ def args_parser() -> argparse.ArgumentParser:
     return get_args_parser()
 
 
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Hydra's command line: its flags (``--multirun``, ``--cfg``, ``--config-dir``, ...) and the overrides."""
+    return args_parser().parse_args(list(argv))
+
+
 def initialize(config_dir: str, extra_dir: Optional[str] = None) -> None:
-    """The global Hydra for our config dir (and ``--config-dir``, searched first, as Hydra does)."""
+    """The global Hydra for our config dir (and ``--config-dir``, searched first, as Hydra does); our schema nodes
+    and our sweeper's node are registered. Raises InputError for a ``--config-dir`` that does not exist."""
+    global _initialized_for
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
 
+    from autotrain_hydra.errors import InputError
     from autotrain_hydra.schema import register
 
+    if extra_dir is not None and not os.path.isdir(os.path.expanduser(extra_dir)):
+        raise InputError(f"--config-dir {extra_dir}: no such directory\n    fix: give the folder that holds your "
+                         "config groups (e.g. my_configs/model/my_model.yaml)")
     register()
-    import logging
-
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its set-up lines (optuna imports it) are noise
     GlobalHydra.instance().clear()
     search_path = create_config_search_path(search_path_dir=os.path.abspath(config_dir))
     if extra_dir is not None:
-        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(extra_dir)}",
+        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(os.path.expanduser(extra_dir))}",
                             anchor=SearchPathQuery(provider="schema"))
     Hydra.create_main_hydra2(task_name=JOB_NAME, config_search_path=search_path)
-    register_sweeper_node()
-
-
-def register_sweeper_node() -> None:
-    """``hydra/sweeper=optuna`` names our sweeper (the plugin's settings and grammar, our shared-study loop): its
-    config node is stored over the plugin's, which Hydra's plugin scan (in ``initialize``) has registered first."""
     from hydra_plugins.autotrain_hydra_sweeper import register_config
 
-    register_config()
+    register_config()  # hydra/sweeper=optuna is our sweeper: stored over the plugin's, after Hydra's plugin scan
+    _initialized_for = (os.path.abspath(config_dir), extra_dir)
+
+
+def clear() -> None:
+    """Forget the global Hydra (a process may run several commands: tests, notebooks)."""
+    global _initialized_for
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    _initialized_for = None
 
 
 def compose(config_name: str, overrides: List[str], multirun: bool, with_hydra_logging: bool = False) -> DictConfig:
     """The composed config, with its ``hydra`` node, in run or multirun mode (multirun: sweep overrides are left to
-    the sweeper)."""
+    the sweeper). A config that cannot be composed is an InputError."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from hydra.types import RunMode
@@ -93,6 +104,23 @@ def compose(config_name: str, overrides: List[str], multirun: bool, with_hydra_l
             raise
         cause = f"\n    ({e.__cause__})" if isinstance(e.__cause__, OmegaConfBaseException) else ""
         raise InputError(f"the configuration cannot be composed: {e}{cause}") from e
+
+
+def compose_config(overrides: Iterable[str] = (), config_dir: Optional[str] = None) -> DictConfig:
+    """The app's config for these overrides (no ``hydra`` node), as ``python -m autotrain_hydra <overrides>`` composes
+    it: for tests, ``--help`` and notebooks. Hydra is initialized once and kept."""
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    from autotrain_hydra import paths
+
+    wanted = (os.path.abspath(str(config_dir or paths.config_dir())), None)
+    if _initialized_for != wanted or not GlobalHydra.instance().is_initialized():
+        initialize(wanted[0])
+    cfg = compose("config", list(overrides), multirun=False)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def _context(cfg: DictConfig) -> Any:
@@ -132,24 +160,19 @@ def delegate(args: argparse.Namespace, task: TaskFunction, config_dir: str) -> i
     """Hydra's own main for the flags that print Hydra's information (``--info``, ``--hydra-help``, ...); returns
     its exit code (it exits when done)."""
     from hydra._internal.utils import _run_hydra
-    from hydra.core.global_hydra import GlobalHydra
 
-    GlobalHydra.instance().clear()
+    from autotrain_hydra.schema import register
+
+    register()  # our base_* schema nodes, which the configs' defaults lists name
+    clear()
     try:
         _run_hydra(args=args, args_parser=args_parser(), task_function=task,
                    config_path=os.path.abspath(config_dir), config_name=args.config_name or "config")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
-        GlobalHydra.instance().clear()
+        clear()
     return 0
-
-
-def clear() -> None:
-    """Forget the global Hydra (a process may run several commands: tests, notebooks)."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
 
 
 def job_number() -> Optional[int]:

@@ -14,7 +14,7 @@ import os
 import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
-from autotrain_hydra.errors import BenchmarkError  # noqa: F401
+from autotrain_hydra.errors import BenchmarkError
 from autotrain_hydra.schema.metrics import benchmark_entries as entries
 from autotrain_hydra.schema.rules.features import LM_EVAL_HINT as INSTALL_HINT, MISSING_LM_EVAL as MISSING_EXTRA
 
@@ -37,28 +37,57 @@ metric_list:
 """}
 
 
+# lm-eval's index of its ~15,000 built-in tasks takes ~17 s to build: built once per process and set of folders,
+# and only when a named built-in task is asked for (shipped and local tasks index their own folder).
+_MANAGERS: Dict[Tuple[Tuple[str, ...], bool], Any] = {}
+_SHIPPED_DIR: List[str] = []
 
 
-def _tasks(value: Any, workdir: str) -> Tuple[List[str], List[str]]:
-    """Task names and the folders lm-eval must search (local YAML files, the shipped tasks)."""
+def _shipped_dir() -> str:
+    """One folder per process for the shipped task YAMLs (stable, so that the task index is reused)."""
+    if not _SHIPPED_DIR:
+        import atexit
+        import shutil
+
+        from autotrain_hydra import paths
+
+        folder = tempfile.mkdtemp(prefix="autotrain-tasks-")
+        for name, text in SHIPPED.items():
+            with open(os.path.join(folder, f"{name}.yaml"), "w", encoding="utf-8") as f:
+                f.write(text.format(data=paths.asset("data/preference_valid.jsonl")))
+        atexit.register(shutil.rmtree, folder, True)
+        _SHIPPED_DIR.append(folder)
+    return _SHIPPED_DIR[0]
+
+
+def _tasks(value: Any) -> Tuple[List[str], List[str], bool]:
+    """Task names, the folders lm-eval must search (local YAML files, the shipped tasks), and whether a built-in
+    task is named (its index is needed)."""
     import yaml
 
-    from autotrain_hydra import paths
-
-    names, include = [], [workdir]
+    names, include, builtin = [], [_shipped_dir()], False
     for e in entries(value):
         if e in SHIPPED:
-            with open(os.path.join(workdir, f"{e}.yaml"), "w", encoding="utf-8") as f:
-                f.write(SHIPPED[e].format(data=paths.asset("data/preference_valid.jsonl")))
             names.append(e)
         elif e.endswith((".yaml", ".yml")):
             path = os.path.abspath(os.path.expanduser(e))
             with open(path, encoding="utf-8") as f:
                 names.append(yaml.safe_load(f)["task"])
-            include.append(os.path.dirname(path))
+            if os.path.dirname(path) not in include:
+                include.append(os.path.dirname(path))
         else:
             names.append(e)
-    return names, include
+            builtin = True
+    return names, include, builtin
+
+
+def _manager(include: List[str], builtin: bool) -> Any:
+    from lm_eval.tasks import TaskManager
+
+    key = (tuple(include), builtin)
+    if key not in _MANAGERS:
+        _MANAGERS[key] = TaskManager(include_path=list(include), include_defaults=builtin)
+    return _MANAGERS[key]
 
 
 def run_benchmarks(model_path: str, value: Any, batch_size: int, limit: Optional[int] = None,
@@ -69,25 +98,23 @@ def run_benchmarks(model_path: str, value: Any, batch_size: int, limit: Optional
         raise BenchmarkError(f"{MISSING_EXTRA}: {INSTALL_HINT}")
     import torch
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
     adapter = os.path.isfile(os.path.join(model_path, "adapter_config.json"))
     model_args = f"pretrained={base_model},peft={model_path}" if adapter else f"pretrained={model_path}"
-    with tempfile.TemporaryDirectory() as workdir:
-        names, include = _tasks(value, workdir)
-        manager = TaskManager(include_path=include)
-        unknown = [n for n in names if n not in manager.all_tasks]
-        if unknown:
-            raise BenchmarkError(f"unknown benchmark task(s) {', '.join(unknown)}; give a "
-                                 f"lm-eval task name or the path of a task YAML")
-        try:
-            results = simple_evaluate(model="hf", model_args=model_args, tasks=names, task_manager=manager,
-                                      batch_size=batch_size, limit=limit,
-                                      device="cuda" if torch.cuda.is_available() else "cpu")
-        except (OSError, ConnectionError, ValueError) as e:
-            raise BenchmarkError(f"benchmark {', '.join(names)} could not run: {str(e).splitlines()[0]}. A task "
-                                 f"whose dataset must be downloaded cannot run without network: write a local task "
-                                 f"YAML over a jsonl file (see README)") from e
+    names, include, builtin = _tasks(value)
+    manager = _manager(include, builtin)
+    unknown = [n for n in names if n not in manager.all_tasks]
+    if unknown:
+        raise BenchmarkError(f"unknown benchmark task(s) {', '.join(unknown)}; give a "
+                             f"lm-eval task name or the path of a task YAML")
+    try:
+        results = simple_evaluate(model="hf", model_args=model_args, tasks=names, task_manager=manager,
+                                  batch_size=batch_size, limit=limit,
+                                  device="cuda" if torch.cuda.is_available() else "cpu")
+    except (OSError, ConnectionError, ValueError) as e:
+        raise BenchmarkError(f"benchmark {', '.join(names)} could not run: {str(e).splitlines()[0]}. A task "
+                             f"whose dataset must be downloaded cannot run without network: write a local task "
+                             f"YAML over a jsonl file (docs/usage.md)") from e
     out: Dict[str, float] = {}
     for task, scores in results["results"].items():
         for key, v in scores.items():

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from autotrain_hydra import models
-from autotrain_hydra.data import DataError, is_conversation
+from autotrain_hydra.data import DataError
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,6 @@ def response_nll(logits, input_ids, labels_mask):
 
 
 # ----------------------------------------------------------------------------------------------- prompts
-def prompt_of(value: Any) -> Any:
-    """The prompt part of a row value: a string as is; a conversation up to (not including) its last assistant
-    message."""
-    if is_conversation(value):
-        last = max((i for i, m in enumerate(value) if m["role"] == "assistant"), default=len(value))
-        return list(value[:last])
-    return value
 
 
 def _last_user_text(messages: List[dict]) -> str:
@@ -145,7 +138,7 @@ def load_teacher(cfg: Any, attn_implementation: Optional[str] = None):
 def setup(job: Any, tokenizer: Any, prompts: Optional[List[Any]] = None,
           attn_implementation: Optional[str] = None) -> Optional[Distiller]:
     """The distiller for this run, or None when distillation is off. ``prompts`` (raw prompt values of the training
-    rows, see :func:`prompt_of`) are needed only in sequence mode; a callable is accepted to defer reading them.
+    rows, see ``data.prompt_of``) are needed only in sequence mode; a callable is accepted to defer reading them.
     ``attn_implementation``: the student's (the teacher sees the same batches)."""
     cfg = job.cfg
     if not cfg.distillation.enabled:
@@ -178,7 +171,7 @@ def setup(job: Any, tokenizer: Any, prompts: Optional[List[Any]] = None,
                                cfg.training.eval_batch_size or cfg.training.batch_size)
     del teacher
     _free_memory()
-    from autotrain_hydra.trainers.common import is_main_process
+    from autotrain_hydra.processes import is_main_process
 
     if is_main_process():  # every rank of a launched run has the same (greedy) answers; rank 0 writes them
         out = os.path.join(job.output_dir, "distillation")

@@ -120,7 +120,7 @@ def eval_rows(cfg: DictConfig) -> Tuple[Any, str, str]:
         column = text_column_for(rows.column_names, cfg.trainer.name, cfg.data.text_column) or cfg.data.text_column
         data_mod.require_columns(rows, [column], cfg.eval.dataset_path, ["data.text_column"])
         return rows, cfg.eval.dataset_path, column
-    splits = data_mod.load_splits(cfg.data, cfg.trainer.name)
+    splits = data_mod.load_splits(cfg.data)
     if splits.valid is None:
         raise data_mod.DataError("enhanced evaluation has no eval data: set eval.dataset_path or data.valid_path")
     return (splits.valid, cfg.data.valid_path or cfg.data.valid_split or f"held-out {cfg.data.valid_fraction}",
@@ -146,13 +146,12 @@ def load_generator(path: str):
 def generate(model: Any, tokenizer: Any, items: List[Dict[str, Any]], cfg: DictConfig) -> List[str]:
     import torch
 
-    from autotrain_hydra.trainers.ppo import left_pad
 
     device = next(model.parameters()).device
     outs = []
     for i in range(0, len(items), cfg.eval.batch_size):
         batch = items[i: i + cfg.eval.batch_size]
-        ids, mask = left_pad([b["prompt_ids"] for b in batch], tokenizer.pad_token_id)
+        ids, mask = data_mod.left_pad([b["prompt_ids"] for b in batch], tokenizer.pad_token_id)
         with torch.no_grad():
             gen = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                                  max_new_tokens=cfg.eval.max_new_tokens, do_sample=cfg.eval.do_sample,
@@ -165,7 +164,7 @@ def perplexity(model: Any, tokenizer: Any, items: List[Dict[str, Any]], batch_si
     """exp(mean negative log-likelihood per reference token, given its prompt)."""
     import torch
 
-    from autotrain_hydra.trainers.preference import sequence_logps
+    from autotrain_hydra.models import sequence_logps
 
     total, tokens = 0.0, 0
     for i in range(0, len(items), batch_size):
@@ -230,8 +229,6 @@ def evaluate_scorer(path: str, cfg: DictConfig) -> Dict[str, float]:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from autotrain_hydra.trainers.reward import scorer_inputs
-
     metrics = eval_metrics(cfg)
     rows, source, column = eval_rows(cfg)
     if cfg.eval.max_samples:
@@ -245,7 +242,7 @@ def evaluate_scorer(path: str, cfg: DictConfig) -> Dict[str, float]:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
     def scores(completions: List[List[int]], prompts: List[List[int]]) -> torch.Tensor:
-        seqs = [scorer_inputs(p, c, block) for p, c in zip(prompts, completions)]
+        seqs = [data_mod.scorer_inputs(p, c, block) for p, c in zip(prompts, completions)]
         ids = torch.full((len(seqs), max(len(x) for x in seqs)), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, x in enumerate(seqs):

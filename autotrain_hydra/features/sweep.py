@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -110,11 +110,11 @@ def run_wandb_sweep(cfg: DictConfig, argv: List[str], spec_dir: str = "multirun"
 
 
 # ----------------------------------------------------------------------------------------------- the report
-def _trial_rows(study, sweep_dir: str) -> List[Dict[str, Any]]:
+def _trial_rows(study, trial_dir: Callable[[int], str]) -> List[Dict[str, Any]]:
     rows = []
     for t in study.trials:
         start, end = t.datetime_start, t.datetime_complete
-        path = os.path.join(sweep_dir, str(t.number))  # a trial's dir is its study number (sweep_study)
+        path = trial_dir(t.number)  # named by its study number (sweep_study)
         train_s = None
         if os.path.isfile(os.path.join(path, "metrics.json")):
             with open(os.path.join(path, "metrics.json"), encoding="utf-8") as f:
@@ -132,7 +132,8 @@ def redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):.*@", r"\1:***@", str(url))
 
 
-def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, direction: str) -> Dict[str, Any]:
+def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, direction: str,
+                 trial_dir: Optional[Callable[[int], str]] = None) -> Dict[str, Any]:
     """trials.csv, a console table, optimization_results.yaml (with the best trial's model path) and PNG plots of
     the optimisation history and the parameter importances, in the sweep dir. Every trial of the study is listed,
     those of other workers and earlier runs on the same storage too. Written by the sweeper when it ends (under its
@@ -140,7 +141,7 @@ def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, directio
     import csv
 
     os.makedirs(sweep_dir, exist_ok=True)  # a finished study run again into a new sweep dir runs no trial
-    rows = _trial_rows(study, sweep_dir)
+    rows = _trial_rows(study, trial_dir or (lambda n: os.path.join(sweep_dir, str(n))))
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "number", k != "state", k != "value", k))
     with written_whole(os.path.join(sweep_dir, "trials.csv")) as tmp, open(tmp, "w", newline="",
                                                                           encoding="utf-8") as f:

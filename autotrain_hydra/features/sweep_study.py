@@ -31,24 +31,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines (on import) are noise in a sweep log
-
 import optuna  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from autotrain_hydra.errors import SweepFailed  # noqa: E402
+from autotrain_hydra.errors import InputError, SweepFailed  # noqa: E402
 from autotrain_hydra.features.sweep import redact, write_report  # noqa: E402
 from autotrain_hydra.schema.keys import get  # noqa: E402
 from autotrain_hydra.schema.metrics import sweep_objective  # noqa: E402
-from autotrain_hydra.schema.sweep_space import Dist, grammar, parse_space, search_space  # noqa: E402
-from autotrain_hydra.signals import sigterm_as_interrupt  # noqa: E402
+from autotrain_hydra.schema.sweep_space import Dist, legacy_dist, parse_space, search_space  # noqa: E402
+from autotrain_hydra.processes import sigterm_as_interrupt  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +62,9 @@ def grid_choices(dist: Dist) -> List[Any]:
     if dist.kind == "categorical":
         return list(dist.choices)
     if dist.step is not None and not dist.log:
-        n = int((dist.high - dist.low) // dist.step)
+        n = math.floor((dist.high - dist.low) / dist.step + 1e-9)  # 0.3 / 0.1 is 2.9999...: 3 points, not 2
         return [dist.low + i * dist.step for i in range(n)]
     raise ValueError("the grid sampler needs discrete parameters: choice(...) or range(...)")
-
-
-def legacy_search_space(node: Any) -> List[str]:
-    """``hydra.sweeper.search_space`` (deprecated by hydra-optuna-sweeper, still read): {key: {type, low, high, log,
-    step, choices}} → grammar lines."""
-    lines = []
-    for key, spec in OmegaConf.to_container(node).items():
-        spec = dict(spec)
-        if spec.get("step") is not None and str(spec.get("type")) in ("int", "DistributionType.int"):
-            lines.append(f"{key}=range({spec['low']}, {int(spec['high']) + 1}, {spec['step']})")
-            continue
-        spec["type"] = str(spec.get("type", "float")).replace("DistributionType.", "")
-        lines.append(f"{key}={grammar(key, spec)}")
-    return lines
 
 
 # ----------------------------------------------------------------------------------------------- storage
@@ -241,13 +226,14 @@ class SharedStudy:
 
     # -- the space
     def _space(self, arguments: List[str]) -> Tuple[Dict[str, Dist], Dict[str, str]]:
-        lines = [f"{k}={v}" for k, v in (self.params or {}).items()]
+        searched: Dict[str, Dist] = {}
         if self.search_space and not self.params:
             warnings.warn("hydra.sweeper.search_space is deprecated by hydra-optuna-sweeper: use hydra.sweeper.params")
-            lines = legacy_search_space(self.search_space)
+            searched = {str(k): legacy_dist(v) for k, v in OmegaConf.to_container(self.search_space).items()}
+        lines = [f"{k}={v}" for k, v in (self.params or {}).items()]
         if self.app_sweep:
             lines += [f"{k}={g}" for k, g in search_space(self.config).items()]
-        searched, _ = parse_space(lines)
+        searched.update(parse_space(lines)[0])
         typed_searched, fixed = parse_space(arguments)
         searched.update(typed_searched)
         for key in [k for k in fixed if k.lstrip("+") in searched]:
@@ -277,9 +263,12 @@ class SharedStudy:
         return instantiate(self.sampler_node)
 
     def _directions(self) -> List[str]:
+        """The study's direction. A run returns one objective: several directions (a multi-objective study) are
+        refused, before any trial."""
         direction = self.direction
         if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction):
-            return [getattr(d, "name", d) for d in direction]
+            raise InputError(f"hydra.sweeper.direction={list(direction)}: a run returns one objective, so a sweep "
+                             "has one direction\n    fix: hydra.sweeper.direction=minimize (or maximize)")
         return [getattr(direction, "name", direction) or "minimize"]
 
     # -- the loop
@@ -320,9 +309,13 @@ class SharedStudy:
                     beat = trial_id(storage, study, trial.number) if beats(storage) else None
                     with heartbeat(storage, beat):
                         ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
-                except BaseException:  # the worker is stopping (Ctrl-C, SIGTERM): the trial did not finish
+                except KeyboardInterrupt:  # the worker is stopping (Ctrl-C, SIGTERM): the trial did not finish
                     study.tell(trial, state=TrialState.FAIL)
                     log.warning("sweep: trial %d marked FAIL: this worker was stopped", trial.number)
+                    raise
+                except Exception as e:  # the sweeper itself failed around the trial (not the trial's own error)
+                    study.tell(trial, state=TrialState.FAIL)
+                    log.error("sweep: trial %d marked FAIL: the sweeper failed to run it (%s)", trial.number, e)
                     raise
                 ran += 1
                 try:
@@ -369,7 +362,12 @@ class SharedStudy:
 
     def _report(self, study: optuna.Study, directions: List[str]) -> None:
         with budget_lock(self.storage):  # workers ending together: one at a time, the last reads the newest study
-            write_report(self.sweep_dir, study, self.storage, self.metric, directions[0].lower())
+            write_report(self.sweep_dir, study, self.storage, self.metric, directions[0].lower(), self._trial_dir)
+
+    def _trial_dir(self, number: int) -> str:
+        """Where trial ``number`` writes: ``<output_dir>/<number>`` when output_dir is set, else its Hydra job dir."""
+        base = get(self.config, "output_dir")
+        return os.path.join(str(base), str(number)) if base else os.path.join(self.sweep_dir, str(number))
 
     def _next_trial(self, study: optuna.Study, storage: Any,
                     searched: Dict[str, Dist]) -> Optional[optuna.trial.Trial]:

@@ -24,8 +24,8 @@ from autotrain_hydra.schema.config import (
 from autotrain_hydra.schema.errors import ConfigError, Issue
 
 __all__ = [
-    "Config", "DataConfig", "DistillationConfig", "EvalConfig", "LauncherConfig", "ModelConfig", "PeftConfig", "RLConfig",
-    "SweepConfig", "TrainerConfig", "TrainingConfig", "ConfigError", "Issue", "register",
+    "Config", "DataConfig", "DistillationConfig", "EvalConfig", "LauncherConfig", "ModelConfig", "PeftConfig",
+    "RLConfig", "SweepConfig", "TrainerConfig", "TrainingConfig", "ConfigError", "Issue", "register",
 ]
 
 _REGISTERED = False

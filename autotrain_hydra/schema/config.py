@@ -1,7 +1,8 @@
 """Structured-config schema: every parameter of the trainer-parameter guide, with its default and type.
 
 Plain dataclasses only (no torch, no transformers): composing and validating a config must stay light.
-Ranges, allowed values and the per-trainer rules live in ``rules.py``; this file says what exists.
+Ranges and allowed values live in the rules table (``params.py``), which trainer reads which key in the trainer
+registry (``autotrain_hydra/registry.py``); this file says what exists.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
-from autotrain_hydra.registry import TRAINERS  # noqa: F401  (the trainer registry names them)
+from autotrain_hydra.registry import DEFAULT_TRAINER
 
 
 @dataclass
@@ -35,7 +36,7 @@ class RLConfig:
 class TrainerConfig:
     """One node for every trainer-specific key, so a key set for the wrong trainer composes and is warned about."""
 
-    name: str = "sft"
+    name: str = DEFAULT_TRAINER
     # SFT
     chat_template: Optional[str] = None  # null: the tokenizer's own template; else chatml, zephyr, llama2, alpaca
     add_eos_token: bool = False
@@ -210,5 +211,5 @@ class Config:
     report_to: List[str] = field(default_factory=list)  # e.g. [wandb]; empty: no tracker
 
 
-# Top-level config groups (selected with ``group=option``) and the schema node each one fills.
+# Top-level config groups (selected with ``group=option``).
 GROUPS = ("trainer", "model", "peft", "data", "features", "launcher", "experiment", "hparams_search")

@@ -1,10 +1,10 @@
 """The column names of a data set, read cheaply before anything is loaded (no ``datasets``, no torch).
 
-Used where the config is resolved (a default ``data.text_column`` the data lack falls back to the trainer's
-conventional column) and by the rules (a named column that the data lack). Local files are peeked: the first JSON
-line of a ``.jsonl`` (or ``.json`` in JSON-lines form), the header of a ``.csv``, the schema of a ``.parquet``;
-``.txt`` has one column, ``text``. A directory is peeked through its first data file for the split. A dataset
-name (the hub) cannot be peeked: None, and the loader says what is missing.
+Used where the config is resolved: a default ``data.text_column`` the data lack falls back to the trainer's
+conventional column. Local files are peeked: the first JSON line of a ``.jsonl`` (or ``.json`` in JSON-lines form),
+the header of a ``.csv``, the schema of a ``.parquet``; ``.txt`` has one column, ``text``. A directory is peeked
+through its first data file for the split, or the ``dataset_info.json`` that ``save_to_disk`` writes. A dataset
+name (the hub) cannot be peeked: None, and the loader names the missing column and the fix.
 """
 
 from __future__ import annotations
@@ -94,6 +94,21 @@ def columns(path: Optional[str], split: str = "train") -> Optional[List[str]]:
     if os.path.isfile(path):
         return _file_columns(path)
     if os.path.isdir(path):
+        saved = _saved_columns(path, split)
+        if saved is not None:
+            return saved
         found = split_file(path, split)
         return _file_columns(found) if found else None
+    return None
+
+
+def _saved_columns(folder: str, split: str) -> Optional[List[str]]:
+    """The columns of a ``save_to_disk`` folder: a Dataset's ``dataset_info.json``, or a DatasetDict's split's."""
+    for info in (os.path.join(folder, "dataset_info.json"), os.path.join(folder, split, "dataset_info.json")):
+        if os.path.isfile(info):
+            try:
+                with open(info, encoding="utf-8") as f:
+                    return list(json.load(f).get("features") or {})
+            except (OSError, ValueError):
+                return None
     return None

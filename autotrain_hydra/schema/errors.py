@@ -24,18 +24,30 @@ class Issue:
     value: Any = _MISSING
     fix: Optional[str] = None
 
+    def to_dict(self) -> dict:
+        """A plain dict (JSON): what a launched rank hands back; ``from_dict`` rebuilds the issue."""
+        out = {"level": self.level, "message": self.message, "key": self.key, "fix": self.fix}
+        if self.value is not _MISSING:
+            out["value"] = self.value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Issue":
+        return cls(**data)
+
     def render(self) -> str:
         head = ("Error: " if self.level == "error" else "Warning: ") + self.message
         details = []
         if self.key is not None:
-            details.append(self.key if self.value is _MISSING else f"{self.key}={_show(self.value)}")
+            details.append(self.key if self.value is _MISSING else f"{self.key}={show_value(self.value)}")
         line = head + (f"  [{', '.join(details)}]" if details else "")
         if self.fix:
             line += f"\n    fix: {self.fix}"
         return line
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A config value as the user writes it: null, true/false, the value."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -64,16 +76,19 @@ class Report:
     def warnings(self) -> List[Issue]:
         return [i for i in self.issues if i.level == "warning"]
 
-    def render(self) -> str:
+    def render(self, before_anything: bool = True) -> str:
+        """Every issue, warnings first; with errors, a last line that says so (and, for a config checked before the
+        run began, that nothing was loaded or written)."""
         lines = [i.render() for i in self.warnings + self.errors]
         n = len(self.errors)
         if n:
-            lines.append(f"autotrain_hydra: the configuration has {n} error{'s' if n != 1 else ''}; nothing was loaded or written.")
+            tail = "nothing was loaded or written" if before_anything else "the run stopped before training"
+            lines.append(f"autotrain_hydra: the configuration has {n} error{'s' if n != 1 else ''}; {tail}.")
         return "\n".join(lines)
 
-    def raise_if_errors(self) -> None:
+    def raise_if_errors(self, before_anything: bool = True) -> None:
         if self.errors:
-            raise ConfigError(self)
+            raise ConfigError(self, before_anything)
 
 
 class ConfigError(InputError):
@@ -81,9 +96,9 @@ class ConfigError(InputError):
 
     exit_code = EXIT_CONFIG_ERROR
 
-    def __init__(self, report: Report):
-        self.report = report
-        super().__init__(report.render())
+    def __init__(self, report: Report, before_anything: bool = True):
+        self.report, self.before_anything = report, before_anything
+        super().__init__(report.render(before_anything))
 
     def render(self) -> str:
-        return self.report.render()
+        return self.report.render(self.before_anything)

@@ -121,17 +121,27 @@ def plain(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------- what was set
-def override_keys(overrides: Iterable[str]) -> set:
-    """Keys a list of Hydra overrides sets (``+trainer.dpo_beta=0.1`` → ``trainer.dpo_beta``); groups excluded."""
-    known = set(schema_keys(leaves_only=True))
-    keys = set()
-    for o in overrides:
-        if "=" not in o:
+def parsed(overrides: Iterable[str]) -> List[Any]:
+    """Hydra's parse of each override (its public parser); one that does not parse is left out (the override check
+    reports it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser, out = OverridesParser.create(), []
+    for text in overrides:
+        try:
+            out += parser.parse_overrides([text])
+        except OverrideParseException:
             continue
-        k = o.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
-        if "/" not in k and "." in k or k in known:
-            keys.add(k)
-    return keys
+    return out
+
+
+def override_keys(overrides: Iterable[str]) -> set:
+    """The keys (not config groups) a list of overrides sets: ``+trainer.dpo_beta=0.1`` → ``trainer.dpo_beta``,
+    ``hydra.sweeper.n_trials=2`` too."""
+    known = set(schema_keys(leaves_only=True))
+    return {o.key_or_group for o in parsed(overrides)
+            if not o.is_delete() and (o.key_or_group in known or "." in o.key_or_group and "/" not in o.key_or_group)}
 
 
 def is_set(cfg: DictConfig, key: str, overridden: set) -> bool:
@@ -194,4 +204,9 @@ def unknown_key_fix(key: str) -> str:
     suggestion = did_you_mean(key)
     if suggestion:
         return f"did you mean {suggestion}? Set it as {suggestion}=<value>"
-    return "see README.md for the keys, or print them with: python -m autotrain_hydra --cfg job"
+    return "see docs/usage.md for the keys, or print them with: python -m autotrain_hydra --cfg job"
+
+
+def unknown_key(report: Any, key: str, value: Any) -> None:
+    """The error for a key the schema does not have, with what the user most likely meant."""
+    report.error(f"unknown key {key}", key, value, unknown_key_fix(key))

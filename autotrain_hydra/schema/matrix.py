@@ -1,4 +1,5 @@
-"""Generate docs/compatibility.md from the rules table: ``python -m autotrain_hydra.schema.matrix > docs/compatibility.md``.
+"""Generate docs/compatibility.md from the rules table and the trainer registry:
+``python -m autotrain_hydra.schema.matrix > docs/compatibility.md``.
 
 A test checks that the committed file is what this prints, so the docs cannot drift from the rules.
 """

@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from autotrain_hydra.schema.config import GROUPS, Config
 from autotrain_hydra.schema.errors import Report
-from autotrain_hydra.schema.keys import schema_keys, unknown_key_fix
+from autotrain_hydra.schema.keys import schema_keys, unknown_key
 from autotrain_hydra.schema.params import REMOVED_TRAINERS
 
 
@@ -89,8 +89,7 @@ def check_overrides(overrides: Iterable[str], config_dirs: Sequence[Path],
                 good.append(text)
             continue
         if key not in known:
-            report.error(f"unknown key {key}", key, o.value() if not o.is_sweep_override() else None,
-                         unknown_key_fix(key))
+            unknown_key(report, key, o.value() if not o.is_sweep_override() else None)
             continue
         if o.is_add() and not o.is_force_add():
             report.error(f"{key} exists already: it cannot be added with '+'", key, o.value(),

@@ -248,9 +248,5 @@ REMOVED_TRAINERS = {
 }
 
 
-def trainers_label(trainers) -> str:
-    return registry.label(trainers)
-
-
 def ignored_message(param: Param) -> str:
-    return f"{param.name} only applies to {trainers_label(param.trainers)}, will be ignored"
+    return f"{param.name} only applies to {registry.label(param.trainers)}, will be ignored"

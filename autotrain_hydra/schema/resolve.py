@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -50,15 +50,16 @@ class Resolved:
 
 
 def resolve(cfg: DictConfig, overrides: Iterable[str] = (), job: Optional[JobPlace] = None,
-            config_dir: Optional[str] = None) -> Resolved:
-    """The resolved, read-only copy of ``cfg`` (see the module doc); ``overrides`` are the ones the user typed."""
+            config_dirs: Sequence[str] = ()) -> Resolved:
+    """The resolved, read-only copy of ``cfg`` (see the module doc); ``overrides`` are the ones the user typed;
+    ``config_dirs`` where the data presets are looked up first (``--config-dir``; then the package's configs)."""
     out = copy.deepcopy(cfg)
-    OmegaConf.set_readonly(out, False)
     typed = override_keys(overrides)
+    dirs = [*config_dirs, str(paths.config_dir())]
     notes: List[str] = []
     with read_write(out), open_dict(out):
         for step in (_data_sample, _text_column, _sweep_objective, _holdout):
-            note = step(out, typed, config_dir)
+            note = step(out, typed, dirs)
             if note:
                 notes.append(note)
         if job is not None:
@@ -81,14 +82,15 @@ def _set(cfg: DictConfig, key: str, value) -> None:
     OmegaConf.update(cfg, key, value, merge=False)
 
 
-def _data_sample(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+def _data_sample(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
     if get(cfg, "data.path") is not None:
         return None
     trainer = get(cfg, "trainer.name")
     if trainer not in registry.SPECS:
         return None  # refused by the rules
     shape = registry.spec(trainer).data_shape
-    preset = OmegaConf.load(os.path.join(config_dir or paths.config_dir(), "data", f"{shape}.yaml"))
+    found = [os.path.join(d, "data", f"{shape}.yaml") for d in dirs]
+    preset = OmegaConf.load(next(f for f in found if os.path.isfile(f)))
     for k, v in preset.items():
         key = f"data.{k}"
         if k == "defaults" or key in typed or get(cfg, key) != default(key):
@@ -109,7 +111,7 @@ def text_column_for(present: List[str], trainer: str, column: str) -> Optional[s
     return None
 
 
-def _text_column(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+def _text_column(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
     column = get(cfg, "data.text_column")
     if column != DEFAULT_TEXT_COLUMN or "data.text_column" in typed:
         return None
@@ -123,7 +125,7 @@ def _text_column(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Opti
             f"the {trainer} column by convention (set data.text_column to choose)")
 
 
-def _sweep_objective(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+def _sweep_objective(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
     if not feature_enabled(cfg, "sweep") or get(cfg, "trainer.name") not in registry.SPECS:
         return None
     metric, direction = sweep_objective(cfg)
@@ -137,7 +139,7 @@ def _sweep_objective(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> 
     return "sweep: " + ", ".join(changed) if changed else None
 
 
-def _holdout(cfg: DictConfig, typed: set, config_dir: Optional[str]) -> Optional[str]:
+def _holdout(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
     """Eval metrics without eval data: hold out a seeded slice of the training rows (the same in every trial)
     rather than refuse: for a sweep on an eval metric (the guide's sweep example optimises eval_loss with one data
     file), and for enhanced evaluation without eval data."""

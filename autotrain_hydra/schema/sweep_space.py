@@ -59,14 +59,19 @@ def grammar(key: str, spec: Any) -> str:
             return grammar(key, list(spec["choices"]))
         if "low" not in spec or "high" not in spec:
             raise SweepSpecError(f"{key}: a {kind} parameter needs 'low' and 'high'")
-        body = f"interval({_number(spec['low'])}, {_number(spec['high'])})"
+        if kind not in ("int", "integer", "float", "uniform", "loguniform", "log_uniform"):
+            raise SweepSpecError(f"{key}: unknown parameter type {kind!r} (float, int, categorical, loguniform)")
+        log = bool(spec.get("log")) or kind in ("loguniform", "log_uniform")
+        low, high = _number(spec["low"]), _number(spec["high"])
+        if spec.get("step") is not None:  # low, low + step, ..., high (as hydra-optuna-sweeper's range)
+            if log:
+                raise SweepSpecError(f"{key}: 'step' and 'log' do not go together")
+            step = spec["step"] if kind not in ("int", "integer") else int(spec["step"])
+            return f"range({low}, {high}, {_number(step)})"
+        body = f"interval({low}, {high})"
         if kind in ("int", "integer"):
             body = f"int({body})"
-        elif kind not in ("float", "uniform", "loguniform", "log_uniform"):
-            raise SweepSpecError(f"{key}: unknown parameter type {kind!r} (float, int, categorical, loguniform)")
-        if spec.get("log") or kind in ("loguniform", "log_uniform"):
-            body = f"tag(log, {body})"
-        return body
+        return f"tag(log, {body})" if log else body
     raise SweepSpecError(f"{key}: cannot read {spec!r} as a search space")
 
 
@@ -150,6 +155,22 @@ def distribution(override: Any) -> Optional[Dist]:
         return Dist("int" if ints else "float", value.start, value.end, None, "log" in value.tags)
     raise SweepSpecError(f"{override.input_line}: not a sweep the Optuna sweeper can search "
                          "(use interval, range or choice)")
+
+
+def legacy_dist(spec: Dict[str, Any]) -> Dist:
+    """One entry of ``hydra.sweeper.search_space`` (deprecated by hydra-optuna-sweeper, still read): ``{type: int |
+    float | categorical, low, high, step, log, choices}``, read as its ``create_optuna_distribution_from_config``
+    reads it."""
+    kind = str(spec.get("type", "float")).rsplit(".", 1)[-1]
+    if kind == "categorical":
+        return Dist("categorical", choices=tuple(spec["choices"]))
+    if kind == "int":
+        step = None if spec.get("log") else int(spec.get("step") or 1)
+        return Dist("int", int(spec["low"]), int(spec["high"]), step, bool(spec.get("log")))
+    if kind == "float":
+        return Dist("float", spec["low"], spec["high"], None if spec.get("log") else spec.get("step"),
+                    bool(spec.get("log")))
+    raise SweepSpecError(f"hydra.sweeper.search_space: unknown type {kind!r} (int, float, categorical)")
 
 
 def candidates(dist: Dist) -> List[Any]:

@@ -10,7 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra import registry
-from autotrain_hydra.errors import CheckpointError, HardwareError, NumericalError  # noqa: F401
+from autotrain_hydra.errors import CheckpointError, HardwareError, NumericalError
+from autotrain_hydra.processes import rank_and_world
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +135,13 @@ def hardware_check(cfg: DictConfig) -> None:
     precision_flags(cfg.training.mixed_precision)
     t = cfg.training
     reads = registry.spec(cfg.trainer.name).reads  # a key the trainer does not read was warned about and is ignored
-    if "training.use_liger_kernel" in reads and t.use_liger_kernel and not (torch.cuda.is_available() and importlib.util.find_spec("liger_kernel")):
+    liger_here = torch.cuda.is_available() and importlib.util.find_spec("liger_kernel")
+    if "training.use_liger_kernel" in reads and t.use_liger_kernel and not liger_here:
         raise HardwareError("training.use_liger_kernel=true needs a CUDA GPU and the liger-kernel package "
                             f"(GPU: {torch.cuda.is_available()}, liger-kernel installed: "
                             f"{importlib.util.find_spec('liger_kernel') is not None}).\n"
-                            "    fix: pip install liger-kernel on a GPU machine, or set training.use_liger_kernel=false")
+                            "    fix: pip install liger-kernel on a GPU machine, or set "
+                            "training.use_liger_kernel=false")
     if t.attn_implementation.startswith("flash_attention") and not (
             torch.cuda.is_available() and importlib.util.find_spec("flash_attn")):
         raise HardwareError(f"training.attn_implementation={t.attn_implementation} needs a CUDA GPU and the "
@@ -177,9 +180,6 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
     import torch
 
     t = job.cfg.training
-    scheduler = t.scheduler
-    if scheduler == "constant" and t.warmup_ratio > 0:
-        scheduler = "constant_with_warmup"
     eval_strategy, eval_steps = (t.eval_strategy if has_eval else "no"), t.eval_steps
     report_to = list(OmegaConf.to_container(job.cfg.report_to)) or "none"
     return dict(
@@ -191,7 +191,7 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation,
         optim=optimizer_name(t.optimizer),
-        lr_scheduler_type=scheduler,
+        lr_scheduler_type=t.scheduler,  # the schedule itself is ours (WarmupFromStepOne)
         warmup_steps=float(t.warmup_ratio) if t.warmup_ratio else 0,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
@@ -204,8 +204,8 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         activation_checkpointing=t.gradient_checkpointing,
         torch_compile=t.torch_compile,
         use_liger_kernel=t.use_liger_kernel,
-        # real (non-padding) tokens trained on; the ORPO and reward batches have no input_ids to count
-        include_num_input_tokens_seen="non_padding" if job.cfg.trainer.name in ("generic", "sft", "dpo") else "no",
+        # the tokens trained on (padding-free batches hold no padding; dpo's padded ones are counted without it)
+        include_num_input_tokens_seen=registry.spec(job.cfg.trainer.name).token_count,
         report_to=report_to,
         use_cpu=not torch.cuda.is_available(),
         disable_tqdm=True,
@@ -347,15 +347,6 @@ def remove_empty_checkpoints(out: str) -> None:
         os.rmdir(checkpoints)
 
 
-def rank_and_world() -> Tuple[int, int]:
-    """This process's global rank and the number of processes (0, 1 outside a launched run)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    return rank_and_world()[0] == 0
-
-
 def save_model(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> None:
     """Save the model and tokenizer into the output dir (a LoRA model: the adapter, plus merged weights in
     ``merged/`` when ``peft.merge_adapter=true``)."""
@@ -408,6 +399,7 @@ class atomic_files:
     def __enter__(self) -> str:
         import tempfile
 
+        os.makedirs(self.out, exist_ok=True)
         self.tmp = tempfile.mkdtemp(prefix=".saving-", dir=self.out)
         return self.tmp
 

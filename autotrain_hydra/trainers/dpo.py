@@ -1,11 +1,12 @@
 """trainer=dpo: Direct Preference Optimization with TRL's DPOTrainer.
 
-``trainer.dpo_beta`` is DPO's β. The reference model is ``trainer.model_ref`` when set; otherwise a frozen copy
-of the base model, or, with LoRA, the base model itself with the adapter disabled (no second copy in memory).
-TRL 1.16's DPOConfig has no prompt/completion limits, so pairs are tokenized and truncated here (the prompt keeps
-its last ``trainer.max_prompt_length`` tokens, each completion its first ``trainer.max_completion_length``);
-``training.block_size`` caps prompt + completion. Batches are grouped by length (TRL 1.16 has no padding-free DPO). With ``features=[distillation]`` the teacher's term on the chosen
-responses is added to the DPO loss (see autotrain_hydra.features.distillation).
+``trainer.dpo_beta`` is DPO's β. The reference model is ``trainer.model_ref`` when set; otherwise a frozen copy of
+the base model, or, with LoRA, the base model itself with the adapter disabled (no second copy in memory). TRL
+1.16's DPOConfig has no prompt/completion limits, so pairs are tokenized and truncated here (the prompt keeps its
+last ``trainer.max_prompt_length`` tokens, each completion its first ``trainer.max_completion_length``);
+``training.block_size`` caps prompt + completion. Batches are grouped by length (TRL 1.16 has no padding-free DPO).
+With ``features=[distillation]`` the teacher's term on the chosen responses is added to the DPO loss (see
+autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ def train(job: Job) -> Dict[str, Any]:
     from transformers import Trainer, TrainingArguments
 
     cfg = job.cfg
-    splits = data_mod.load_text_splits(cfg.data, "generic")
+    splits = data_mod.load_text_splits(cfg.data)
     column, block, packing = cfg.data.text_column, cfg.training.block_size, cfg.training.packing
 
     tokenizer = models.load_tokenizer(cfg.model)

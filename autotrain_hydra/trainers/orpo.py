@@ -1,10 +1,11 @@
 """trainer=orpo: Odds Ratio Preference Optimization with TRL's ORPOTrainer (``trl.experimental``).
 
-``trainer.orpo_alpha`` weights the odds-ratio term (ORPOConfig.beta, λ in the paper): loss = NLL(chosen) −
-λ·log σ(log-odds ratio). ORPO is reference-free: ``trainer.model_ref`` (the guide lists it) is not in the loss; with
-eval data it is the model whose log-probability margin is reported as ``eval_logp_margin_reference``, beside the
-margin before and after training, and the log says so. Pairs are tokenized and truncated as for DPO. With ``features=[distillation]`` the
-teacher's term on the chosen responses is added to the ORPO loss (see autotrain_hydra.features.distillation).
+``trainer.orpo_alpha`` weights the odds-ratio term (ORPOConfig.beta, λ in the paper): loss = NLL(chosen) − λ·log
+σ(log-odds ratio). ORPO is reference-free: ``trainer.model_ref`` (the guide lists it) is not in the loss; with eval
+data it is the model whose log-probability margin is reported as ``eval_logp_margin_reference``, beside the margin
+before and after training, and the log says so. Pairs are tokenized and truncated as for DPO. With
+``features=[distillation]`` the teacher's term on the chosen responses is added to the ORPO loss (see
+autotrain_hydra.features.distillation).
 """
 
 from __future__ import annotations

@@ -196,16 +196,6 @@ class Rollout:
     kl: Optional[torch.Tensor] = None
 
 
-def left_pad(seqs: List[List[int]], pad_id: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        ids[i, n - len(s):] = torch.tensor(s)
-        mask[i, n - len(s):] = 1
-    return ids, mask
-
-
 def unpadded(q_ids, q_mask, r_ids, r_mask) -> List[List[int]]:
     """Prompt + response token ids of each row, padding removed (what the reward model scores)."""
     return [q[m.bool()].tolist() + r[k.bool()].tolist() for q, m, r, k in zip(q_ids, q_mask, r_ids, r_mask)]
@@ -213,7 +203,7 @@ def unpadded(q_ids, q_mask, r_ids, r_mask) -> List[List[int]]:
 
 @torch.no_grad()
 def generate(policy: Any, prompts: List[List[int]], tokenizer: Any, rl: Any, device) -> Tuple[torch.Tensor, ...]:
-    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    ids, mask = data_mod.left_pad(prompts, tokenizer.pad_token_id)
     ids, mask = ids.to(device), mask.to(device)
     out = policy.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=rl.temperature,
                           top_k=0, top_p=1.0, max_new_tokens=rl.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
@@ -263,24 +253,22 @@ class PPO:
             model, self.value_head, self._optimizer(model))
         self.iterations = self._iterations()
         steps = self.iterations * self.rl.num_ppo_epochs * math.ceil(self.rl.chunk_size / self.rl.mini_batch_size)
-        name = {"constant": "constant_with_warmup"}.get(self.cfg.training.scheduler, self.cfg.training.scheduler)
-        self.scheduler = scheduler(name, self.optimizer, math.ceil(self.cfg.training.warmup_ratio * steps), steps)
+        self.scheduler = scheduler(self.cfg.training.scheduler, self.optimizer,
+                                   math.ceil(self.cfg.training.warmup_ratio * steps), steps)
         self.accelerator.register_for_checkpointing(self.scheduler)
-        self.save_steps, self.save_total_limit = self.cfg.training.save_steps, self.cfg.training.save_total_limit
         self.history: List[Dict[str, float]] = []
 
     # -- setup
     def _load_prompts(self) -> Dict[str, List[List[int]]]:
         cfg = self.cfg
-        splits = data_mod.load_splits(cfg.data, "ppo")
-        prompt_column, text_column = cfg.data.prompt_text_column, cfg.data.text_column  # the prompt column, else text
-        column = prompt_column or text_column
-        key = "data.prompt_text_column" if prompt_column else "data.text_column"
+        splits = data_mod.load_splits(cfg.data)
+        column = cfg.data.prompt_text_column or cfg.data.text_column
+        key = "data.prompt_text_column" if cfg.data.prompt_text_column else "data.text_column"
         data_mod.require_columns(splits.train, [column], splits.source, [key])
         limit = max(1, cfg.training.block_size - self.rl.max_new_tokens)
         out = {"train": self._encode(splits.train[column], limit)}
         valid, source = splits.valid, "the validation prompts"
-        if cfg.eval.enabled and cfg.eval.dataset_path:  # enhanced evaluation's prompts: the mean reward is measured there
+        if cfg.eval.enabled and cfg.eval.dataset_path:  # enhanced evaluation's prompts: the mean reward's
             valid, source = data_mod.load_split(cfg.eval.dataset_path, "train"), cfg.eval.dataset_path
         if valid is not None:
             data_mod.require_columns(valid, [column], source, [key])
@@ -312,10 +300,9 @@ class PPO:
         return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, fused=torch.cuda.is_available())
 
     def _iterations(self) -> int:
-        max_steps, epochs = self.cfg.training.max_steps, self.cfg.training.epochs
-        if max_steps > 0:
-            return max_steps
-        return max(1, math.ceil(epochs * len(self.prompts["train"]) / self.rl.chunk_size))
+        if self.cfg.training.max_steps > 0:
+            return self.cfg.training.max_steps
+        return max(1, math.ceil(self.cfg.training.epochs * len(self.prompts["train"]) / self.rl.chunk_size))
 
     # -- rollout
     def _next_chunk(self) -> List[List[int]]:
@@ -444,7 +431,7 @@ class PPO:
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f)
         os.replace(tmp, os.path.join(folder, f"checkpoint-{it}"))  # a folder appears whole or not at all
-        limit = self.save_total_limit
+        limit = self.cfg.training.save_total_limit
         steps = sorted(int(n.split("-")[1]) for n in os.listdir(folder) if n.startswith("checkpoint-"))
         for old in steps[:-limit] if limit else []:
             shutil.rmtree(os.path.join(folder, f"checkpoint-{old}"), ignore_errors=True)
@@ -472,7 +459,7 @@ class PPO:
         else:
             before, start = self.mean_reward(eval_prompts), 1
         metrics: Dict[str, Any] = {"eval_mean_reward_before": before}
-        save_steps, logging_steps = self.save_steps, self.cfg.training.logging_steps
+        save_steps, logging_steps = self.cfg.training.save_steps, self.cfg.training.logging_steps
         for it in range(start, self.iterations + 1):
             ro = self.rollout(self._next_chunk())
             self.advantages(ro)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from autotrain_hydra import data as data_mod
+from autotrain_hydra import models
 from autotrain_hydra.trainers.common import Job
 
 log = logging.getLogger(__name__)
@@ -24,17 +25,15 @@ class Pairs:
 
     def prompts(self) -> list:
         """Raw prompt of each training pair: the prompt column, else what chosen has before its answer."""
-        from autotrain_hydra.features.distillation import prompt_of
-
         if self.columns.prompt:
             return list(self.raw_train[self.columns.prompt])
-        return [prompt_of(v) for v in self.raw_train[self.columns.chosen]]
+        return [data_mod.prompt_of(v) for v in self.raw_train[self.columns.chosen]]
 
 
 def load_pairs(job: Job, tokenizer: Any, truncate: bool = True) -> Pairs:
     """Load, check and tokenize the preference pairs; ``truncate`` applies max_prompt/completion_length."""
     cfg = job.cfg
-    splits = data_mod.load_splits(cfg.data, cfg.trainer.name)
+    splits = data_mod.load_splits(cfg.data)
     cols = data_mod.PreferenceColumns.from_cfg(cfg.data)
     cols.require(splits.train, splits.source)
     if splits.valid is not None:
@@ -57,26 +56,6 @@ def load_pairs(job: Job, tokenizer: Any, truncate: bool = True) -> Pairs:
                  splits.train, cols)
 
 
-def sequence_logps(model: Any, prompt_ids, completion_ids, pad_id: int):
-    """Sum of log-probabilities of each completion given its prompt (one forward pass for the batch)."""
-    import torch
-
-    seqs = [p + c for p, c in zip(prompt_ids, completion_ids)]
-    n = max(len(s) for s in seqs)
-    device = next(model.parameters()).device
-    ids = torch.full((len(seqs), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), n), dtype=torch.long)
-    target = torch.zeros((len(seqs), n), dtype=torch.bool)
-    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
-        ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-        mask[i, : len(p) + len(c)] = 1
-        target[i, len(p): len(p) + len(c)] = True
-    ids, mask, target = ids.to(device), mask.to(device), target.to(device)
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-    logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-    return (logp * target[:, 1:]).sum(-1)
-
-
 def logp_margin(model: Any, pairs: Any, pad_id: int, batch_size: int = 16) -> float:
     """Mean log p(chosen | prompt) − log p(rejected | prompt) of the policy over (up to 256) pairs."""
     import torch
@@ -88,8 +67,8 @@ def logp_margin(model: Any, pairs: Any, pad_id: int, batch_size: int = 16) -> fl
     with torch.no_grad():
         for i in range(0, len(pairs), batch_size):
             b = pairs[i: i + batch_size]
-            chosen = sequence_logps(model, b["prompt_ids"], b["chosen_ids"], pad_id)
-            rejected = sequence_logps(model, b["prompt_ids"], b["rejected_ids"], pad_id)
+            chosen = models.sequence_logps(model, b["prompt_ids"], b["chosen_ids"], pad_id)
+            rejected = models.sequence_logps(model, b["prompt_ids"], b["rejected_ids"], pad_id)
             total += float((chosen - rejected).sum())
     model.train(was_training)
     return total / len(pairs)

@@ -14,8 +14,9 @@ chosen response scores higher) and the mean reward margin are reported. The save
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict
 
+from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.compat.trl import record_metric
 from autotrain_hydra.trainers.common import (Job, attn_implementation, save_output, train_and_collect, trainer_class,
@@ -30,14 +31,6 @@ def pairwise_loss(chosen, rejected, label_smoothing: float = 0.0):
     diff = chosen - rejected
     loss = -(1 - label_smoothing) * F.logsigmoid(diff) - label_smoothing * F.logsigmoid(-diff)
     return loss.mean()
-
-
-def scorer_inputs(prompt: List[int], completion: List[int], max_length: int) -> List[int]:
-    """prompt + response, at most ``max_length`` tokens: the first token (BOS/CLS) and the end are kept."""
-    ids = prompt + completion
-    if len(ids) <= max_length:
-        return ids
-    return ids[:1] + ids[len(ids) - (max_length - 1):]
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -70,8 +63,8 @@ def train(job: Job) -> Dict[str, Any]:
     block = cfg.training.block_size
 
     def to_scorer(row):
-        return {"chosen_ids": scorer_inputs(row["prompt_ids"], row["chosen_ids"], block),
-                "rejected_ids": scorer_inputs(row["prompt_ids"], row["rejected_ids"], block)}
+        return {"chosen_ids": data_mod.scorer_inputs(row["prompt_ids"], row["chosen_ids"], block),
+                "rejected_ids": data_mod.scorer_inputs(row["prompt_ids"], row["rejected_ids"], block)}
 
     train_ds = pairs.train.map(to_scorer, remove_columns=["prompt_ids"])
     valid_ds = pairs.valid.map(to_scorer, remove_columns=["prompt_ids"]) if pairs.valid is not None else None

@@ -30,7 +30,7 @@ def train(job: Job) -> Dict[str, Any]:
     from trl import SFTConfig, SFTTrainer
 
     cfg = job.cfg
-    splits = data_mod.load_text_splits(cfg.data, "sft")
+    splits = data_mod.load_text_splits(cfg.data)
     column = cfg.data.text_column
 
     tokenizer = models.load_tokenizer(cfg.model, cfg.trainer.chat_template)
@@ -49,7 +49,7 @@ def train(job: Job) -> Dict[str, Any]:
 
     attn = attn_implementation(cfg, several_per_row=True)  # padding-free batches and packed rows alike
     distiller = distillation.setup(job, tokenizer,
-                                   lambda: [distillation.prompt_of(v) for v in splits.train[column]], attn)
+                                   lambda: [data_mod.prompt_of(v) for v in splits.train[column]], attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn)
     peft_config = models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None
     args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), packing=packing, padding_free=True,

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 
 ALL = '["perplexity", "bleu", "rouge", "bertscore", "chrf", "exact_match"]'
 
@@ -30,7 +30,8 @@ def test_benchmarks_shipped_and_local_task_offline(tmp_path):
 
 @pytest.mark.slow
 def test_unknown_benchmark_task_is_a_clear_error(tmp_path):
-    from autotrain_hydra.features.benchmark import BenchmarkError, run_benchmarks
+    from autotrain_hydra.errors import BenchmarkError
+    from autotrain_hydra.features.benchmark import run_benchmarks
     from autotrain_hydra.models import tiny_model_dir
 
     with pytest.raises(BenchmarkError, match=r"unknown benchmark task\(s\) no_such_task"):
@@ -39,7 +40,8 @@ def test_unknown_benchmark_task_is_a_clear_error(tmp_path):
 
 @pytest.mark.slow
 def test_benchmark_needing_a_download_fails_clearly_offline():
-    from autotrain_hydra.features.benchmark import BenchmarkError, run_benchmarks
+    from autotrain_hydra.errors import BenchmarkError
+    from autotrain_hydra.features.benchmark import run_benchmarks
     from autotrain_hydra.models import tiny_model_dir
 
     with pytest.raises(BenchmarkError, match=r"benchmark arc_easy could not run: .*write a local task YAML"):

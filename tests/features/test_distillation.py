@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from autotrain_hydra import models
+from autotrain_hydra import data
 from autotrain_hydra.features import distillation
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 
 FAST = ["training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
 TEACHER_TEXT = [f"Question: What is {a} plus {b}? Answer: banana kiwi banana kiwi banana." for a in range(1, 10)
@@ -55,7 +56,7 @@ def test_prompt_rendering_rules():
     tok = models.load_tokenizer(compose_config([]).model)
     chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"},
             {"role": "assistant", "content": "Hello."}]
-    prompt = distillation.prompt_of(chat)
+    prompt = data.prompt_of(chat)
     assert prompt == chat[:2]
     assert distillation.render_prompt(tok, None, prompt).endswith("<|im_start|>assistant\n")  # its chat template
     assert distillation.render_prompt(tok, "Q: {input}\nA:", prompt) == "Q: Hi?\nA:"  # the last user message

@@ -8,7 +8,7 @@ import pytest
 from autotrain_hydra import paths
 from autotrain_hydra.features import evaluation
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 
 ALL = '["perplexity", "bleu", "rouge", "bertscore", "chrf", "exact_match"]'
 
@@ -99,6 +99,9 @@ def test_ppo_reports_mean_reward(tmp_path):
 def test_reward_metrics_are_computed_on_the_eval_dataset(tmp_path, caplog):
     """Bug: trainer=reward features=[eval] eval.metrics=[accuracy] eval.dataset_path=<pairs> exited 0 with no
     evaluation metric in metrics.json."""
+    import logging
+
+    caplog.set_level(logging.INFO)
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join((paths.ASSETS_DIR / "data" / "preference.jsonl").read_text().splitlines()[:5]) + "\n")
     out = tmp_path / "out"

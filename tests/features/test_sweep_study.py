@@ -163,12 +163,13 @@ def test_a_sweep_stopped_by_its_failure_rate_still_reports(tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_a_searched_key_given_a_fixed_value_is_searched_in_every_trial(tmp_path, monkeypatch, caplog):
+def test_a_searched_key_given_a_fixed_value_is_searched_in_every_trial(tmp_path, monkeypatch, capsys):
     """Bug: `--lr 5e-7 --use-sweep` (the guide's ORPO sweep example): the log said training.lr was searched and its
     command-line value replaced, but every trial ran at 5e-7 and the best parameters had no training.lr."""
     sweep_dir = sweep(tmp_path, monkeypatch, "training.lr=5e-7", "sweep.n_trials=2", "training.max_steps=1")
+    out = capsys.readouterr()
     assert "sweep: training.lr is searched; its value on the command line (5e-07) is replaced in every trial" \
-        in caplog.text
+        in out.out + out.err
     lrs = [OmegaConf.load(sweep_dir / str(k) / "config.yaml").training.lr for k in (0, 1)]
     assert all(lr != 5e-7 and 1e-5 <= lr <= 1e-2 for lr in lrs) and lrs[0] != lrs[1]
     result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
@@ -187,14 +188,16 @@ def test_a_sweeper_setting_typed_as_hydra_s_key_wins(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_finished_study_run_again_into_a_new_sweep_dir_says_it_is_complete(tmp_path, monkeypatch, caplog):
+def test_a_finished_study_run_again_into_a_new_sweep_dir_says_it_is_complete(tmp_path, monkeypatch, capsys):
     """Bug: rerunning a finished study into a new sweep dir crashed with FileNotFoundError on trials.csv.<pid>.tmp."""
     args = [f"sweep.storage=sqlite:///{tmp_path}/s.db", "sweep.study_name=done", "sweep.n_trials=1",
             "training.max_steps=1"]
     sweep(tmp_path, monkeypatch, *args)
-    caplog.clear()
+    capsys.readouterr()
     main(["features=[sweep]", *args, f"hydra.sweep.dir={tmp_path}/again/new"])  # returns: exit 0
-    assert "the study done is complete: it has 1 of n_trials=1 trials (1 complete); no trial was run" in caplog.text
+    out = capsys.readouterr()
+    said = "the study done is complete: it has 1 of n_trials=1 trials (1 complete); no trial was run"
+    assert said in out.out + out.err
     result = OmegaConf.load(tmp_path / "again" / "new" / "optimization_results.yaml")
     assert result.n_complete == 1 and (tmp_path / "again" / "new" / "trials.csv").is_file()
 

@@ -5,8 +5,8 @@ import itertools
 import pytest
 from omegaconf import OmegaConf
 
-from autotrain_hydra.schema.compose import compose_config
-from autotrain_hydra.schema.config import TRAINERS
+from autotrain_hydra.compat.hydra import compose_config
+from autotrain_hydra.registry import TRAINERS
 from autotrain_hydra.schema.resolve import resolve
 from autotrain_hydra.schema.rules import validate
 from tests.helpers import check, fake_reward_dir, messages

@@ -52,7 +52,7 @@ def test_key_left_at_default_is_not_warned():
 
 
 def test_key_changed_in_a_config_counts_as_set_without_override():
-    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.compat.hydra import compose_config
     from autotrain_hydra.schema.rules import validate
 
     cfg = compose_config(["trainer=generic"])

@@ -15,7 +15,7 @@ import pytest
 from autotrain_hydra import models, paths
 from autotrain_hydra.__main__ import main
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.trainers import common
 
 RESUMABLE = {  # trainer → overrides for a short run with checkpoints every 2 steps
@@ -384,7 +384,7 @@ def test_a_run_that_changes_no_weight_fails_loudly(tmp_path, monkeypatch, capsys
 def test_the_train_loss_reported_is_the_end_of_training_s(tmp_path):
     """Bug: a run shorter than training.logging_steps reported its first logged loss as train_loss."""
     from autotrain_hydra.run import run
-    from autotrain_hydra.schema.compose import compose_config
+    from autotrain_hydra.compat.hydra import compose_config
 
     overrides = ["trainer=generic", "training.max_steps=4", "training.logging_steps=10", "training.lr=5e-3",
                  "training.batch_size=4", f"output_dir={tmp_path}/o", "data.valid_path=null"]

@@ -7,7 +7,7 @@ import torch
 
 from autotrain_hydra import models
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.trainers import ppo
 
 

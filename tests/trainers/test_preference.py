@@ -8,7 +8,7 @@ import pytest
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 from tests.helpers import train_in
 
 FAST = ["training.logging_steps=4", "training.warmup_ratio=0"]

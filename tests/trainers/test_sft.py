@@ -8,7 +8,7 @@ import torch
 
 from autotrain_hydra import models
 from autotrain_hydra.run import run
-from autotrain_hydra.schema.compose import compose_config
+from autotrain_hydra.compat.hydra import compose_config
 
 FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
 

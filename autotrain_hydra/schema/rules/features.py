@@ -9,8 +9,9 @@ import importlib.util
 import os
 
 from autotrain_hydra import registry
-from autotrain_hydra.schema.keys import override_keys
-from autotrain_hydra.schema.metrics import benchmark_entries, eval_metrics as requested_metrics, reported_metrics
+from autotrain_hydra.schema.keys import parsed
+from autotrain_hydra.schema.metrics import benchmark_entries, reported_metrics, sweep_objective
+from autotrain_hydra.schema.metrics import eval_metrics as requested_metrics
 from autotrain_hydra.schema.params import FEATURE_BY_NAME
 from autotrain_hydra.schema.rules.context import Context
 from autotrain_hydra.schema.sweep_space import SweepSpecError, check_space, parse_sweep_params, search_space
@@ -93,7 +94,7 @@ def sweep(ctx: Context) -> None:
         return
     if not ctx.enabled("sweep"):
         return
-    metric = ctx.get("sweep.metric") or registry.spec(ctx.trainer).sweep_metric
+    metric, direction = sweep_objective(ctx.cfg)
     reported = reported_metrics(ctx.cfg)
     benchmark_metric = ctx.enabled("eval") and ctx.get("eval.benchmark") and metric.startswith("eval/benchmark/")
     if metric not in reported and not benchmark_metric:
@@ -109,7 +110,7 @@ def sweep(ctx: Context) -> None:
             hint = ""
         ctx.report.error(f"sweep.metric {metric} is not a metric this run reports{hint}", "sweep.metric", metric,
                          f"choose one of {', '.join(sorted(reported))}")
-    elif not ctx.get("sweep.direction") and registry.metric_direction(metric) is None:
+    elif direction is None:
         ctx.report.error(f"sweep.direction: the name of sweep.metric {metric} does not say whether more is better",
                          "sweep.direction", None, "set sweep.direction=maximize or sweep.direction=minimize")
     try:
@@ -120,12 +121,10 @@ def sweep(ctx: Context) -> None:
         ctx.report.error(f"sweep.params: {problem}", "sweep.params", ctx.get("sweep.params"),
                          "use the sweeper's grammar: interval(a, b), int(interval(a, b)), tag(log, interval(a, b)), "
                          "range(a, b), choice(x, y), or {type, low, high, log} / a list of choices")
-    typed = override_keys(ctx.typed) | {o.split("=", 1)[0].lstrip("+") for o in ctx.typed if "=" in o}
+    typed = {o.key_or_group: o for o in parsed(ctx.typed) if not o.is_delete()}  # the last one of a key wins
     for name, hydra_key in SWEEPER_KEYS.items():
-        if f"sweep.{name}" in typed and hydra_key in typed:
-            mine = next(o for o in reversed(ctx.typed) if o.lstrip("+").startswith(f"sweep.{name}="))
-            theirs = next(o for o in reversed(ctx.typed) if o.lstrip("+").startswith(f"{hydra_key}="))
-            if mine.split("=", 1)[1] != theirs.split("=", 1)[1]:
-                ctx.report.error(f"sweep.{name} and {hydra_key} are both given, with different values: a sweep has "
-                                 f"one", f"sweep.{name}", ctx.get(f"sweep.{name}"),
-                                 f"keep one of {mine} and {theirs}")
+        mine, theirs = typed.get(f"sweep.{name}"), typed.get(hydra_key)
+        if mine is not None and theirs is not None and mine.value() != theirs.value():
+            ctx.report.error(f"sweep.{name} and {hydra_key} are both given, with different values: a sweep has one",
+                             f"sweep.{name}", ctx.get(f"sweep.{name}"),
+                             f"keep one of {mine.input_line} and {theirs.input_line}")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from omegaconf import OmegaConf
 
 from autotrain_hydra import registry
-from autotrain_hydra.schema.keys import schema_keys, unknown_key_fix
+from autotrain_hydra.schema.keys import schema_keys, unknown_key
 from autotrain_hydra.schema.params import REMOVED_TRAINERS
 from autotrain_hydra.schema.rules.context import Context
-
-
-def unknown_key(ctx: Context, key: str, value: Any) -> None:
-    ctx.report.error(f"unknown key {key}", key, value, unknown_key_fix(key))
 
 
 def unknown_keys(ctx: Context) -> None:
@@ -25,7 +20,7 @@ def unknown_keys(ctx: Context) -> None:
         for k, v in node.items():
             path = f"{prefix}{k}"
             if path not in known:
-                unknown_key(ctx, path, v)
+                unknown_key(ctx.report, path, v)
             elif isinstance(v, dict) and any(s.startswith(path + ".") for s in known):
                 walk(v, path + ".")
 

@@ -52,7 +52,8 @@ def reward_model_problem(path: str) -> Optional[str]:
     except (OSError, ValueError) as e:
         return f"has an unreadable config.json ({e})"
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
-        return (f"is not a sequence-classification model (config.json architectures: {', '.join(architectures) or 'none'}"
+        found = ", ".join(architectures) or "none"
+        return (f"is not a sequence-classification model (config.json architectures: {found}"
                 f"); a reward model is what trainer=reward saves")
     return None
 
