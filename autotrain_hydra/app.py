@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from autotrain_hydra import paths
 from autotrain_hydra.errors import EXIT_CONFIG_ERROR, EXIT_OK, InputError, Stopped, UserError
+from autotrain_hydra.processes import sigterm_as_interrupt
 
 log = logging.getLogger("autotrain_hydra")
 
@@ -207,7 +208,7 @@ class Command:
             print(valid_message(resolved.cfg, report))
             return EXIT_OK
         multirun = self.is_multirun(cfg)
-        with read_write(cfg.hydra), open_dict(cfg.hydra):
+        with read_write(cfg.hydra), open_dict(cfg.hydra):  # Hydra's node, not the app's: as Hydra's main sets it
             cfg.hydra.mode = _mode(multirun)
         if resolved.cfg.sweep.enabled and resolved.cfg.sweep.backend == "wandb":
             from autotrain_hydra.features.sweep import run_wandb_sweep
@@ -227,7 +228,8 @@ class Command:
         run_dir = self.claim_run_dir(cfg, resolved.cfg)
         out = resolved.cfg.output_dir or run_dir
         try:
-            hy.run(cfg, Task(resolved=resolved.cfg, notes=resolved.notes, report=report))
+            with sigterm_as_interrupt():  # SIGTERM (kill, a scheduler) stops the run as Ctrl-C does: exit 130
+                hy.run(cfg, Task(resolved=resolved.cfg, notes=resolved.notes, report=report))
         except KeyboardInterrupt as e:
             raise Stopped(str(e) or "Ctrl-C", f"before the run finished; its complete checkpoints are kept in "
                           f"{out}/checkpoints.\n    to go on: the same command with output_dir={out} "

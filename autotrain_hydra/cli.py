@@ -22,21 +22,19 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from omegaconf import OmegaConf
 
 from autotrain_hydra import paths
+from autotrain_hydra import registry
 from autotrain_hydra.errors import EXIT_CONFIG_ERROR
 from autotrain_hydra.schema.errors import show_value
 from autotrain_hydra.schema.keys import alias_for, default
-from autotrain_hydra.schema.params import PARAMS, TRAINERS, Param
+from autotrain_hydra.schema.params import FEATURES, PARAMS, TRAINERS, Param
 
-SWITCHES = {  # flag → override it adds (features: one list, built at the end)
-    "--use-distillation": "features:distillation",
-    "--use-sweep": "features:sweep",
-    "--use-enhanced-eval": "features:eval",
-}
+SWITCHES = {f.flag: f"features:{f.name}" for f in FEATURES}  # flag → the feature it adds (one list, at the end)
 TRUE, FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 GUIDE_GROUPS = [  # --help headings, in the guide's order
     ("core", "Core parameters (every trainer)"), ("training", "Training configuration (every trainer)"),
     ("peft", "LoRA / PEFT"), ("data", "Data columns"), ("trainer", "Trainer-specific"), ("ppo", "PPO (--trainer ppo)"),
-    ("distillation", "Knowledge distillation (--use-distillation; generic, sft, dpo, orpo)"),
+    ("distillation", "Knowledge distillation (--use-distillation; "
+                     f"{', '.join(sorted(registry.with_feature('distillation', 'supported'), key=TRAINERS.index))})"),
     ("sweep", "Hyperparameter sweep (--use-sweep; every trainer)"),
     ("eval", "Enhanced evaluation (--use-enhanced-eval; every trainer)"),
     ("launcher", "Launcher: where training runs (beyond the guide; e.g. --launcher multiprocess "
@@ -231,8 +229,9 @@ def _override(spec: Flag, value: Optional[str], presets: Dict[str, str], feature
     if flag == "--trainer":
         if value == "distillation":
             raise FlagError(
-                "--trainer distillation was removed: distillation is now a feature of the generic, sft, dpo and orpo "
-                "trainers.\n    New way (compositional): --trainer sft --use-distillation --teacher-model <teacher>")
+                "--trainer distillation was removed: distillation is now a feature of the "
+                f"{registry.in_words(registry.with_feature('distillation', 'supported'))} trainers.\n"
+                "    New way (compositional): --trainer sft --use-distillation --teacher-model <teacher>")
         if value not in TRAINERS:
             close = difflib.get_close_matches(value, TRAINERS, n=1)
             raise FlagError(f"--trainer {value}: not a trainer" + (f"; did you mean {close[0]}?" if close else "")

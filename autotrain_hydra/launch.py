@@ -1,6 +1,6 @@
 """launcher=multiprocess | multinode: data-parallel training in several processes, started by ``accelerate launch``.
 
-The run (``run.run``) stays in the process Hydra started: it validates the config, resolves the run dir *once*,
+The run (``run.execute``) stays in the process Hydra started: it validates the config, resolves the run dir *once*,
 evaluates, and writes metrics, plots and the model card. Only the training step is handed to
 ``accelerate launch`` (torchrun underneath; FSDP or DeepSpeed through the accelerate config of
 ``launcher.strategy``), whose processes run ``autotrain_hydra.worker`` on the resolved config and the same output
@@ -180,7 +180,7 @@ def plan(cfg: DictConfig) -> Plan:
                      "timestamped run dir", "output_dir", None, "set output_dir=<a folder on a filesystem every "
                      "machine shares>, the same on every machine (a SLURM job through hydra/launcher=slurm shares its "
                      "job dir)")
-    report.raise_if_errors()
+    report.raise_if_errors(before_anything=False)  # checked in the job: Hydra has made its run dir
     port = launcher.main_process_port or (29500 if machines > 1 else _free_port())
     bf16 = cuda and torch.cuda.is_bf16_supported()
     return Plan(num_processes=int(n), num_machines=machines, machine_rank=int(rank), main_process_ip=ip,

@@ -195,6 +195,24 @@ def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] 
         path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code, **extra))
 
 
+def load_saved_causal_lm(path: str, model_cfg: Any, key: str = "output_dir"):
+    """A run's saved causal LM: a whole model, or a LoRA adapter on the base its adapter_config.json names."""
+    if os.path.isfile(os.path.join(path, "adapter_config.json")):
+        from peft import AutoPeftModelForCausalLM
+
+        return _load("model", key, path, lambda: AutoPeftModelForCausalLM.from_pretrained(
+            path, trust_remote_code=model_cfg.trust_remote_code))
+    return load_causal_lm(model_cfg, key=key, name=path)
+
+
+def load_saved_scorer(path: str, model_cfg: Any, key: str = "output_dir"):
+    """A run's saved sequence-classification model (a reward model), with the head it was saved with."""
+    from transformers import AutoModelForSequenceClassification
+
+    return _load("model", key, path, lambda: AutoModelForSequenceClassification.from_pretrained(
+        path, trust_remote_code=model_cfg.trust_remote_code))
+
+
 def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional[str] = None,
                              key: str = "model.name", attn_implementation: Optional[str] = None):
     from transformers import AutoModelForSequenceClassification

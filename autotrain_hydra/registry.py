@@ -68,6 +68,9 @@ EVAL_METRIC_KEYS: Dict[str, Tuple[str, ...]] = {
     "bertscore": ("bertscore_precision", "bertscore_recall", "bertscore_f1"),
 }
 
+# Evaluation metrics a trainer measures itself (a policy's, during its run): eval.metrics name → its metrics.json key.
+MEASURED_BY_TRAINER: Dict[str, str] = {"mean_reward": "eval_mean_reward_after"}
+
 # Whether a larger value of a metric is better: the default sweep.direction of a metric (by its name's last part).
 MAXIMIZED = ("accuracy", "accuracies", "reward", "margin", "margins", "bleu", "chrf", "rouge", "bertscore",
              "exact_match", "acc")
@@ -217,8 +220,17 @@ def label(trainers) -> str:
     return "/".join(names) + (" trainers" if len(names) > 1 else " trainer")
 
 
-def with_distillation(mode: str) -> FrozenSet[str]:
-    return frozenset(t for t, s in SPECS.items() if s.distillation == mode)
+def with_feature(feature: str, mode: str) -> FrozenSet[str]:
+    """The trainers where ``features=[<feature>]`` is ``supported``, ``ignored`` (a warning) or ``refused`` (an
+    error): the spec's field named after the feature (``distillation``); a feature without one applies to every
+    trainer."""
+    return frozenset(t for t, s in SPECS.items() if getattr(s, feature, "supported") == mode)
+
+
+def in_words(trainers) -> str:
+    """``generic, sft, dpo and orpo``, in the registry's order."""
+    names = [t for t in TRAINERS if t in trainers]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def eval_metric_trainers() -> Dict[str, FrozenSet[str]]:

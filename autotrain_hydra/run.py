@@ -73,18 +73,18 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
     output_dir = cfg.output_dir
     in_use = Report()  # a dir given by the user, or one another run took meanwhile
     check_output_dir(in_use, output_dir, cfg.overwrite_output_dir or resuming(cfg))
-    in_use.raise_if_errors()
-    os.makedirs(output_dir, exist_ok=True)
+    in_use.raise_if_errors(before_anything=False)  # inside the job: Hydra has made its run dir
     started = time.time()
 
     from autotrain_hydra.trainers.common import Job, hardware_check
 
-    hardware_check(cfg)  # before any model is loaded
+    hardware_check(cfg)  # before any model is loaded or the output dir made
     plan = None
     if cfg.launcher.name != "local":
         from autotrain_hydra import launch
 
-        plan = launch.plan(cfg)  # this machine can run it, and the rendezvous is known: before any model is loaded
+        plan = launch.plan(cfg)  # this machine can run it, and the rendezvous is known
+    os.makedirs(output_dir, exist_ok=True)
     job = Job(cfg=cfg, output_dir=output_dir)
     before = _evaluate_before(cfg) if cfg.eval.enabled else None
     trained = train_here(job) if plan is None else launch.train(job, plan)
@@ -155,11 +155,10 @@ def train_here(job: Any) -> Dict[str, Any]:
 
 def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:
     from autotrain_hydra.features import evaluation
-    from autotrain_hydra.models import resolve_model_name
 
     if not cfg.eval.before_training or registry.spec(cfg.trainer.name).evaluation != "generator":
         return None
-    return evaluation.evaluate_generator(resolve_model_name(cfg.model.name), cfg)
+    return evaluation.evaluate_generator(None, cfg)  # the base model, as model.* names it
 
 
 def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],

@@ -51,20 +51,18 @@ def run_trl(model_dir: str, data: str, steps: int, batch: int, out: str, **confi
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from autotrain_hydra.run import prepare
     from autotrain_hydra.compat.hydra import compose_config
+    from autotrain_hydra.compat.trl import pretokenized_dpo
+    from autotrain_hydra.run import prepare
     from autotrain_hydra.trainers.common import Job
     from autotrain_hydra.trainers.preference import load_pairs
 
-    class Pretokenized(DPOTrainer):  # the pairs as our data step makes them: same tokens for both
-        def _prepare_dataset(self, dataset, *args, **kwargs):
-            return dataset
-
+    Pretokenized = pretokenized_dpo(DPOTrainer)  # the pairs as our data step makes them: same tokens for both
     cfg = compose_config(["trainer=dpo", f"data.path={data}", "data.prompt_text_column=prompt",
                           "data.text_column=chosen", "data.rejected_text_column=rejected", f"model.name={model_dir}"])
-    prepare(cfg)
+    resolved, _ = prepare(cfg)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    pairs = load_pairs(Job(cfg, out), tok)
+    pairs = load_pairs(Job(resolved.cfg, out), tok)
     args = DPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=LR,
                      logging_steps=1, report_to="none", save_strategy="no", seed=42, max_length=1024,
                      include_num_input_tokens_seen="non_padding", disable_tqdm=True, **cpu_args(), **{**RECIPE, **config})

@@ -10,7 +10,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one of several test processes on these cores: one thread each
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 os.environ.setdefault("AUTOTRAIN_HYDRA_CACHE", os.path.join(tempfile.gettempdir(), "autotrain_hydra_test_cache"))
+
+
+try:  # absl (rouge_score's) logs to the sys.stderr of its import: under pytest, a capture file. Hydra's logging
+    # set-up closes every handler, and absl's closes a stream that is not sys.stderr: pytest's own capture. Give it the
+    # process's stderr, which it never closes.
+    import absl.logging
+
+    absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
+except ImportError:
+    pass
 
 
 @pytest.fixture(scope="session")

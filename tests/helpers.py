@@ -16,7 +16,7 @@ def _composed(groups):
 def compose(*overrides):
     """Compose as the app does. Group overrides go through Hydra (cached: a composition costs ~0.2 s); key
     overrides are parsed by Hydra's override grammar and applied as Hydra applies them. Full Hydra composition
-    of every trainer x peft x feature combination is tested in test_compose.py."""
+    of every trainer x peft x feature combination is tested in test_configs.py."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     groups = tuple(o for o in overrides if "." not in o.split("=", 1)[0])
@@ -56,6 +56,20 @@ def fake_reward_dir(root=None):
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump({"architectures": ["LlamaForSequenceClassification"]}, f)
     return path
+
+
+LM_FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
+PAIRS_FAST = ["training.logging_steps=4", "training.warmup_ratio=0"]
+
+
+def train_lm(tmp_path, *overrides):
+    """A short generic/sft-style run (4 epochs of 8-example steps, every other step logged, no warm-up)."""
+    return train_in(tmp_path, LM_FAST, *overrides)
+
+
+def train_pairs(tmp_path, *overrides):
+    """A short preference-trainer run (its sample's default epochs, every 4th step logged, no warm-up)."""
+    return train_in(tmp_path, PAIRS_FAST, *overrides)
 
 
 def train_in(tmp_path, defaults, *overrides):

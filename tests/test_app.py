@@ -166,3 +166,29 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     with pytest.raises(ZeroDivisionError):
         main(["training.max_steps=1"])
 
+
+
+def test_cfg_resolve_prints_the_values_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["trainer=dpo", "--cfg", "job", "--resolve"])
+    job = yaml.safe_load(capsys.readouterr().out)
+    assert job["trainer"]["name"] == "dpo" and job["training"]["lr"] == 1e-3  # the tiny preset's, resolved
+    assert "hydra" not in job
+    main(["--cfg", "hydra", "--resolve", "--package", "hydra.run"])
+    assert "outputs/sft/" in yaml.safe_load(capsys.readouterr().out)["dir"]
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SystemExit) as stop:
+        main(["--cfg", "job", "--package", "training.no_such"])
+    assert stop.value.code == 2 and "--package training.no_such: no such node" in capsys.readouterr().err
+
+
+def test_info_and_a_missing_config_dir(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["--info", "searchpath"])
+    assert "pkg://hydra.conf" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        main(["--config-dir", str(tmp_path / "nope"), "trainer=dpo"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"Error: --config-dir {tmp_path / 'nope'}: no such directory" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -1,24 +1,12 @@
-"""Data files: a missing column and a broken JSON line are named, with the file and the fix."""
-
-import json
+"""Data files: a missing column and a broken JSON line are named, with the file and the fix (the data is read before
+any model loads, so these are quick)."""
 
 import pytest
 
-from autotrain_hydra.run import run
-from autotrain_hydra.compat.hydra import compose_config
-
-FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
+from tests.helpers import train_lm as train
 
 
-def train(tmp_path, *overrides):
-    out = tmp_path / "out"
-    cfg = compose_config([*FAST, f"output_dir={out}", *overrides])
-    objective = run(cfg, overrides=list(overrides))
-    metrics = json.loads((out / "metrics.json").read_text())
-    return out, metrics, objective
 
-
-@pytest.mark.slow
 def test_own_data_with_missing_column_names_it(tmp_path):
     from autotrain_hydra.errors import DataError
 
@@ -28,7 +16,6 @@ def test_own_data_with_missing_column_names_it(tmp_path):
         train(tmp_path, "trainer=generic", f"data.path={f}")
 
 
-@pytest.mark.slow
 def test_malformed_jsonl_names_line(tmp_path):
     from autotrain_hydra.errors import DataError
 

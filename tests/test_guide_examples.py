@@ -46,12 +46,12 @@ def saved_architecture(run_dir: Path) -> str:
 @pytest.mark.slow
 def test_guide_commands_run_as_written(tmp_path, monkeypatch):
     """Every flag as the guide writes it (epochs, batch sizes: real steps, batch_size examples each), on data files
-    of 24 rows and with PPO's before/after evaluation on 32 samples (not 256), so that the 13 commands run in about a
+    of 12 rows and with PPO's before/after evaluation on 32 samples (not 256), so that the 13 commands run in about a
     minute."""
     from autotrain_hydra.trainers import ppo
 
     monkeypatch.setattr(ppo, "EVAL_SAMPLES", 32)
-    monkeypatch.chdir(guide_folder(tmp_path, rows=24))
+    monkeypatch.chdir(guide_folder(tmp_path, rows=12))
     tiny = str(models.tiny_model_dir())
     for path in EXPERIMENTS:
         argv = header_command(path)

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "autotrain_hydra"
+PLUGIN = ROOT / "hydra_plugins" / "autotrain_hydra_sweeper"  # the sweeper Hydra finds: an entry point
 # What schema/ may import from the package: the registry, the errors, the paths, and itself.
 SCHEMA_MAY_IMPORT = ("autotrain_hydra.registry", "autotrain_hydra.errors", "autotrain_hydra.paths",
                      "autotrain_hydra.schema")
@@ -23,7 +24,7 @@ LAYERS = [
     ("autotrain_hydra.trainers",),
     ("autotrain_hydra.run", "autotrain_hydra.launch", "autotrain_hydra.worker"),
     ("autotrain_hydra.app", "autotrain_hydra.__main__", "autotrain_hydra.cli", "autotrain_hydra.help",
-     "autotrain_hydra"),
+     "autotrain_hydra", "hydra_plugins.autotrain_hydra_sweeper"),
 ]
 
 
@@ -37,7 +38,7 @@ def layer(module: str) -> int:
 
 def modules():
     out = {}
-    for path in PACKAGE.rglob("*.py"):
+    for path in [*PACKAGE.rglob("*.py"), *PLUGIN.rglob("*.py")]:
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         out[name] = path

@@ -397,3 +397,18 @@ def test_stopping_a_launched_run_stops_every_rank_and_it_resumes(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["global_step"] == last + 4 and metrics["world_size"] == 2
     assert f"resumed from checkpoint-{last}" in metrics["notes"]
+
+
+@pytest.mark.parametrize("text,hosts", [
+    ("gpu07", ["gpu07"]),
+    ("gpu[07-09]", ["gpu07", "gpu08", "gpu09"]),
+    ("gpu[01-02,07],cpu7", ["gpu01", "gpu02", "gpu07", "cpu7"]),
+    ("rack[1-2]-n[01-02]", ["rack1-n01", "rack1-n02", "rack2-n01", "rack2-n02"]),
+    ("a[9-11]", ["a9", "a10", "a11"]),
+    ("n[008-010]", ["n008", "n009", "n010"]),
+    ("gpu[07-05]", []), ("gpu[07", []), ("gpu]07[", []), ("gpu[a-b]", []), ("gpu[[1-2]]", []), ("a,,b", []),
+])
+def test_slurm_host_lists_expand_as_scontrol_does(text, hosts):
+    from autotrain_hydra.launch import hostlist
+
+    assert hostlist(text) == hosts

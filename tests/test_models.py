@@ -6,8 +6,7 @@ import pytest
 
 from autotrain_hydra import models
 from autotrain_hydra.compat.hydra import compose_config
-
-FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
+from tests.helpers import train_lm
 
 
 def test_tiny_model_is_cached_and_loads_as_scorer():
@@ -40,3 +39,11 @@ def test_local_saved_model_loads_by_path(tmp_path):
     cfg = compose_config([f"model.name={models.tiny_model_dir()}"])
     assert isinstance(models.load_causal_lm(cfg.model), LlamaForCausalLM)
 
+
+@pytest.mark.slow
+def test_trust_remote_code_off_and_safetensors(tmp_path):
+    cfg = compose_config([])
+    assert cfg.model.trust_remote_code is False
+    out, _, _ = train_lm(tmp_path, "trainer=sft", "trainer.max_seq_length=64", "training.max_steps=2")
+    assert (out / "model.safetensors").is_file()
+    assert not list(out.rglob("pytorch_model*.bin"))  # weights: safetensors only

@@ -1,25 +1,20 @@
 """One job (run.run / run.execute): settings this machine cannot run are refused before a model loads, validate_only
-loads nothing, a used dir is never overwritten."""
+loads nothing, a used dir is never overwritten, secrets never reach a written file, and a matrix of bad configs and
+inputs rejected with a clear message, the right exit code, no traceback and nothing written."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from autotrain_hydra import models
-from autotrain_hydra.run import run
+from autotrain_hydra import models, paths
+from autotrain_hydra.__main__ import main
 from autotrain_hydra.compat.hydra import compose_config
+from autotrain_hydra.run import run
 from autotrain_hydra.schema.errors import ConfigError
-
-FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
-
-
-def train(tmp_path, *overrides):
-    out = tmp_path / "out"
-    cfg = compose_config([*FAST, f"output_dir={out}", *overrides])
-    objective = run(cfg, overrides=list(overrides))
-    metrics = json.loads((out / "metrics.json").read_text())
-    return out, metrics, objective
+from tests.helpers import LM_FAST
+from tests.helpers import train_lm as train
 
 
 @pytest.mark.slow
@@ -46,7 +41,7 @@ def test_run_dir_with_results_is_not_overwritten(tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / "train.log").write_text("")
-    cfg = compose_config([*FAST, "training.max_steps=1", "trainer=generic", "training.block_size=64"])
+    cfg = compose_config([*LM_FAST, "training.max_steps=1", "trainer=generic", "training.block_size=64"])
     run(cfg, run_dir=str(run_dir))  # Hydra's own files do not count
     assert (run_dir / "model.safetensors").is_file()
     stamp = (run_dir / "model.safetensors").stat().st_mtime_ns
@@ -54,3 +49,126 @@ def test_run_dir_with_results_is_not_overwritten(tmp_path):
         run(cfg, run_dir=str(run_dir))
     assert (run_dir / "model.safetensors").stat().st_mtime_ns == stamp
 
+
+@pytest.mark.slow
+def test_secrets_never_reach_a_written_file(tmp_path, monkeypatch):
+    secrets = {"HF_TOKEN": "hf_SECRETsecret1234567890", "WANDB_API_KEY": "wandbSECRET0987654321abcdef",
+               "HUGGING_FACE_HUB_TOKEN": "hf_OTHERsecret5555"}
+    for k, v in secrets.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    main(["training.max_steps=3", "report_to=[wandb]", "features=[eval]", "eval.save_predictions=true"])
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "metrics.json" for p in files) and any("wandb" in p.parts for p in files)
+    for p in files:
+        data = p.read_bytes()
+        for v in secrets.values():
+            assert v.encode() not in data, p
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def write(path: Path, text: str) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def bad_cases(root: Path):
+    chat = str(paths.ASSETS_DIR / "data" / "chat.jsonl")
+    nomodel = root / "not_a_model"
+    nomodel.mkdir()
+    (nomodel / "notes.txt").write_text("hello")
+    full = root / "full"
+    full.mkdir()
+    (full / "old.txt").write_text("earlier results")
+    return [
+        # configuration: caught before composing or loading anything
+        ("unknown key", ["trainer.dpo_bta=0.1"], 2, "unknown key trainer.dpo_bta"),
+        ("negative lr", ["training.lr=-1"], 2, "training.lr must be a number > 0"),
+        ("bad optimizer", ["training.optimizer=adam"], 2, "training.optimizer must be one of"),
+        ("ppo without reward model", ["trainer=ppo"], 2, "ppo requires trainer.rl.reward_model_path"),
+        ("ppo + distillation", ["trainer=ppo", "features=[distillation]"], 2,
+         "Distillation is not supported with PPO trainer"),
+        ("removed trainer", ["trainer=distillation"], 2, "trainer=distillation was removed"),
+        ("distillation without teacher", ["features=[distillation]"], 2,
+         "distillation requires distillation.teacher_model"),
+        ("bad precision", ["training.mixed_precision=fp8"], 2, "training.mixed_precision must be one of"),
+        ("encoder-only model for sft", ["model=bert_base_uncased"], 2, "encoder-only"),
+        ("bad chat template", ["trainer.chat_template=chatmlx"], 2, "did you mean chatml?"),
+        ("unreported sweep metric", ["features=[sweep]", "sweep.metric=accuracy"], 2,
+         "sweep.metric accuracy is not a metric this run reports"),
+        ("non-empty output dir", [f"output_dir={full}"], 2, "is not empty: a run never overwrites"),
+        ("resume without output dir", ["training.resume_from_checkpoint=true"], 2,
+         "resume_from_checkpoint=true needs the output_dir"),
+        ("resume from a missing checkpoint", [f"output_dir={root}/o", f"training.resume_from_checkpoint={root}/nope"],
+         2, "checkpoint not found"),
+        ("template without {input}", ["features=[distillation]", "distillation.teacher_model=tiny",
+                                      "distillation.student_prompt_template=Answer"], 2, "{input} placeholder"),
+        ("missing data file", [f"data.path={root}/missing.jsonl"], 2, "data not found"),
+        ("unknown eval metric", ["features=[eval]", "eval.metrics=[bleux]"], 2, "did you mean bleu?"),
+        # data: caught when the data is read, before any model loads
+        ("malformed jsonl", ["data.path=" + write(root / "bad.jsonl", '{"text": "a"}\n{oops\n'), "trainer=generic"], 2,
+         "bad.jsonl line 2 is not valid JSON"),
+        ("unreadable csv", [f"data.path={write(root / 'bad.csv', 'a,b' + chr(10) + '1,2,3,4' + chr(10))}",
+                            "trainer=generic"], 2, "(data.text_column) not found"),
+        ("unreadable parquet", [f"data.path={write(root / 'bad.parquet', 'not parquet')}", "trainer=generic"], 2,
+         "cannot read data file"),
+        ("missing column", [f"data.path={chat}", "data.text_column=conversation"], 2,
+         "column 'conversation' (data.text_column) not found"),
+        ("empty data", [f"data.path={write(root / 'empty.jsonl', '')}", "trainer=generic"], 2, "empty"),
+        ("messages not a list of role/content", [
+            f"data.path={write(root / 'msgs.jsonl', json.dumps({'messages': [{'from': 'user', 'value': 'hi'}]}))}"],
+         2, "holds neither text nor a list of {role, content} messages"),
+        ("unknown file type", [f"data.path={write(root / 'data.xlsx', 'x')}", "trainer=generic"], 2,
+         "unknown format '.xlsx'"),
+        ("preference data without rejected column", ["trainer=dpo", f"data.path={chat}",
+                                                     "data.prompt_text_column=messages"], 2,
+         "dpo requires data.rejected_text_column"),
+        # models
+        ("path that is not a model", [f"model.name={nomodel}"], 2, "is a folder with no config.json: not a saved model"),
+        ("reward model that is not a scorer", ["trainer=ppo", f"trainer.rl.reward_model_path={models.tiny_model_dir()}"],
+         2, "is not a sequence-classification model"),
+        ("fp16 on a CPU", ["training.mixed_precision=fp16"], 2, "needs a CUDA GPU"),
+        ("chat data, tokenizer without template", [f"model.name={no_template_model(root)}", f"data.path={chat}"], 2,
+         "set trainer.chat_template=chatml"),
+    ]
+
+
+def no_template_model(root: Path) -> str:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    target = root / "no_template"
+    if not target.exists():
+        shutil.copytree(models.tiny_model_dir(), target)
+        tok = AutoTokenizer.from_pretrained(target)
+        tok.chat_template = None
+        (target / "chat_template.jinja").unlink(missing_ok=True)
+        tok.save_pretrained(target)
+    return str(target)
+
+
+@pytest.mark.slow
+def test_bad_config_and_input_matrix(tmp_path, monkeypatch, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the fp16 case needs a machine without a GPU")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    cases = bad_cases(inputs)
+    assert len(cases) >= 25
+    failures = []
+    for name, argv, code, text in cases:
+        cwd = tmp_path / "cwd" / name.replace(" ", "_").replace("/", "_")
+        cwd.mkdir(parents=True)
+        monkeypatch.chdir(cwd)
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        written = [p for p in cwd.rglob("*") if p.is_file() and ".hydra" not in p.parts and p.name != "train.log"]
+        if e.value.code != code or text not in err or "Traceback" in err or written:
+            failures.append((name, e.value.code, err[-400:], written))
+    assert not failures, "\n\n".join(f"{n}: exit {c}\n{e}\nwritten: {w}" for n, c, e, w in failures)

@@ -70,10 +70,27 @@ def initialize(config_dir: str, extra_dir: Optional[str] = None) -> None:
         search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(os.path.expanduser(extra_dir))}",
                             anchor=SearchPathQuery(provider="schema"))
     Hydra.create_main_hydra2(task_name=JOB_NAME, config_search_path=search_path)
-    from hydra_plugins.autotrain_hydra_sweeper import register_config
-
-    register_config()  # hydra/sweeper=optuna is our sweeper: stored over the plugin's, after Hydra's plugin scan
+    register_sweeper()  # hydra/sweeper=optuna is our sweeper: stored over the plugin's, after Hydra's plugin scan
     _initialized_for = (os.path.abspath(config_dir), extra_dir)
+
+
+SWEEPER_TARGET = "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
+
+
+def register_sweeper() -> None:
+    """``hydra/sweeper=optuna`` → our sweeper: hydra-optuna-sweeper's config schema (its settings and sampler group),
+    our ``_target_``. Stored after Hydra's plugin scan registered the plugin's node, which it replaces."""
+    from dataclasses import dataclass
+
+    from hydra.core.config_store import ConfigStore
+    from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
+
+    @dataclass
+    class SharedStudySweeperConf(OptunaSweeperConf):
+        _target_: str = SWEEPER_TARGET
+
+    ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=SharedStudySweeperConf,
+                                 provider="autotrain_hydra")
 
 
 def clear() -> None:

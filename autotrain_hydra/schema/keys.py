@@ -5,7 +5,7 @@ name users bring from another tool (``learning_rate``, ``num_train_epochs``, ``p
 ``lora_rank``, axolotl's ``sequence_len``, LLaMA-Factory's ``cutoff_len``, ...) is mapped to our key
 (``ALIASES``), and a misspelling of either is matched too, so the suggestion names the key the user meant.
 
-Light module: no torch, no Hydra.
+Light module: no torch; of Hydra, its override parser only.
 """
 
 from __future__ import annotations
@@ -123,7 +123,12 @@ def plain(value: Any) -> Any:
 # ----------------------------------------------------------------------------------------------- what was set
 def parsed(overrides: Iterable[str]) -> List[Any]:
     """Hydra's parse of each override (its public parser); one that does not parse is left out (the override check
-    reports it)."""
+    reports it). Parsed once per command line: the rules ask for the same overrides many times."""
+    return list(_parsed(tuple(overrides)))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(overrides: Tuple[str, ...]) -> Tuple[Any, ...]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
@@ -133,7 +138,7 @@ def parsed(overrides: Iterable[str]) -> List[Any]:
             out += parser.parse_overrides([text])
         except OverrideParseException:
             continue
-    return out
+    return tuple(out)
 
 
 def override_keys(overrides: Iterable[str]) -> set:

@@ -210,9 +210,7 @@ class Feature:
         return text + (", will be ignored" if trainer in self.ignored else "")
 
     def _mode(self, mode: str) -> FrozenSet[str]:
-        if self.name == "distillation":
-            return registry.with_distillation(mode)
-        return ALL if mode == "supported" else frozenset()
+        return registry.with_feature(self.name, mode)
 
     @property
     def supported(self) -> FrozenSet[str]:
@@ -235,13 +233,13 @@ FEATURES: Tuple[Feature, ...] = (
     Feature("eval", "--use-enhanced-eval", "Enhanced evaluation"),
 )
 FEATURE_BY_NAME = {f.name: f for f in FEATURES}
-FEATURE_SWITCH = {"distillation": "distillation.enabled", "sweep": "sweep.enabled", "eval": "eval.enabled",
-                  "peft": "peft.method"}
-FEATURE_HOWTO = {"distillation": "features=[distillation]", "sweep": "features=[sweep]", "eval": "features=[eval]",
-                 "peft": "peft=lora"}
+# What switches a feature (or LoRA) on, and how a user writes it.
+FEATURE_SWITCH = {**{f.name: f"{f.name}.enabled" for f in FEATURES}, "peft": "peft.method"}
+FEATURE_HOWTO = {**{f.name: f"features=[{f.name}]" for f in FEATURES}, "peft": "peft=lora"}
 REMOVED_TRAINERS = {
     "distillation": (
-        "trainer=distillation was removed: distillation is now a feature of the generic, sft, dpo and orpo trainers",
+        "trainer=distillation was removed: distillation is now a feature of the "
+        f"{registry.in_words(registry.with_feature('distillation', 'supported'))} trainers",
         "use trainer=sft features=[distillation] distillation.teacher_model=<teacher> "
         "(the guide's --trainer sft --use-distillation --teacher-model <teacher>)",
     ),

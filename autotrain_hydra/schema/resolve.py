@@ -145,6 +145,8 @@ def _holdout(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
     file), and for enhanced evaluation without eval data."""
     if has_eval_data(cfg) or get(cfg, "trainer.name") not in registry.SPECS:
         return None
+    if "data.valid_fraction" in typed or get(cfg, "data.valid_fraction") is not None:
+        return None  # a data.valid_fraction the user set (0, null typed) is theirs: the rules judge it
     metric = get(cfg, "sweep.metric") or ""
     spec = registry.spec(get(cfg, "trainer.name"))
     if feature_enabled(cfg, "sweep") and metric.startswith("eval") and not metric.startswith("eval/") \

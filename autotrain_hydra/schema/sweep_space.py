@@ -13,17 +13,19 @@ parser, and checked before the first trial. Light module (no optuna).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from autotrain_hydra import registry
-from autotrain_hydra.schema.keys import get, schema_keys
+from autotrain_hydra.errors import InputError
+from autotrain_hydra.schema.keys import get, parsed, schema_keys
 
 
-class SweepSpecError(ValueError):
-    pass
+class SweepSpecError(InputError, ValueError):
+    """A search space the sweeper cannot search (exit 2 when it reaches the entry point)."""
 
 
 def parse_sweep_params(value: Any) -> Any:
@@ -186,21 +188,27 @@ def candidates(dist: Dist) -> List[Any]:
     return [dist.low, dist.high]
 
 
+def grid_choices(dist: Dist) -> List[Any]:
+    """The points a grid sampler visits for one parameter (hydra-optuna-sweeper's rule: a range without its end)."""
+    if dist.kind == "categorical":
+        return list(dist.choices)
+    if dist.step is not None and not dist.log:
+        n = math.floor((dist.high - dist.low) / dist.step + 1e-9)  # 0.3 / 0.1 is 2.9999...: 3 points, not 2
+        return [dist.low + i * dist.step for i in range(n)]
+    raise SweepSpecError("the grid sampler needs discrete parameters: choice(...) or range(...)")
+
+
 def typed_space(overrides: List[str]) -> Dict[str, Tuple[str, Dist]]:
     """The sweep overrides among typed overrides: {key: (as typed, Dist)}; what does not parse is skipped (the
     override check reports it)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
     out = {}
-    for text in overrides:
+    for override in parsed(overrides):
         try:
-            (override,) = OverridesParser.create().parse_overrides([text])
             dist = distribution(override)
-        except (OverrideParseException, SweepSpecError):
+        except SweepSpecError:
             continue
         if dist is not None:
-            out[override.get_key_element().lstrip("+")] = (text, dist)
+            out[override.get_key_element().lstrip("+")] = (override.input_line, dist)
     return out
 
 

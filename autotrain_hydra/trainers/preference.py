@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import Job
+from autotrain_hydra.trainers.common import Job, save_model, train_and_collect
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,6 @@ def logp_margin(model: Any, pairs: Any, pad_id: int, batch_size: int = 16) -> fl
 
 def fit(job: Job, trainer: Any, pairs: Pairs, tokenizer: Any) -> dict:
     """Train a dpo/orpo trainer and report the held-out log-probability margin before and after."""
-    from autotrain_hydra.trainers.common import save_model, train_and_collect
-
     has_eval = pairs.valid is not None
     metrics = train_and_collect(job, trainer, has_eval=has_eval)
     if has_eval:

@@ -3,32 +3,15 @@
 ``SharedStudySweeper`` is hydra-optuna-sweeper's Optuna sweeper (same settings, same grammar) rebuilt on Hydra's
 public ``Sweeper`` interface and Optuna's public API, with one study shared safely by several workers (one trial
 budget, heartbeats, dead workers' trials marked FAIL) and a readable report: autotrain_hydra.features.sweep_study.
-``register_config`` stores its config node as ``hydra/sweeper=optuna``, so configs written for hydra-optuna-sweeper
-select it as they are.
+Its config node is stored as ``hydra/sweeper=optuna`` (``autotrain_hydra.compat.hydra.register_sweeper``), so configs
+written for hydra-optuna-sweeper select it as they are.
 
 Light on purpose (Hydra imports every plugin module when it starts): optuna loads when a sweep begins.
 """
 
-from dataclasses import dataclass
 from typing import Any, List
 
 from hydra.plugins.sweeper import Sweeper
-
-TARGET = "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
-
-
-def register_config() -> None:
-    """``hydra/sweeper=optuna`` → our sweeper: the plugin's own config schema (its settings and sampler group), our
-    ``_target_``. Stored after Hydra's plugin scan registered the plugin's node, which it replaces."""
-    from hydra.core.config_store import ConfigStore
-    from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-
-    @dataclass
-    class SharedStudySweeperConf(OptunaSweeperConf):
-        _target_: str = TARGET
-
-    ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=SharedStudySweeperConf,
-                                 provider="autotrain_hydra")
 
 
 class SharedStudySweeper(Sweeper):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from autotrain_hydra.run import run
 from autotrain_hydra.compat.hydra import compose_config
+from autotrain_hydra.run import run
 
 ALL = '["perplexity", "bleu", "rouge", "bertscore", "chrf", "exact_match"]'
 

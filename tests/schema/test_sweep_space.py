@@ -6,7 +6,7 @@ from autotrain_hydra import paths
 from autotrain_hydra.schema.metrics import reported_metrics
 from autotrain_hydra.schema.resolve import resolve
 from autotrain_hydra.schema.rules import validate
-from autotrain_hydra.schema.sweep_space import SweepSpecError, search_space
+from autotrain_hydra.schema.sweep_space import Dist, SweepSpecError, legacy_dist, search_space
 from tests.helpers import check, compose, fake_reward_dir, messages, resolved
 
 
@@ -112,20 +112,6 @@ def test_hparams_search_presets(name):
     assert cfg.trainer.name == trainer and cfg.sweep.enabled and len(search_space(cfg)) >= 2
 
 
-def test_benchmark_rules(monkeypatch, tmp_path):
-    import importlib.util
-
-    assert messages(check("trainer=reward", "features=[eval]", "eval.benchmark=autotrain_qa"), "error") == [
-        "eval.benchmark runs text-generation tasks: not for Reward trainer"]
-    assert messages(check("features=[eval]", f"eval.benchmark={tmp_path}/nope.yaml"), "error") == [
-        f"benchmark task file not found: {tmp_path}/nope.yaml"]
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lm_eval" else real(name, *a))
-    (err,) = check("features=[eval]", "eval.benchmark=autotrain_qa").errors
-    assert err.message == "eval.benchmark needs lm-evaluation-harness, the optional extra lm-eval"
-    assert "pip install 'autotrain_hydra[lm-eval]'" in err.fix
-
-
 def test_enhanced_eval_metrics_can_be_swept():
     report = check("features=[sweep,eval]", "eval.metrics=[bleu,rouge]", "sweep.metric=eval/rougeL",
                    "sweep.direction=maximize")
@@ -134,3 +120,20 @@ def test_enhanced_eval_metrics_can_be_swept():
         "sweep.metric eval/bleu is not a metric this run reports (enhanced-evaluation metrics are those of "
         "eval.metrics, with features=[eval])"]
 
+
+@pytest.mark.parametrize("spec,dist", [
+    ({"type": "categorical", "choices": [1, 2]}, Dist("categorical", choices=(1, 2))),
+    ({"type": "int", "low": 1, "high": 8}, Dist("int", 1, 8, 1)),
+    ({"type": "int", "low": 2, "high": 8, "step": 2}, Dist("int", 2, 8, 2)),
+    ({"type": "int", "low": 1, "high": 64, "log": True}, Dist("int", 1, 64, None, True)),
+    ({"type": "float", "low": 0.0, "high": 1.0}, Dist("float", 0.0, 1.0)),
+    ({"type": "float", "low": 0.0, "high": 1.0, "step": 0.25}, Dist("float", 0.0, 1.0, 0.25)),
+    ({"type": "DistributionType.float", "low": 1e-5, "high": 1e-3, "log": True}, Dist("float", 1e-5, 1e-3, None, True)),
+])
+def test_the_deprecated_search_space_reads_as_hydra_optuna_sweeper_reads_it(spec, dist):
+    assert legacy_dist(spec) == dist
+
+
+def test_an_unknown_search_space_type_is_named():
+    with pytest.raises(SweepSpecError, match="hydra.sweeper.search_space: unknown type 'normal'"):
+        legacy_dist({"type": "normal", "low": 0, "high": 1})

@@ -1,22 +1,10 @@
 """trainer=generic trains on plain text: padding-free examples by default, blocks with packing, the final train loss as
 the objective without eval data."""
 
-import json
 
 import pytest
 
-from autotrain_hydra.run import run
-from autotrain_hydra.compat.hydra import compose_config
-
-FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
-
-
-def train(tmp_path, *overrides):
-    out = tmp_path / "out"
-    cfg = compose_config([*FAST, f"output_dir={out}", *overrides])
-    objective = run(cfg, overrides=list(overrides))
-    metrics = json.loads((out / "metrics.json").read_text())
-    return out, metrics, objective
+from tests.helpers import train_lm as train
 
 
 @pytest.mark.slow

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from autotrain_hydra import models
-from autotrain_hydra.run import run
 from autotrain_hydra.compat.hydra import compose_config
+from autotrain_hydra.run import run
 from autotrain_hydra.trainers import ppo
 
 

@@ -9,9 +9,7 @@ import pytest
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.compat.hydra import compose_config
-from tests.helpers import train_in
-
-FAST = ["training.logging_steps=4", "training.warmup_ratio=0"]
+from tests.helpers import train_pairs as train
 
 GUIDE_EXAMPLES = {
     "dpo_basic": ["trainer=dpo", "training.epochs=2", "training.batch_size=2", "data.prompt_text_column=prompt",
@@ -27,9 +25,6 @@ GUIDE_EXAMPLES = {
                     "peft=lora", "peft.lora_r=8", "training.lr=1e-2"],
 }
 
-
-def train(tmp_path, *overrides):
-    return train_in(tmp_path, FAST, *overrides)
 
 
 @pytest.mark.slow

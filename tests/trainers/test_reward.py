@@ -1,30 +1,9 @@
 """trainer=reward: a sequence-classification scorer that ranks held-out pairs, with label smoothing and several heads."""
 
-
 import pytest
 import torch
 
-from tests.helpers import train_in
-
-FAST = ["training.logging_steps=4", "training.warmup_ratio=0"]
-
-GUIDE_EXAMPLES = {
-    "dpo_basic": ["trainer=dpo", "training.epochs=2", "training.batch_size=2", "data.prompt_text_column=prompt",
-                  "data.rejected_text_column=rejected", "trainer.dpo_beta=0.1"],
-    "dpo_ref_lora": ["trainer=dpo", "training.epochs=2", "training.batch_size=4", "data.prompt_text_column=prompt",
-                     "data.rejected_text_column=rejected", "trainer.dpo_beta=0.2", "peft=lora", "peft.lora_r=32",
-                     "REF", "training.lr=5e-3"],
-    "orpo_basic": ["trainer=orpo", "training.epochs=2", "training.batch_size=2", "data.prompt_text_column=prompt",
-                   "data.rejected_text_column=rejected"],
-    "reward_basic": ["trainer=reward", "training.epochs=3", "training.batch_size=16",
-                     "data.rejected_text_column=rejected"],
-    "reward_lora": ["trainer=reward", "training.epochs=3", "training.batch_size=32", "data.rejected_text_column=rejected",
-                    "peft=lora", "peft.lora_r=8", "training.lr=1e-2"],
-}
-
-
-def train(tmp_path, *overrides):
-    return train_in(tmp_path, FAST, *overrides)
+from tests.helpers import train_pairs as train
 
 
 @pytest.mark.slow

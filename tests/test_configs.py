@@ -1,4 +1,5 @@
-"""Every trainer x peft x feature combination composes through Hydra and validates as the rules say."""
+"""The shipped configs (configs/): every trainer x peft x feature combination composes through Hydra and validates as
+the rules say; every preset composes; the tiny preset's tuning applies to the tiny model only."""
 
 import itertools
 
