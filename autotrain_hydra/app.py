@@ -204,10 +204,10 @@ class Command:
         resolved, report = self.validate(cfg, self.overrides)
         if report.errors:
             raise ConfigError(report)
+        multirun = self.is_multirun(cfg)  # a sweep value in a single run is refused, with validate_only=true too
         if resolved.cfg.validate_only:
-            print(valid_message(resolved.cfg, report))
+            print(valid_message(resolved.cfg, report, resolved.notes))
             return EXIT_OK
-        multirun = self.is_multirun(cfg)
         with read_write(cfg.hydra), open_dict(cfg.hydra):  # Hydra's node, not the app's: as Hydra's main sets it
             cfg.hydra.mode = _mode(multirun)
         if resolved.cfg.sweep.enabled and resolved.cfg.sweep.backend == "wandb":

@@ -43,14 +43,27 @@ def first_line(e: BaseException) -> str:
 
 
 def _check_jsonl(path: str) -> None:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    """Every line of a JSON-lines file is UTF-8 text holding one JSON object; the file has at least one."""
+    rows = 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path} line {n} is not UTF-8 text (byte {e.start + 1}); save the file as UTF-8") \
+                    from e
             if not line.strip():
                 continue
             try:
-                json.loads(line)
+                row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path} line {n} is not valid JSON ({e.msg}); fix or remove that line") from e
+            if not isinstance(row, dict):
+                raise DataError(f"{path} line {n} is a JSON {type(row).__name__}, not an object: each line is one row, "
+                                '{"column": value, ...}; fix or remove that line')
+            rows += 1
+    if rows == 0:
+        raise DataError(f"the data file {path} is empty: it holds no row")
 
 
 def load_split(path: str, split: str):
@@ -113,11 +126,33 @@ def load_text_splits(data_cfg: Any) -> Splits:
 
 
 def require_columns(ds: Any, columns: List[str], source: str, keys: List[str]) -> None:
-    """Each column present, else a DataError naming the key, the columns there and the fix."""
+    """Each column present and holding, in every row, text or a list of {role, content} messages (a null, a number,
+    a list of strings is named with its row), and not only empty texts; else a DataError naming the key and the fix."""
     for column, key in zip(columns, keys):
         if column not in ds.column_names:
             raise DataError(f"column {column!r} ({key}) not found in {source}; columns there: "
                             f"{', '.join(ds.column_names)}. Set {key}=<one of them>")
+        empty = 0
+        for row, value in enumerate(ds[column], 1):
+            if isinstance(value, str):
+                empty += not value.strip()
+            elif not _is_message_list(value):
+                raise DataError(f"{source} row {row}: {key} ({column!r}) is {_show(value)}, neither text nor a list "
+                                "of {role, content} messages; fix or remove that row")
+        if len(ds) and empty == len(ds):
+            raise DataError(f"every row of {source} has an empty {key} ({column!r}): there is no text to learn from")
+
+
+def _is_message_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = json.dumps(value, default=str)
+    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
 
 
 def is_conversation(value: Any) -> bool:

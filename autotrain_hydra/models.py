@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from autotrain_hydra import paths
-from autotrain_hydra.errors import ModelLoadError
+from autotrain_hydra.errors import InputError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -225,13 +225,26 @@ def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional
         **extra))
 
 
-def lora_config(peft_cfg: Any, task_type: str = "CAUSAL_LM"):
+def lora_config(peft_cfg: Any, model: Any, task_type: str = "CAUSAL_LM"):
+    """The LoRA config of ``peft.*`` for ``model``; target modules the model lacks are an InputError naming them and
+    the model's linear layers (before any trainer is built)."""
     from omegaconf import OmegaConf
     from peft import LoraConfig
 
     targets = peft_cfg.target_modules
     if not isinstance(targets, str):
         targets = list(OmegaConf.to_container(targets)) if targets is not None else None
+    if isinstance(targets, list):
+        import torch
+
+        linear = sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules()
+                         if isinstance(mod, torch.nn.Linear)})
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = [t for t in targets if t not in names]
+        if missing:
+            raise InputError(f"peft.target_modules={targets}: this model has no module named {', '.join(missing)}"
+                             f"\n    fix: name some of its linear layers ({', '.join(linear)}), or "
+                             "peft.target_modules=all-linear")
     return LoraConfig(r=peft_cfg.lora_r, lora_alpha=peft_cfg.lora_alpha, lora_dropout=peft_cfg.lora_dropout,
                       target_modules=targets, bias="none", task_type=task_type)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
@@ -87,3 +88,54 @@ def written_whole(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+STAMP = "autotrain_hydra.json"  # in each checkpoint: the trainer and model that wrote it
+
+
+def checkpoint_complete(path: str) -> bool:
+    """A checkpoint folder the Trainer finished writing: its trainer_state.json (written after the model, optimizer,
+    scheduler and RNG state) exists and parses. A folder cut short by a crash fails this."""
+    return checkpoint_state(path) is not None and any(os.path.isfile(os.path.join(path, w)) for w in (
+        "model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
+
+
+def checkpoint_state(path: str) -> Optional[dict]:
+    """A checkpoint's trainer_state.json, with our stamp (``trainer``, ``model``) when it has one; None when it
+    cannot be read."""
+    try:
+        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict):
+        return None
+    try:
+        with open(os.path.join(path, STAMP), encoding="utf-8") as f:
+            state["stamp"] = json.load(f)
+    except (OSError, ValueError):
+        state["stamp"] = {}
+    return state
+
+
+def last_complete_checkpoint(folder: str, warn: Optional[Callable[[str], None]] = None) -> Optional[str]:
+    """The newest complete ``checkpoint-N`` of ``folder`` (incomplete ones skipped, each said to ``warn``)."""
+    if not os.path.isdir(folder):
+        return None
+    steps = []
+    for name in os.listdir(folder):
+        if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
+            steps.append((int(name[len("checkpoint-"):]), os.path.join(folder, name)))
+    for _, path in sorted(steps, reverse=True):
+        if checkpoint_complete(path):
+            return path
+        if warn is not None:
+            warn(f"checkpoint {path} is incomplete (cut short by a crash?): skipped")
+    return None
+
+
+def stamp_checkpoint(path: str, trainer: str, model: str) -> None:
+    """Say in a checkpoint which trainer and model wrote it (a resume with another trainer is refused)."""
+    with open(os.path.join(path, STAMP), "w", encoding="utf-8") as f:
+        json.dump({"trainer": trainer, "model": model}, f)

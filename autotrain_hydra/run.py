@@ -42,7 +42,7 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
     overrides = list(overrides)
     resolved, report = prepare(cfg, overrides)
     if resolved.cfg.validate_only:
-        print(valid_message(resolved.cfg, report))
+        print(valid_message(resolved.cfg, report, resolved.notes))
         return None
     if resolved.cfg.sweep.enabled and run_dir is None and resolved.cfg.output_dir is None:
         single = Report()
@@ -56,8 +56,9 @@ def run(cfg: DictConfig, overrides: Iterable[str] = (), run_dir: Optional[str] =
         end_run(resolved.cfg)
 
 
-def valid_message(cfg: DictConfig, report: Report) -> str:
-    lines = [i.render() for i in report.warnings]
+def valid_message(cfg: DictConfig, report: Report, notes: Iterable[str] = ()) -> str:
+    """What validate_only=true prints: the warnings, what resolving the config did (``notes``), and the verdict."""
+    lines = [i.render() for i in report.warnings] + [f"note: {n}" for n in notes]
     lines.append(f"configuration is valid: trainer={cfg.trainer.name}, {len(report.warnings)} warning(s); nothing "
                  "was loaded or written")
     return "\n".join(lines)

@@ -133,10 +133,11 @@ def test_started_by_torchrun_it_is_refused_at_once_with_the_launcher_that_works(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_sweep_value_without_multirun_is_a_clear_error(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("extra", [[], ["validate_only=true"]])
+def test_a_sweep_value_without_multirun_is_a_clear_error(tmp_path, monkeypatch, capsys, extra):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as stop:
-        main(["training.seed=1,2"])
+        main(["training.seed=1,2", *extra])  # validate_only says so too (it said "valid")
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "Error: training.seed=1,2 is a sweep (several values), and this command is a single run" in err

@@ -47,3 +47,14 @@ def test_trust_remote_code_off_and_safetensors(tmp_path):
     out, _, _ = train_lm(tmp_path, "trainer=sft", "trainer.max_seq_length=64", "training.max_steps=2")
     assert (out / "model.safetensors").is_file()
     assert not list(out.rglob("pytorch_model*.bin"))  # weights: safetensors only
+
+
+def test_lora_target_modules_the_model_lacks_are_named_with_its_layers():
+    from autotrain_hydra.errors import InputError
+
+    cfg = compose_config(["peft=lora", "peft.target_modules=[q_proj,nonexistent_proj]"])
+    model = models.load_causal_lm(cfg.model)
+    with pytest.raises(InputError, match=r"this model has no module named nonexistent_proj\n    fix: name some of its "
+                                         r"linear layers \(down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj"):
+        models.lora_config(cfg.peft, model)
+    assert models.lora_config(compose_config(["peft=lora", "peft.target_modules=[q_proj]"]).peft, model).r == 16

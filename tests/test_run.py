@@ -119,7 +119,7 @@ def bad_cases(root: Path):
         ("empty data", [f"data.path={write(root / 'empty.jsonl', '')}", "trainer=generic"], 2, "empty"),
         ("messages not a list of role/content", [
             f"data.path={write(root / 'msgs.jsonl', json.dumps({'messages': [{'from': 'user', 'value': 'hi'}]}))}"],
-         2, "holds neither text nor a list of {role, content} messages"),
+         2, "neither text nor a list of {role, content} messages; fix or remove that row"),
         ("unknown file type", [f"data.path={write(root / 'data.xlsx', 'x')}", "trainer=generic"], 2,
          "unknown format '.xlsx'"),
         ("preference data without rejected column", ["trainer=dpo", f"data.path={chat}",

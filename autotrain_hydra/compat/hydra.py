@@ -60,7 +60,8 @@ def initialize(config_dir: str, extra_dir: Optional[str] = None) -> None:
     from autotrain_hydra.schema import register
 
     if extra_dir is not None and not os.path.isdir(os.path.expanduser(extra_dir)):
-        raise InputError(f"--config-dir {extra_dir}: no such directory\n    fix: give the folder that holds your "
+        what = "a file, not a directory" if os.path.exists(os.path.expanduser(extra_dir)) else "no such directory"
+        raise InputError(f"--config-dir {extra_dir}: {what}\n    fix: give the folder that holds your "
                          "config groups (e.g. my_configs/model/my_model.yaml)")
     register()
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its set-up lines (optuna imports it) are noise
@@ -164,10 +165,17 @@ def run(cfg: DictConfig, task: TaskFunction) -> Any:
 def multirun(cfg: DictConfig, task: TaskFunction) -> Any:
     """A multirun, as ``Hydra.multirun`` runs it: the configured sweeper, given the typed overrides."""
     from hydra.core.plugins import Plugins
+    from hydra.errors import InstantiationException
+
+    from autotrain_hydra.errors import InputError
 
     context = _context(cfg)
     context.callbacks.on_multirun_start(config=cfg, config_name=cfg.hydra.job.config_name)
-    sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=task)
+    try:
+        sweeper = Plugins.instance().instantiate_sweeper(config=cfg, hydra_context=context, task_function=task)
+    except InstantiationException as e:  # a _target_ in hydra.sweeper (its sampler, ...) that cannot be made
+        raise InputError(f"the sweeper cannot be made from hydra.sweeper: {str(e).splitlines()[0]}\n    fix: check "
+                         "the _target_ of hydra.sweeper and hydra.sweeper.sampler (or use sweep.sampler)") from e
     result = sweeper.sweep(arguments=list(OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)))
     context.callbacks.on_multirun_end(config=cfg, config_name=cfg.hydra.job.config_name)
     return result

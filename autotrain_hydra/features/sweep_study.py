@@ -200,6 +200,9 @@ class SharedStudy:
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
+        if self.n_trials < 1:
+            raise InputError(f"hydra.sweeper.n_trials={self.n_trials}: a sweep runs at least one trial\n    fix: "
+                             "hydra.sweeper.n_trials=<a number >= 1>")
         if not 0.0 <= self.max_failure_rate <= 1.0:  # here, not in __init__: Hydra's instantiate would wrap the error
             raise InputError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: it is the share of trials that "
                              "may fail, from 0 to 1\n    fix: hydra.sweeper.max_failure_rate=1.0 (the default)")
@@ -252,12 +255,19 @@ class SharedStudy:
     def _sampler(self, dists: Dict[str, Dist], seed_offset: int = 0) -> Any:
         from hydra.utils import instantiate
 
-        if self.sampler_name == "grid" or self.sampler_node.get("_target_") == SAMPLERS["grid"]:
-            choices = {k: grid_choices(d) for k, d in dists.items()}
-            return instantiate(self.sampler_node)(choices)
-        if self.seed is not None:
-            return instantiate(self.sampler_node, seed=int(self.seed) + seed_offset)
-        return instantiate(self.sampler_node)
+        from hydra.errors import InstantiationException
+
+        try:
+            if self.sampler_name == "grid" or self.sampler_node.get("_target_") == SAMPLERS["grid"]:
+                choices = {k: grid_choices(d) for k, d in dists.items()}
+                return instantiate(self.sampler_node)(choices)
+            if self.seed is not None:
+                return instantiate(self.sampler_node, seed=int(self.seed) + seed_offset)
+            return instantiate(self.sampler_node)
+        except InstantiationException as e:
+            raise InputError(f"hydra.sweeper.sampler ({self.sampler_node.get('_target_')}) cannot be made: "
+                             f"{str(e).splitlines()[0]}\n    fix: sweep.sampler=tpe|random|grid|cmaes, or "
+                             "hydra/sweeper/sampler=<one of hydra-optuna-sweeper's>") from e
 
     def _directions(self) -> List[str]:
         """The study's direction. A run returns one objective: several directions (a multi-objective study) are
@@ -266,7 +276,11 @@ class SharedStudy:
         if isinstance(direction, (list, tuple)) or OmegaConf.is_list(direction):
             raise InputError(f"hydra.sweeper.direction={list(direction)}: a run returns one objective, so a sweep "
                              "has one direction\n    fix: hydra.sweeper.direction=minimize (or maximize)")
-        return [getattr(direction, "name", direction) or "minimize"]
+        name = str(getattr(direction, "name", direction) or "minimize").lower()
+        if name not in ("minimize", "maximize"):
+            raise InputError(f"hydra.sweeper.direction={direction}: not a direction\n    fix: "
+                             "hydra.sweeper.direction=minimize (or maximize)")
+        return [name]
 
     def _fit_to_grid(self, searched: Dict[str, Dist]) -> None:
         """A grid smaller than n_trials is visited once: n_trials becomes its size, and the log says so."""

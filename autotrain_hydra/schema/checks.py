@@ -46,6 +46,12 @@ def one_of(choices: Sequence[Any]) -> Check:
     return Check(lambda v: v in choices, f"one of {shown}", tuple(choices))
 
 
+def list_of(choices: Sequence[Any]) -> Check:
+    """A list whose every item is one of ``choices``."""
+    return Check(lambda v: not isinstance(v, (str, bytes)) and hasattr(v, "__iter__") and all(x in choices for x in v),
+                 f"a list of {', '.join(map(str, choices))}", tuple(choices))
+
+
 def null_or_ge(lo: int) -> Check:
     """null (off, or: choose for me) or an integer >= lo."""
     return Check(lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= lo),

@@ -98,6 +98,20 @@ def schema_keys(leaves_only: bool = False) -> Tuple[str, ...]:
     return tuple(_fields(Config, "", leaves_only))
 
 
+def key_type(key: str) -> Any:
+    """The schema's type of a key (``Optional[int]`` → ``int``); None for a key the schema does not have."""
+    cls: Any = Config
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return None
+        kind = typing.get_type_hints(cls).get(part)
+        if kind is None:
+            return None
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        cls = args[0] if typing.get_origin(kind) is typing.Union and len(args) == 1 else kind
+    return cls
+
+
 DEFAULTS: DictConfig = OmegaConf.structured(Config)  # the schema with its defaults (read-only use)
 OmegaConf.set_readonly(DEFAULTS, True)
 

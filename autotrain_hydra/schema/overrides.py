@@ -72,6 +72,11 @@ def check_overrides(overrides: Iterable[str], config_dirs: Sequence[Path],
                 good.append(text)
                 continue
             options = group_options(key, config_dirs)
+            real = [x for x in options if not x.startswith("base_")]
+            if o.value() is None:  # trainer=null: a group needs an option (features: [] for none)
+                report.error(f"config group {key} needs an option, not null", key, None,
+                             "features=[] for none" if key == "features" else f"choose one of {', '.join(real)}")
+                continue
             ok = True
             for opt in _option_values(o.value()):
                 if key == "trainer" and opt in REMOVED_TRAINERS:
@@ -79,7 +84,6 @@ def check_overrides(overrides: Iterable[str], config_dirs: Sequence[Path],
                     report.error(msg, "trainer", opt, fix)
                     ok = False
                 elif strict_groups and opt not in options:
-                    real = [x for x in options if not x.startswith("base_")]
                     close = difflib.get_close_matches(opt, real, n=1)
                     report.error(f"unknown option {opt} for config group {key}", key, opt,
                                  (f"did you mean {key}={close[0]}? " if close else "")

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, Optional, Tuple
 
 from autotrain_hydra import registry
-from autotrain_hydra.schema.checks import (Check, between, ge, gt, null_bool_or_text, null_or_ge, one_of,
-                                           open_interval, port_or_null, steps_or_off)
+from autotrain_hydra.schema.checks import (Check, between, ge, gt, list_of, null_bool_or_text, null_or_ge,
+                                           one_of, open_interval, port_or_null, steps_or_off)
 
 TRAINERS = registry.TRAINERS
 ALL: FrozenSet[str] = frozenset(TRAINERS)
 
+# report_to: the trackers transformers reports to (its integrations), or none
+TRACKERS = ("wandb", "tensorboard", "mlflow", "comet_ml", "clearml", "neptune", "dvclive", "azure_ml", "codecarbon",
+            "dagshub", "flyte", "kubeflow", "swanlab", "trackio", "none")
 OPTIMIZERS = ("adamw_torch", "adamw_hf", "sgd", "adafactor")
 SCHEDULERS = ("linear", "cosine", "constant")
 MIXED_PRECISION = ("fp16", "bf16", "fp32")
@@ -103,7 +106,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("model.trust_remote_code", group="core"),
     Param("overwrite_output_dir", group="core"),
     Param("validate_only", group="core"),
-    Param("report_to", group="core"),
+    Param("report_to", check=list_of(TRACKERS), group="core"),
     # PEFT / LoRA
     Param("peft.method", "--peft", check=one_of(PEFT_METHODS), group="peft"),
     Param("peft.lora_r", "--lora-r", check=ge(1), feature="peft", group="peft"),

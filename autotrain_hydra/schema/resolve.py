@@ -4,13 +4,16 @@
 
 1. **built-in sample**: with ``data.path`` null, the data node is filled from the trainer's built-in sample
    (``configs/data/<shape>.yaml``): only keys the user neither typed nor changed from their default;
-2. **text column**: a ``data.text_column`` left at ``text`` that the data lack becomes the trainer's conventional
+2. **the sample's validation file**: a ``data.valid_path`` that is a shipped sample's (from ``data=<shape>``, not
+   typed) is dropped when the training data are the user's own, or when the user typed another source of eval data
+   (``data.valid_fraction``, ``data.valid_split``): it belongs to the sample;
+3. **text column**: a ``data.text_column`` left at ``text`` that the data lack becomes the trainer's conventional
    column (``messages`` for sft, ``chosen`` for preference pairs, ...) when the data have it (peeked, not loaded);
-3. **sweep objective**: with the sweep feature, ``sweep.metric`` null becomes the trainer's sweep metric and
+4. **sweep objective**: with the sweep feature, ``sweep.metric`` null becomes the trainer's sweep metric and
    ``sweep.direction`` null the direction its name implies;
-4. **hold-outs**: a sweep on an eval metric, or enhanced evaluation, with no eval data holds out a seeded slice of
+5. **hold-outs**: a sweep on an eval metric, or enhanced evaluation, with no eval data holds out a seeded slice of
    the training rows (``data.valid_fraction``);
-5. **the job's dir**: ``output_dir`` becomes where this job writes: the run dir, or ``<output_dir>/<trial>`` for a
+6. **the job's dir**: ``output_dir`` becomes where this job writes: the run dir, or ``<output_dir>/<trial>`` for a
    trial of a sweep.
 
 Each change is said in ``notes`` (the run logs them). The result is read-only: nothing later can change it.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Iterable, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -53,12 +56,13 @@ def resolve(cfg: DictConfig, overrides: Iterable[str] = (), job: Optional[JobPla
             config_dirs: Sequence[str] = ()) -> Resolved:
     """The resolved, read-only copy of ``cfg`` (see the module doc); ``overrides`` are the ones the user typed;
     ``config_dirs`` where the data presets are looked up first (``--config-dir``; then the package's configs)."""
+    _check_interpolations(cfg)
     out = copy.deepcopy(cfg)
     typed = override_keys(overrides)
     dirs = [*config_dirs, str(paths.config_dir())]
     notes: List[str] = []
     with read_write(out), open_dict(out):
-        for step in (_data_sample, _text_column, _sweep_objective, _holdout):
+        for step in (_data_sample, _sample_valid_path, _text_column, _sweep_objective, _holdout):
             note = step(out, typed, dirs)
             if note:
                 notes.append(note)
@@ -68,8 +72,38 @@ def resolve(cfg: DictConfig, overrides: Iterable[str] = (), job: Optional[JobPla
     return Resolved(out, notes)
 
 
+def _check_interpolations(cfg: DictConfig) -> None:
+    """Every ``${...}`` of the config resolves (a missing key, an unset environment variable, an unknown resolver),
+    else a ConfigError naming each key, before anything reads the config."""
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    from autotrain_hydra.schema.errors import Report
+
+    report = Report()
+
+    def walk(node: Any, prefix: str) -> None:
+        keys = range(len(node)) if OmegaConf.is_list(node) else list(node.keys())
+        for k in keys:
+            key = f"{prefix}{k}"
+            try:
+                value = node[k]
+            except MissingMandatoryValue:
+                continue  # ??? : the rules say which key is required
+            except InterpolationResolutionError as e:
+                raw = OmegaConf.to_container(node, resolve=False)[k]
+                report.error(f"{key}={raw} cannot be resolved: {str(e).splitlines()[0]}", key, raw,
+                             "fix the ${...} reference (a config key that exists, ${oc.env:NAME} with NAME set, or "
+                             "${oc.env:NAME,default})")
+                continue
+            if OmegaConf.is_config(value):
+                walk(value, f"{key}.")
+
+    walk(cfg, "")
+    report.raise_if_errors()
+
+
 def place(cfg: DictConfig, job: JobPlace) -> DictConfig:
-    """A resolved config placed in its job's dir (step 5 alone): the job of a single run, whose config was resolved
+    """A resolved config placed in its job's dir (step 6 alone): the job of a single run, whose config was resolved
     and validated before Hydra made its run dir."""
     out = copy.deepcopy(cfg)
     with read_write(out), open_dict(out):
@@ -97,6 +131,24 @@ def _data_sample(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
             continue  # a value the user gave is never replaced
         _set(cfg, key, v)
     return f"data.path not set: trainer={trainer} uses the built-in sample data ({shape}: {get(cfg, 'data.path')})"
+
+
+def _is_sample(path) -> bool:
+    return isinstance(path, str) and os.path.abspath(os.path.expanduser(path)).startswith(str(paths.ASSETS_DIR))
+
+
+def _sample_valid_path(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
+    valid_path = get(cfg, "data.valid_path")
+    if "data.valid_path" in typed or not _is_sample(valid_path):
+        return None
+    if not _is_sample(get(cfg, "data.path")):
+        why = f"it is the built-in sample's, and the training data are yours ({get(cfg, 'data.path')})"
+    elif typed & {"data.valid_fraction", "data.valid_split"}:
+        why = f"you chose {' and '.join(sorted(typed & {'data.valid_fraction', 'data.valid_split'}))} instead"
+    else:
+        return None
+    _set(cfg, "data.valid_path", None)
+    return f"data.valid_path={valid_path} not used: {why} (set data.valid_path for a validation file of your own)"
 
 
 def text_column_for(present: List[str], trainer: str, column: str) -> Optional[str]:

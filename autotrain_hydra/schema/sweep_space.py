@@ -154,6 +154,11 @@ def distribution(override: Any) -> Optional[Dist]:
         return Dist("int", int(value.start), int(value.stop), int(value.step))
     if override.is_interval_sweep():
         ints = isinstance(value.start, int) and isinstance(value.end, int)
+        if value.start > value.end:
+            raise SweepSpecError(f"{override.input_line}: the interval's low end {value.start} is above its high end "
+                                 f"{value.end}")
+        if "log" in value.tags and value.start <= 0:
+            raise SweepSpecError(f"{override.input_line}: a log scale needs a low end above 0")
         return Dist("int" if ints else "float", value.start, value.end, None, "log" in value.tags)
     raise SweepSpecError(f"{override.input_line}: not a sweep the Optuna sweeper can search "
                          "(use interval, range or choice)")
@@ -237,5 +242,6 @@ def check_space(space: Dict[str, str]) -> List[str]:
         try:
             distribution(_override(f"{key}={text}"))
         except (OverrideParseException, SweepSpecError) as e:
-            problems.append(f"{key}={text}: {str(e).splitlines()[0]}")
+            first = str(e).splitlines()[0]
+            problems.append(first if first.startswith(f"{key}=") else f"{key}={text}: {first}")
     return problems

@@ -10,42 +10,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra import registry
-from autotrain_hydra.errors import CheckpointError, HardwareError, NumericalError
+from autotrain_hydra.errors import CheckpointError, HardwareError, NothingTrained, NumericalError
+from autotrain_hydra.paths import checkpoint_complete, checkpoint_state, last_complete_checkpoint, stamp_checkpoint
 from autotrain_hydra.processes import rank_and_world
 
 log = logging.getLogger(__name__)
 
 # transformers 5 removed its own AdamW ("adamw_hf"; validation says so): torch's AdamW is the same algorithm.
 OPTIM_NAMES = {"adamw_torch": "adamw_torch", "adamw_hf": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
-
-
-def checkpoint_complete(path: str) -> bool:
-    """A checkpoint folder the Trainer finished writing: its trainer_state.json (written after the model, optimizer,
-    scheduler and RNG state) exists and parses. A folder cut short by a crash fails this."""
-    import json
-
-    state = os.path.join(path, "trainer_state.json")
-    try:
-        with open(state, encoding="utf-8") as f:
-            json.load(f)
-    except (OSError, ValueError):
-        return False
-    return any(os.path.isfile(os.path.join(path, w)) for w in (
-        "model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
-
-
-def last_complete_checkpoint(folder: str) -> Optional[str]:
-    if not os.path.isdir(folder):
-        return None
-    steps = []
-    for name in os.listdir(folder):
-        if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
-            steps.append((int(name[len("checkpoint-"):]), os.path.join(folder, name)))
-    for _, path in sorted(steps, reverse=True):
-        if checkpoint_complete(path):
-            return path
-        log.warning("checkpoint %s is incomplete (cut short by a crash?): skipped", path)
-    return None
 
 
 def checkpoint_to_resume(job: Job) -> Optional[str]:
@@ -55,7 +27,7 @@ def checkpoint_to_resume(job: Job) -> Optional[str]:
     if value in (None, False):
         return None
     if value is True:
-        found = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"))
+        found = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"), warn=log.warning)
         if found is None:
             log.warning("training.resume_from_checkpoint=true: no complete checkpoint in %s/checkpoints, starting "
                         "from the beginning", job.output_dir)
@@ -74,7 +46,7 @@ def checkpoint_to_resume(job: Job) -> Optional[str]:
 
 def non_finite_loss(job: Job, what: str, fix: str) -> NumericalError:
     """The error for a NaN/inf loss: what happened, the last good checkpoint, and how to go on."""
-    last = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"))
+    last = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"), warn=log.warning)
     return NumericalError(f"{what}: training stopped and no model was saved. Last good checkpoint: "
                           f"{last or 'none (training.save_steps not reached)'}.\n    fix: {fix}; then resume with "
                           f"training.resume_from_checkpoint=true")
@@ -275,6 +247,27 @@ def trainer_class(base: type) -> type:
     return type(base.__name__, (WarmupFromStepOne, base), {"__doc__": base.__doc__})
 
 
+def checkpoint_stamp(job: Job):
+    """A TrainerCallback that writes into each checkpoint which trainer and model made it (``paths.STAMP``)."""
+    from transformers import TrainerCallback
+
+    class Stamp(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            path = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+            if state.is_world_process_zero and os.path.isdir(path):
+                stamp_checkpoint(path, job.cfg.trainer.name, str(job.cfg.model.name))
+
+    return Stamp()
+
+
+def ran_no_step(job: Job, checkpoint: Optional[str], global_step: int) -> NothingTrained:
+    """The error for a resume that had nothing left to train (raised before anything is saved)."""
+    return NothingTrained(
+        f"resumed from {checkpoint} at step {global_step} and ran no step: the run's length (training.max_steps, "
+        f"or training.epochs) ends there, so the model would be the checkpoint's.\n    fix: to train further, raise "
+        "training.max_steps (or training.epochs) above the checkpoint's step; to start again, use a new output_dir")
+
+
 def final_step_logged():
     """A TrainerCallback that logs the last step too: the reported train loss is the loss at the end of training,
     also when the run is shorter than training.logging_steps (it was the first step's)."""
@@ -309,8 +302,12 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     guard = finite_loss_guard()
     trainer.add_callback(guard)
     trainer.add_callback(final_step_logged())
+    trainer.add_callback(checkpoint_stamp(job))
     before = fingerprint(trainer.model)
-    result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(job))
+    checkpoint = checkpoint_to_resume(job)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    if checkpoint is not None and result.global_step <= (checkpoint_state(checkpoint) or {}).get("global_step", -1):
+        raise ran_no_step(job, checkpoint, result.global_step)
     if guard.bad_step is not None:
         raise non_finite_loss(job, f"the training loss became {guard.bad_value} at step {guard.bad_step}",
                               "lower training.lr, set training.max_grad_norm, or use training.mixed_precision="

@@ -70,5 +70,5 @@ def train(job: Job) -> Dict[str, Any]:
     trainer_cls = distillation.distillation_trainer(trainer_class(pretokenized_dpo(DPOTrainer)), distiller, own="dpo")
     trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
                           eval_dataset=valid, processing_class=tokenizer,
-                          peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
+                          peft_config=models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None)
     return fit(job, trainer, pairs, tokenizer)

@@ -38,7 +38,7 @@ def train(job: Job) -> Dict[str, Any]:
     if cfg.peft.method == "lora":
         from peft import get_peft_model
 
-        model = get_peft_model(model, models.lora_config(cfg.peft))
+        model = get_peft_model(model, models.lora_config(cfg.peft, model))
     args = TrainingArguments(**training_kwargs(job, has_eval=valid_ds is not None), remove_unused_columns=False)
     collator = data_mod.PadCollator(tokenizer.pad_token_id) if packing else data_mod.FlatCollator()
     trainer_cls = distillation.distillation_trainer(trainer_class(Trainer), distiller, own="lm")

@@ -69,5 +69,5 @@ def train(job: Job) -> Dict[str, Any]:
                                                     distiller, own="orpo")
     trainer = trainer_cls(model=model, args=args, train_dataset=pairs.train, eval_dataset=pairs.valid,
                           processing_class=tokenizer,
-                          peft_config=models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None)
+                          peft_config=models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None)
     return fit(job, trainer, pairs, tokenizer)

@@ -45,6 +45,7 @@ from torch import nn
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
+from autotrain_hydra.paths import stamp_checkpoint
 from autotrain_hydra.trainers.common import (Job, attn_implementation, fingerprint, precision_flags,
                                              remove_empty_checkpoints, save_model, scheduler, weights_changed)
 
@@ -240,7 +241,7 @@ class PPO:
         if self.lora:
             from peft import get_peft_model
 
-            model = get_peft_model(model, models.lora_config(self.cfg.peft))
+            model = get_peft_model(model, models.lora_config(self.cfg.peft, model))
             self.ref = None  # the adapter is disabled to get the reference
         else:
             import copy
@@ -428,6 +429,7 @@ class PPO:
         self.accelerator.save_state(tmp)  # policy, value head, optimizer, scheduler, RNG states
         state = {"global_step": it, "history": self.history, "order": self._order, "rng": self.rng.getstate(),
                  "eval_mean_reward_before": before}
+        stamp_checkpoint(tmp, "ppo", str(self.cfg.model.name))
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f)
         os.replace(tmp, os.path.join(folder, f"checkpoint-{it}"))  # a folder appears whole or not at all
@@ -448,7 +450,7 @@ class PPO:
         return state
 
     def train(self) -> Dict[str, Any]:
-        from autotrain_hydra.trainers.common import checkpoint_to_resume, non_finite_loss
+        from autotrain_hydra.trainers.common import checkpoint_to_resume, non_finite_loss, ran_no_step
 
         eval_prompts = self.prompts.get("valid") or self.prompts["train"][: self.rl.chunk_size]
         start_print = fingerprint(self.accelerator.unwrap_model(self.policy))  # the starting policy's weights
@@ -456,6 +458,8 @@ class PPO:
         if resume:
             state = self.load_checkpoint(resume)
             before, start = state["eval_mean_reward_before"], state["global_step"] + 1
+            if start > self.iterations:
+                raise ran_no_step(self.job, resume, state["global_step"])
         else:
             before, start = self.mean_reward(eval_prompts), 1
         metrics: Dict[str, Any] = {"eval_mean_reward_before": before}

@@ -72,7 +72,7 @@ def train(job: Job) -> Dict[str, Any]:
                                             attn_implementation=attn_implementation(cfg))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    peft_config = models.lora_config(cfg.peft, task_type="SEQ_CLS") if cfg.peft.method == "lora" else None
+    peft_config = models.lora_config(cfg.peft, model, task_type="SEQ_CLS") if cfg.peft.method == "lora" else None
     args = RewardConfig(**training_kwargs(job, has_eval=valid_ds is not None), max_length=None)
     heads = model.config.num_labels
     model.config.num_labels = 1  # TRL refuses K heads; our compute_loss handles them (the head itself is unchanged)

@@ -51,7 +51,7 @@ def train(job: Job) -> Dict[str, Any]:
     distiller = distillation.setup(job, tokenizer,
                                    lambda: [data_mod.prompt_of(v) for v in splits.train[column]], attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn)
-    peft_config = models.lora_config(cfg.peft) if cfg.peft.method == "lora" else None
+    peft_config = models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None
     args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), packing=packing, padding_free=True,
                      packing_strategy="bfd", max_length=max_length if packing else None, dataset_num_proc=None)
     trainer_cls = distillation.distillation_trainer(trainer_class(SFTTrainer), distiller, own="lm")

@@ -373,5 +373,17 @@ def test_a_multi_objective_direction_is_refused_before_any_trial(tmp_path, monke
         main(["-m", "features=[sweep]", "sweep.n_trials=1", "hydra.sweeper.direction=[minimize,maximize]"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert "hydra.sweeper.direction=['minimize', 'maximize']: a run returns one objective" in err
-    assert "fix: hydra.sweeper.direction=minimize (or maximize)" in err and "Traceback" not in err
+    assert "Error: hydra.sweeper.direction must be minimize or maximize (a run returns one objective: one " \
+           "direction)  [hydra.sweeper.direction=['minimize', 'maximize']]" in err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+def test_a_sampler_that_cannot_be_made_is_named_before_any_trial(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("autotrain_hydra.run.execute", lambda *a, **k: pytest.fail("a trial ran"))
+    with pytest.raises(SystemExit) as stop:
+        main(["features=[sweep]", "sweep.n_trials=1", "hydra.sweeper.sampler._target_=foo.Bar"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "Error: the sweeper cannot be made from hydra.sweeper: Error locating target 'foo.Bar'" in err
+    assert "Traceback" not in err

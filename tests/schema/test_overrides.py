@@ -69,3 +69,11 @@ def test_precheck_passes_good_command_lines(argv, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 0
     assert list(tmp_path.iterdir()) == []  # nothing was written
+
+
+def test_a_config_group_set_to_null_is_named():
+    report, good = run_check("trainer=null", "features=null", "peft=lora")
+    assert [(e.message, e.fix) for e in report.errors] == [
+        ("config group trainer needs an option, not null", "choose one of dpo, generic, orpo, ppo, reward, sft"),
+        ("config group features needs an option, not null", "features=[] for none")]
+    assert good == ["peft=lora"]

@@ -68,3 +68,34 @@ def test_place_puts_a_single_run_in_its_run_dir_and_a_trial_in_its_number(tmp_pa
     mine = resolve(compose_config([f"output_dir={tmp_path}/mine"])).cfg
     assert place(mine, JobPlace(str(tmp_path / "run"), number=3)).output_dir == f"{tmp_path}/mine/3"
     assert OmegaConf.is_readonly(place(mine, JobPlace("x")))
+
+
+def test_an_interpolation_that_cannot_resolve_is_a_config_error_naming_its_key(monkeypatch):
+    from autotrain_hydra.schema.errors import ConfigError
+
+    monkeypatch.delenv("NOPE_X", raising=False)
+    overrides = ["training.lr=${training.nope}", "output_dir=${oc.env:NOPE_X}", "training.seed=${env:X}"]
+    with pytest.raises(ConfigError) as e:
+        resolve(compose_config(overrides), overrides)
+    assert sorted(i.key for i in e.value.report.errors) == ["output_dir", "training.lr", "training.seed"]
+    assert "training.lr=${training.nope} cannot be resolved: Interpolation key 'training.nope' not found" in str(e.value)
+    monkeypatch.setenv("NOPE_X", "/tmp/x")
+    assert resolve(compose_config(["output_dir=${oc.env:NOPE_X}"])).cfg.output_dir == "/tmp/x"
+
+
+def test_the_sample_s_validation_file_is_never_used_for_other_data(tmp_path):
+    """Bug (red team): data=text data.path=<own file> evaluated on the shipped sample's validation file, silently."""
+    own = tmp_path / "own.jsonl"
+    own.write_text('{"text": "a b c"}\n{"text": "d e f"}\n')
+    overrides = ["trainer=generic", "data=text", f"data.path={own}"]
+    r = resolve(compose_config(overrides), overrides)
+    assert r.cfg.data.valid_path is None
+    assert any(n.startswith("data.valid_path=") and "the training data are yours" in n for n in r.notes)
+    r = resolve(compose_config(["data.valid_fraction=0.2"]), ["data.valid_fraction=0.2"])  # typed: it wins
+    assert (r.cfg.data.valid_path, r.cfg.data.valid_fraction) == (None, 0.2)
+    assert any("you chose data.valid_fraction instead" in n for n in r.notes)
+    kept = resolve(compose_config([]), [])  # the sample with its own validation file
+    assert kept.cfg.data.valid_path.endswith("chat_valid.jsonl")
+    mine = [f"data.valid_path={own}", "data.valid_fraction=0.2"]
+    assert messages(check(*mine), "error") == [
+        "data.valid_path and data.valid_fraction are both set: a run has one source of eval data"]

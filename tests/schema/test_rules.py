@@ -192,7 +192,8 @@ def test_every_checked_param_has_a_bad_value_test():
     tested = {k for k, _ in BAD_VALUES}
     assert {p.key for p in PARAMS if p.check} - tested <= {"training.eval_batch_size", "training.logging_steps",
                                                            "training.max_grad_norm", "training.eval_steps",
-                                                           "data.max_samples", "eval.max_samples"}
+                                                           "data.max_samples", "eval.max_samples",
+                                                           "report_to"}  # a list: its own test below
 
 
 def test_unknown_optimizer_suggests_closest():
@@ -398,3 +399,48 @@ def test_the_grid_sampler_needs_discrete_parameters():
     assert "search training.lr with choice(...) or range(start, stop, step)" in err.fix
     space = """sweep.params='{"training.lr": "choice(1e-4, 1e-3)", "training.batch_size": "range(2, 6, 2)"}'"""
     assert not check("features=[sweep]", "sweep.sampler=grid", space).errors
+
+
+def test_a_resume_with_another_trainer_or_nothing_left_to_train_is_refused(tmp_path):
+    """Bug (red team): resuming a generic run's checkpoint with trainer=sft training.max_steps=2 exited 0 having
+    trained nothing, and wrote the sft run over the generic one."""
+    from autotrain_hydra import paths
+
+    checkpoint = tmp_path / "checkpoints" / "checkpoint-50"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 50}))
+    (checkpoint / "model.safetensors").write_text("")
+    paths.stamp_checkpoint(str(checkpoint), "generic", "tiny")
+    resume = [f"output_dir={tmp_path}", "training.resume_from_checkpoint=true"]
+    errors = check("trainer=sft", *resume, "training.max_steps=2").errors
+    assert [e.message for e in errors] == [
+        f"the checkpoint {checkpoint} was written by trainer=generic: resuming it with trainer=sft would train one "
+        "model with two recipes",
+        f"training.max_steps=2, and the checkpoint {checkpoint} is at step 50: resuming would train nothing"]
+    assert not check("trainer=generic", *resume, "training.max_steps=60").errors
+    assert not check("trainer=generic", *resume).errors  # epochs: the run checks it ran a step
+    assert check("trainer=sft", "training.resume_from_checkpoint=" + str(checkpoint), f"output_dir={tmp_path}/new",
+                 "training.max_steps=60").errors[0].key == "trainer.name"
+
+
+def test_files_where_folders_belong_and_unknown_trackers(tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert messages(check("model=custom", f"model.name={a_file}"), "error") == [
+        f"model not found: {a_file} is a file, not a saved model"]
+    assert messages(check(f"output_dir={a_file}/sub"), "error") == [
+        f"output_dir {a_file}/sub is under the file {a_file}, not a directory"]
+    (err,) = check("report_to=[wandbb]").errors
+    assert err.message.startswith("report_to must be a list of wandb, tensorboard")
+    assert err.fix == "did you mean wandb? write report_to as a list of those names, e.g. report_to=[wandb]"
+    assert not check("report_to=[wandb,tensorboard]").errors
+
+
+def test_hydra_sweeper_settings_typed_take_the_values_the_sweeper_takes():
+    cases = {"hydra.sweeper.direction=sideways": "hydra.sweeper.direction must be minimize or maximize (a run "
+                                                 "returns one objective: one direction)",
+             "hydra.sweeper.n_trials=0": "hydra.sweeper.n_trials must be a whole number >= 1",
+             "hydra.sweeper.max_failure_rate=2": "hydra.sweeper.max_failure_rate must be a number from 0 to 1"}
+    for override, message in cases.items():
+        assert messages(check("features=[sweep]", override), "error") == [message], override
+    assert not check("features=[sweep]", "hydra.sweeper.direction=maximize", "hydra.sweeper.n_trials=3").errors

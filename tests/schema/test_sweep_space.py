@@ -137,3 +137,16 @@ def test_the_deprecated_search_space_reads_as_hydra_optuna_sweeper_reads_it(spec
 def test_an_unknown_search_space_type_is_named():
     with pytest.raises(SweepSpecError, match="hydra.sweeper.search_space: unknown type 'normal'"):
         legacy_dist({"type": "normal", "low": 0, "high": 1})
+
+
+def test_a_reversed_interval_and_fractions_for_a_whole_number_are_refused_before_any_trial():
+    space = """sweep.params='{"lr": {"type": "loguniform", "low": 1e-3, "high": 1e-5}}'"""
+    assert messages(check("features=[sweep]", space), "error") == [
+        "sweep.params: training.lr=tag(log, interval(0.001, 1e-05)): the interval's low end 0.001 is above its high "
+        "end 1e-05"]
+    assert messages(check("features=[sweep]", "training.lr=interval(1e-3,1e-5)"), "error") == [
+        "training.lr=interval(1e-3,1e-5): the interval's low end 0.001 is above its high end 1e-05"]
+    (err,) = check("features=[sweep]", 'sweep.params={training.batch_size:"interval(1.5,4.5)"}').errors
+    assert err.message == ("training.batch_size takes whole numbers; the sweep training.batch_size=interval(1.5,4.5) "
+                           "gives it fractions")
+    assert not check("features=[sweep]", 'sweep.params={training.batch_size:"int(interval(2,8))"}').errors

@@ -84,7 +84,7 @@ def test_sigterm_then_sigkill_mid_training_then_resume(tmp_path):
             proc = subprocess.Popen([sys.executable, "-m", "autotrain_hydra", *args, *extra], cwd=tmp_path,
                                     stdout=subprocess.DEVNULL, stderr=err)
             deadline = time.time() + 300
-            while not common.checkpoint_complete(str(out / "checkpoints" / checkpoint)):
+            while not paths.checkpoint_complete(str(out / "checkpoints" / checkpoint)):
                 assert proc.poll() is None and time.time() < deadline, "the run ended before it could be stopped"
                 time.sleep(0.05)
             os.kill(proc.pid, sig)
@@ -111,7 +111,7 @@ def test_incomplete_checkpoint_is_never_taken(tmp_path):
     half.mkdir()
     (half / "model.safetensors").write_bytes(b"\0" * 16)
     (half / "trainer_state.json").write_text('{"global_step": 6, "log_hist')
-    assert common.last_complete_checkpoint(str(folder)) == str(folder / "checkpoint-4")
+    assert paths.last_complete_checkpoint(str(folder)) == str(folder / "checkpoint-4")
     with pytest.raises(common.CheckpointError, match="is not a complete checkpoint"):
         train(tmp_path / "o", "trainer=sft", "trainer.max_seq_length=64", f"training.resume_from_checkpoint={half}")
 
@@ -270,3 +270,22 @@ def test_the_train_loss_reported_is_the_end_of_training_s(tmp_path):
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     steps = [s for s, _ in m["history"]["train"]]
     assert steps == [1, 4] and m["train_loss"] == m["history"]["train"][-1][1] != m["first_train_loss"]
+
+
+@pytest.mark.slow
+def test_a_resume_that_trains_nothing_fails_and_keeps_the_model(tmp_path):
+    """A finished run resumed with the same length runs no step: it fails (exit 1) before saving, and the model and
+    metrics of the finished run are untouched. The checkpoints say which trainer wrote them."""
+    from autotrain_hydra.errors import NothingTrained
+
+    out = tmp_path / "run"
+    args = ["trainer=generic", "training.block_size=32", "training.epochs=1", "training.batch_size=16",
+            "training.save_steps=3", "training.eval_strategy=no", "training.logging_steps=1", f"output_dir={out}"]
+    run(compose_config(args), args)
+    stamp = json.loads((out / "checkpoints" / "checkpoint-6" / paths.STAMP).read_text())
+    assert stamp == {"trainer": "generic", "model": "tiny"}
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    again = [*args, "training.resume_from_checkpoint=true"]
+    with pytest.raises(NothingTrained, match="resumed from .*checkpoint-6 at step 6 and ran no step"):
+        run(compose_config(again), again)
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == before

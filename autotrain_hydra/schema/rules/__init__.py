@@ -36,6 +36,7 @@ RULES = (
     values.chat_template,
     values.eval_steps_needed,
     values.optimizer_alias,
+    values.eval_data_sources,
     features.distillation,
     features.eval_metrics,
     features.benchmark,

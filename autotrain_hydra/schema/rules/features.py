@@ -17,8 +17,8 @@ from autotrain_hydra.schema.metrics import benchmark_entries, has_eval_data, rep
 from autotrain_hydra.schema.metrics import eval_metrics as requested_metrics
 from autotrain_hydra.schema.params import FEATURE_BY_NAME
 from autotrain_hydra.schema.rules.context import Context
-from autotrain_hydra.schema.sweep_space import (SweepSpecError, check_space, grid_choices, parse_space,
-                                                parse_sweep_params, search_space, typed_space)
+from autotrain_hydra.schema.sweep_space import (SweepSpecError, check_space, distribution, grid_choices,
+                                                parse_space, parse_sweep_params, search_space, typed_space)
 
 
 def distillation(ctx: Context) -> None:
@@ -123,6 +123,24 @@ SWEEPER_KEYS = {"n_trials": "hydra.sweeper.n_trials", "direction": "hydra.sweepe
                 "seed": "hydra.sweeper.sampler.seed"}
 
 
+def sweeper_settings(ctx: Context) -> None:
+    """hydra-optuna-sweeper's settings typed on the command line (``hydra.sweeper.*``) take the values it takes."""
+    typed = {o.key_or_group: o for o in parsed(ctx.typed) if not o.is_delete() and not o.is_sweep_override()}
+    checks = {
+        "hydra.sweeper.direction": (lambda v: v in ("minimize", "maximize"),
+                                    "minimize or maximize (a run returns one objective: one direction)"),
+        "hydra.sweeper.n_trials": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                                   "a whole number >= 1"),
+        "hydra.sweeper.n_jobs": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                                 "a whole number >= 1"),
+        "hydra.sweeper.max_failure_rate": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                                           and 0 <= v <= 1, "a number from 0 to 1"),
+    }
+    for key, (ok, text) in checks.items():
+        if key in typed and not ok(typed[key].value()):
+            ctx.report.error(f"{key} must be {text}", key, typed[key].value(), f"set {key} to {text}")
+
+
 def grid(ctx: Context) -> None:
     """The grid sampler visits points: every searched parameter (the space's and the command line's) is discrete."""
     dists = parse_space([f"{k}={v}" for k, v in search_space(ctx.cfg).items()])[0]
@@ -147,6 +165,7 @@ def sweep(ctx: Context) -> None:
                          """write it as sweep.params='{"training.lr": "tag(log, interval(1e-6, 1e-3))"}' """
                          "or as a YAML mapping in an experiment file")
         return
+    sweeper_settings(ctx)
     if not ctx.enabled("sweep"):
         return
     metric, direction = sweep_objective(ctx.cfg)
@@ -172,6 +191,13 @@ def sweep(ctx: Context) -> None:
         problems = check_space(search_space(ctx.cfg))
     except SweepSpecError as e:
         problems = [str(e)]
+    for override in parsed(ctx.typed):  # the command line's own sweeps: training.lr=interval(...)
+        try:
+            distribution(override)
+        except SweepSpecError as e:
+            ctx.report.error(str(e), override.get_key_element().lstrip("+"), override.input_line.split("=", 1)[1],
+                             "use the sweeper's grammar: interval(low, high) with low < high, tag(log, interval(...)) "
+                             "with low > 0, range(a, b), choice(x, y)")
     for problem in problems:
         ctx.report.error(f"sweep.params: {problem}", "sweep.params", ctx.get("sweep.params"),
                          "use the sweeper's grammar: interval(a, b), int(interval(a, b)), tag(log, interval(a, b)), "

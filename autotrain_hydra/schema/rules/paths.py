@@ -7,6 +7,7 @@ import json
 import os
 from typing import Optional
 
+from autotrain_hydra import paths
 from autotrain_hydra.schema.errors import Report
 from autotrain_hydra.schema.rules.context import Context
 
@@ -30,6 +31,9 @@ def paths_exist(ctx: Context) -> None:
                 and not os.path.exists(os.path.expanduser(value)):
             ctx.report.error(f"{what} not found: {value} does not exist", key, value,
                              f"check the path, or give a hub name for {key}")
+        elif key in MODEL_KEYS and isinstance(value, str) and os.path.isfile(os.path.expanduser(value)):
+            ctx.report.error(f"{what} not found: {value} is a file, not a saved model", key, value,
+                             f"point {key} at the folder save_pretrained wrote (config.json inside), or a hub name")
         elif key in MODEL_KEYS and isinstance(value, str) and os.path.isdir(os.path.expanduser(value)) and not any(
                 os.path.isfile(os.path.join(os.path.expanduser(value), f)) for f in ("config.json",
                                                                                        "adapter_config.json")):
@@ -85,10 +89,23 @@ def output_dir_in_use(path: str) -> bool:
     return os.path.isdir(path) and bool(set(os.listdir(path)) - RUN_DIR_SCAFFOLD)
 
 
+def _file_on_the_way(path: str) -> Optional[str]:
+    """The path itself, or the nearest existing folder above it, when that is a file (a dir cannot be made there)."""
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path if path and not os.path.isdir(path) else None
+
+
 def check_output_dir(report: Report, path: str, overwrite: bool, key: str = "output_dir") -> None:
     """A run never writes into a non-empty output dir unless told to overwrite, or it resumes from it."""
-    if os.path.exists(os.path.expanduser(path)) and not os.path.isdir(os.path.expanduser(path)):
-        report.error(f"{key} {path} is a file, not a directory", key, path, f"choose a directory for {key}")
+    blocking = _file_on_the_way(os.path.abspath(os.path.expanduser(path)))
+    if blocking is not None:
+        itself = blocking == os.path.abspath(os.path.expanduser(path))
+        where = "is a file" if itself else f"is under the file {blocking}"
+        report.error(f"{key} {path} {where}, not a directory", key, path, f"choose a directory for {key}")
     elif not overwrite and output_dir_in_use(path):
         report.error(f"{key} {path} is not empty: a run never overwrites earlier results", key, path,
                      f"choose a new {key}, or set overwrite_output_dir=true to replace what is there")
@@ -113,3 +130,22 @@ def resume(ctx: Context) -> None:
     if isinstance(value, str) and not os.path.isdir(os.path.expanduser(value)):
         ctx.report.error(f"checkpoint not found: {value} is not a directory", "training.resume_from_checkpoint", value,
                          "give a checkpoint-N folder of <output_dir>/checkpoints, or true for the last complete one")
+        return
+    if value is True and isinstance(ctx.get("output_dir"), str):
+        checkpoint = paths.last_complete_checkpoint(os.path.join(os.path.expanduser(ctx.get("output_dir")),
+                                                                 "checkpoints"))
+    else:
+        checkpoint = os.path.expanduser(value) if isinstance(value, str) else None
+    state = paths.checkpoint_state(checkpoint) if checkpoint else None
+    if not state:
+        return
+    wrote = state["stamp"].get("trainer")
+    if wrote and wrote != ctx.trainer:
+        ctx.report.error(f"the checkpoint {checkpoint} was written by trainer={wrote}: resuming it with "
+                         f"trainer={ctx.trainer} would train one model with two recipes", "trainer.name", ctx.trainer,
+                         f"resume with trainer={wrote}, or start trainer={ctx.trainer} in a new output_dir")
+    step, max_steps = state.get("global_step"), ctx.get("training.max_steps")
+    if isinstance(step, int) and isinstance(max_steps, int) and 0 < max_steps <= step:
+        ctx.report.error(f"training.max_steps={max_steps}, and the checkpoint {checkpoint} is at step {step}: "
+                         "resuming would train nothing", "training.max_steps", max_steps,
+                         f"set training.max_steps above {step} to train further, or start in a new output_dir")

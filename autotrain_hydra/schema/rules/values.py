@@ -7,11 +7,17 @@ import os
 from typing import Any
 
 from autotrain_hydra import registry
+from autotrain_hydra.schema.keys import key_type
 from autotrain_hydra.schema.params import CHAT_TEMPLATES, PARAMS, Param
 from autotrain_hydra.schema.rules.context import Context
 
 
 def _value_fix(p: Param, value: Any) -> str:
+    if p.check and p.check.choices and p.check.text.startswith("a list of "):
+        bad = [str(x) for x in value if x not in p.check.choices] if not isinstance(value, str) else [value]
+        close = difflib.get_close_matches(bad[0], [str(c) for c in p.check.choices], n=1) if bad else []
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"{hint}write {p.key} as a list of those names, e.g. {p.key}=[{p.check.choices[0]}]"
     if p.check and p.check.choices:
         choices = [str(c) for c in p.check.choices if c is not None]
         close = [c for c in choices if c.startswith(str(value))] or difflib.get_close_matches(
@@ -43,6 +49,11 @@ def swept_values(ctx: Context) -> None:
         searched.update(typed_space([f"{k}={g}" for k, g in space.items()]))
     searched.update(typed_space(ctx.typed))
     for key, (text, dist) in searched.items():
+        if key_type(key) is int and dist.kind == "float":
+            ctx.report.error(f"{key} takes whole numbers; the sweep {text} gives it fractions", key,
+                             text.split("=", 1)[-1],
+                             f"search it with int(interval(a, b)) or range(a, b) (e.g. {key}=int(interval(2, 8)))")
+            continue
         p = PARAM_BY_KEY.get(key)
         if p is None or p.check is None:
             continue
@@ -85,3 +96,11 @@ def optimizer_alias(ctx: Context) -> None:
         ctx.report.warn("optimizer adamw_hf is transformers' AdamW, which transformers 5 removed: training uses "
                         "adamw_torch (torch's AdamW, the same algorithm)", "training.optimizer", "adamw_hf",
                         "set training.optimizer=adamw_torch to say so")
+
+
+def eval_data_sources(ctx: Context) -> None:
+    """One source of eval data: a validation file, a split of the data, or a held-out fraction."""
+    given = [k for k in ("data.valid_path", "data.valid_split", "data.valid_fraction") if ctx.get(k) is not None]
+    if len(given) > 1:
+        ctx.report.error(f"{' and '.join(given)} are both set: a run has one source of eval data", given[-1],
+                         ctx.get(given[-1]), f"keep one of {', '.join(given)} (set the others to null)")
