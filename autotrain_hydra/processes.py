@@ -19,15 +19,25 @@ def is_main_process() -> bool:
     return rank_and_world()[0] == 0
 
 
+_STOP = threading.Event()  # set by SIGTERM in a sigterm_as_interrupt block
+
+
+def stop_requested() -> bool:
+    """Whether a SIGTERM asked this process to stop. The KeyboardInterrupt it raised can be swallowed when it lands
+    in a finaliser or a weakref callback ("Exception ignored in ..."): loops check this at safe points and stop."""
+    return _STOP.is_set()
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """In the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does; outside the main thread (where Python cannot
-    set handlers) nothing changes."""
+    """In the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does (and ``stop_requested()`` becomes true, for the
+    loops that check it); outside the main thread (where Python cannot set handlers) nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        _STOP.set()
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -35,3 +45,4 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _STOP.clear()

@@ -24,3 +24,19 @@ def test_sigterm_raises_keyboard_interrupt_in_the_block_only():
             os.kill(os.getpid(), signal.SIGTERM)
             signal.sigtimedwait([], 1) if hasattr(signal, "sigtimedwait") else None
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_swallowed_interrupt_still_stops_the_loops_that_check():
+    """A KeyboardInterrupt raised where Python ignores it (a weakref callback, a finaliser) is lost; the stop request
+    stays set for the block, so a training loop stops at its next step (bug: a stopped sweep worker trained on)."""
+    from autotrain_hydra.processes import stop_requested
+
+    assert not stop_requested()
+    with sigterm_as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 1) if hasattr(signal, "sigtimedwait") else None
+        except KeyboardInterrupt:
+            pass  # swallowed, as "Exception ignored in ..." does
+        assert stop_requested()
+    assert not stop_requested()

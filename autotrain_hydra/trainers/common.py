@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from autotrain_hydra import registry
 from autotrain_hydra.errors import CheckpointError, HardwareError, NothingTrained, NumericalError
 from autotrain_hydra.paths import checkpoint_complete, checkpoint_state, last_complete_checkpoint, stamp_checkpoint
-from autotrain_hydra.processes import rank_and_world
+from autotrain_hydra.processes import rank_and_world, stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +268,19 @@ def ran_no_step(job: Job, checkpoint: Optional[str], global_step: int) -> Nothin
         "training.max_steps (or training.epochs) above the checkpoint's step; to start again, use a new output_dir")
 
 
+def stop_when_asked():
+    """A TrainerCallback that stops at the next step when a SIGTERM asked to stop (``processes.stop_requested``),
+    should the KeyboardInterrupt the signal raised have been swallowed."""
+    from transformers import TrainerCallback
+
+    class StopWhenAsked(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if stop_requested():
+                raise KeyboardInterrupt("signal 15")
+
+    return StopWhenAsked()
+
+
 def final_step_logged():
     """A TrainerCallback that logs the last step too: the reported train loss is the loss at the end of training,
     also when the run is shorter than training.logging_steps (it was the first step's)."""
@@ -303,6 +316,7 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     trainer.add_callback(guard)
     trainer.add_callback(final_step_logged())
     trainer.add_callback(checkpoint_stamp(job))
+    trainer.add_callback(stop_when_asked())
     before = fingerprint(trainer.model)
     checkpoint = checkpoint_to_resume(job)
     result = trainer.train(resume_from_checkpoint=checkpoint)

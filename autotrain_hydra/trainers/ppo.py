@@ -46,6 +46,7 @@ from torch import nn
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.paths import stamp_checkpoint
+from autotrain_hydra.processes import stop_requested
 from autotrain_hydra.trainers.common import (Job, attn_implementation, fingerprint, precision_flags,
                                              remove_empty_checkpoints, save_model, scheduler, weights_changed)
 
@@ -465,6 +466,8 @@ class PPO:
         metrics: Dict[str, Any] = {"eval_mean_reward_before": before}
         save_steps, logging_steps = self.cfg.training.save_steps, self.cfg.training.logging_steps
         for it in range(start, self.iterations + 1):
+            if stop_requested():  # a SIGTERM whose KeyboardInterrupt was swallowed
+                raise KeyboardInterrupt("signal 15")
             ro = self.rollout(self._next_chunk())
             self.advantages(ro)
             stats = self.optimise(ro)

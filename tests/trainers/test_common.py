@@ -76,7 +76,7 @@ def test_sigterm_then_sigkill_mid_training_then_resume(tmp_path):
     """`python -m autotrain_hydra` stopped by SIGTERM (exit 130, saying how to go on), resumed and killed -9, resumed
     again: the same steps and the same loss as a run never stopped."""
     out = tmp_path / "run"
-    args = [*SHORT, "training.max_steps=24", "trainer.max_seq_length=64", f"output_dir={out}"]
+    args = [*SHORT, "training.max_steps=12", "trainer.max_seq_length=64", f"output_dir={out}"]
 
     def start_and_stop(extra, checkpoint, sig):
         log = tmp_path / f"stderr-{sig}"
@@ -92,14 +92,14 @@ def test_sigterm_then_sigkill_mid_training_then_resume(tmp_path):
         assert not (out / "metrics.json").exists()
         return code, log.read_text()
 
-    code, err = start_and_stop([], "checkpoint-8", signal.SIGTERM)
+    code, err = start_and_stop([], "checkpoint-4", signal.SIGTERM)
     assert code == 130 and "Traceback" not in err, err[-2000:]
     assert f"to go on: the same command with output_dir={out} training.resume_from_checkpoint=true" in err
-    code, _ = start_and_stop(["training.resume_from_checkpoint=true"], "checkpoint-16", signal.SIGKILL)
+    code, _ = start_and_stop(["training.resume_from_checkpoint=true"], "checkpoint-8", signal.SIGKILL)
     assert code == -signal.SIGKILL
-    resumed = train(out, "trainer.max_seq_length=64", "training.max_steps=24", "training.resume_from_checkpoint=true")
-    whole = train(tmp_path / "whole", "training.max_steps=24", "trainer.max_seq_length=64")
-    assert resumed["global_step"] == whole["global_step"] == 24
+    resumed = train(out, "trainer.max_seq_length=64", "training.max_steps=12", "training.resume_from_checkpoint=true")
+    whole = train(tmp_path / "whole", "training.max_steps=12", "trainer.max_seq_length=64")
+    assert resumed["global_step"] == whole["global_step"] == 12
     assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-3, abs=1e-3)
 
 
@@ -289,3 +289,21 @@ def test_a_resume_that_trains_nothing_fails_and_keeps_the_model(tmp_path):
     with pytest.raises(NothingTrained, match="resumed from .*checkpoint-6 at step 6 and ran no step"):
         run(compose_config(again), again)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == before
+
+
+def test_the_trainer_callback_stops_at_the_next_step_when_asked():
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from autotrain_hydra.processes import sigterm_as_interrupt
+    from autotrain_hydra.trainers.common import stop_when_asked
+
+    callback, args = stop_when_asked(), TrainingArguments(output_dir="/tmp/unused", report_to=[])
+    callback.on_step_end(args, TrainerState(), TrainerControl())  # not asked: nothing
+    with sigterm_as_interrupt():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 1) if hasattr(signal, "sigtimedwait") else None
+        except KeyboardInterrupt:
+            pass
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            callback.on_step_end(args, TrainerState(), TrainerControl())
