@@ -41,7 +41,14 @@ def record(key, *, _root_):
     return get(_root_, f"_values.{key.replace('.', '__')}")
 
 
-OmegaConf.register_new_resolver("contract_read", record, replace=True)
+@pytest.fixture
+def contract_resolver():
+    """The recording resolver, registered for the test only: Hydra pickles the registered resolvers with a submitit
+    job, and a job process cannot import this module (a resolver left registered failed the submitit test that ran
+    after it in the same worker)."""
+    OmegaConf.register_new_resolver("contract_read", record, replace=True)
+    yield
+    OmegaConf.clear_resolver("contract_read")
 
 
 def recording(cfg):
@@ -57,7 +64,7 @@ def recording(cfg):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("trainer", registry.TRAINERS)
-def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_path, tiny_scorer):
+def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_path, tiny_scorer, contract_resolver):
     from autotrain_hydra.run import train_here
     from autotrain_hydra.trainers.common import Job
 
