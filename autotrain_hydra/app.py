@@ -23,7 +23,7 @@ from typing import Any, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from autotrain_hydra import paths
+from autotrain_hydra import paths, secrets
 from autotrain_hydra.errors import EXIT_CONFIG_ERROR, EXIT_OK, InputError, Stopped, UserError
 from autotrain_hydra.processes import sigterm_as_interrupt
 
@@ -40,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as e:
         if full:
             raise
-        print(e.render(), file=sys.stderr)
+        print(secrets.redact(e.render()), file=sys.stderr)
         return e.exit_code
     except BrokenPipeError:  # the reader of our output went away (| head): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -52,6 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _main(argv: List[str]) -> int:
+    secrets.guard_logging()  # no log record of this process carries a secret
     refuse_launched_rank()
     from autotrain_hydra.compat import hydra as hy
 
@@ -206,7 +207,7 @@ class Command:
             raise ConfigError(report)
         multirun = self.is_multirun(cfg)  # a sweep value in a single run is refused, with validate_only=true too
         if resolved.cfg.validate_only:
-            print(valid_message(resolved.cfg, report, resolved.notes))
+            print(secrets.redact(valid_message(resolved.cfg, report, resolved.notes)))
             return EXIT_OK
         with read_write(cfg.hydra), open_dict(cfg.hydra):  # Hydra's node, not the app's: as Hydra's main sets it
             cfg.hydra.mode = _mode(multirun)
@@ -217,7 +218,7 @@ class Command:
             return EXIT_OK
         if multirun:
             for issue in report.warnings:  # once, before the first trial
-                print(issue.render(), file=sys.stderr)
+                print(secrets.redact(issue.render()), file=sys.stderr)
             try:
                 hy.multirun(cfg, Task(config_dirs=self.config_dirs))
             except KeyboardInterrupt as e:
@@ -295,6 +296,8 @@ class Task:
         from autotrain_hydra.schema.resolve import JobPlace, place, resolve
         from autotrain_hydra.schema.rules import validate
 
+        secrets.guard_logging()  # the job's handlers (train.log, the console), as Hydra set them up
+        hy.scrub_job_files()
         job = JobPlace(hy.job_dir() or os.getcwd(), hy.job_number())
         if self.resolved is not None:
             app, notes, report, say = place(self.resolved, job), self.notes, self.report, True

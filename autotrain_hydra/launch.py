@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from autotrain_hydra import paths
+from autotrain_hydra import paths, secrets
 from autotrain_hydra.errors import HardwareError, RunError
 from autotrain_hydra.schema.errors import Report
 from autotrain_hydra.schema.params import SHARDED
@@ -212,7 +212,11 @@ def train(job: Any, p: Plan) -> Dict[str, Any]:
     job metrics are added to ``job``). A failure in the processes is raised here as the error rank 0 had."""
     work = tempfile.mkdtemp(prefix="autotrain-launch-")
     try:
-        spec = {"config": OmegaConf.to_container(job.cfg, resolve=True), "output_dir": job.output_dir,
+        # a string from ${oc.env:...} stays that interpolation: the ranks inherit the environment, and no secret is
+        # written into the spec
+        config = secrets.with_env_interpolations(OmegaConf.to_container(job.cfg, resolve=False),
+                                                 OmegaConf.to_container(job.cfg, resolve=True), strings_only=True)
+        spec = {"config": config, "output_dir": job.output_dir,
                 "result": os.path.join(work, "result.json"), "log_file": _log_file()}
         spec_path = os.path.join(work, "spec.json")
         with open(spec_path, "w", encoding="utf-8") as f:

@@ -32,6 +32,9 @@ def setup_logging(rank: int, world: int, log_file: Any) -> None:
         root.addHandler(file)
     root.setLevel(logging.INFO if rank == 0 else logging.WARNING)  # the other ranks would repeat rank 0's lines
     logging.getLogger(__name__).setLevel(logging.INFO)  # but every rank says when it starts and ends
+    from autotrain_hydra.secrets import guard_logging
+
+    guard_logging()  # no line of a rank's log carries a secret
 
 
 def _error_result(e: BaseException, rank: int) -> Dict[str, Any]:

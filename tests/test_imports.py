@@ -16,7 +16,8 @@ SCHEMA_MAY_IMPORT = ("autotrain_hydra.registry", "autotrain_hydra.errors", "auto
                      "autotrain_hydra.schema")
 # The layers of docs/architecture.md, lowest first: a module imports from its own layer and those below it.
 LAYERS = [
-    ("autotrain_hydra.registry", "autotrain_hydra.errors", "autotrain_hydra.paths", "autotrain_hydra.processes"),
+    ("autotrain_hydra.registry", "autotrain_hydra.errors", "autotrain_hydra.paths", "autotrain_hydra.processes",
+     "autotrain_hydra.secrets"),
     ("autotrain_hydra.schema",),
     ("autotrain_hydra.compat",),
     ("autotrain_hydra.data", "autotrain_hydra.models", "autotrain_hydra.attention"),

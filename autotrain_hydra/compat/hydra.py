@@ -217,6 +217,21 @@ def job_dir() -> Optional[str]:
     return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
+def scrub_job_files() -> None:
+    """The files Hydra saved for this job (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``: the config as
+    written, ``${oc.env:...}`` unresolved) redacted where they hold a secret typed as it is (``secrets.redact``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from autotrain_hydra import secrets
+
+    if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None:
+        return
+    folder = os.path.join(HydraConfig.get().runtime.output_dir, HydraConfig.get().output_subdir)
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        if os.path.isfile(os.path.join(folder, name)):
+            secrets.scrub_file(os.path.join(folder, name))
+
+
 def task_overrides() -> List[str]:
     from hydra.core.hydra_config import HydraConfig
 
