@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any, List, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from autotrain_hydra import registry
 from autotrain_hydra.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def _load_file(path: str):
     fmt = FILE_FORMATS.get(ext)
     if fmt is None:
         raise DataError(f"data file {path}: unknown format {ext!r}; use one of {', '.join(FILE_FORMATS)}")
-    if ext == ".jsonl":
+    if (ext == ".jsonl" or ext == ".json" and _json_lines(path)) and _fingerprint(path) not in _SCANNED:
         _check_jsonl(path)
     try:
         return load_dataset(fmt, data_files=path, split="train")
@@ -82,11 +83,60 @@ def load_split(path: str, split: str):
                                 f"{', '.join(saved.keys())}. Set data.train_split / data.valid_split to one of them")
             return saved[split]
         return saved
+    if os.path.isdir(expanded):
+        splits = _dir_files(expanded)
+        formats = {FILE_FORMATS[os.path.splitext(f)[1].lower()] for files in splits.values() for f in files}
+        if len(formats) > 1 and splits.get(split):  # datasets reads the files of one format only, or refuses
+            return _load_files(splits[split], path)
     try:
         return load_dataset(expanded, split=split)
     except Exception as e:
         where = "directory" if os.path.isdir(expanded) else "dataset name (offline, the hub cannot be reached)"
         raise DataError(f"cannot load split {split!r} of {where} {path}: {first_line(e)}") from e
+
+
+def _dir_files(folder: str) -> Dict[str, List[str]]:
+    """Each split of a directory → its data files (of the formats this runner reads), as ``datasets`` assigns files
+    to splits by their names (a directory without split names is all ``train``)."""
+    from datasets.data_files import DataFilesDict, get_data_patterns
+
+    try:
+        found = DataFilesDict.from_local_or_remote(get_data_patterns(folder), base_path=folder)
+    except Exception:  # no data files at all: the loader says so
+        return {}
+    return {str(split): sorted(f for f in files if os.path.splitext(f)[1].lower() in FILE_FORMATS)
+            for split, files in found.items()}
+
+
+def split_files(folder: str, split: str) -> List[str]:
+    """The data files of a directory's ``split`` (see ``_dir_files``)."""
+    return _dir_files(folder).get(split, [])
+
+
+def _load_files(files: List[str], path: str):
+    """The files of a split of a directory that holds several formats, each read and concatenated in name order
+    (``a.jsonl`` and ``b.csv``: ``datasets`` would read the files of its most common format only, dropping the
+    others' rows without a word; ``train.jsonl`` and ``valid.csv``: it would refuse the directory).
+    Files whose columns differ, or whose types cannot be made one, are a DataError naming each file."""
+    from datasets import concatenate_datasets
+
+    parts = [(f, _load_file(f)) for f in files]
+    first = parts[0][1]
+    if any(set(d.column_names) != set(first.column_names) for _, d in parts):
+        names = "; ".join(f"{os.path.basename(f)}: {', '.join(d.column_names)}" for f, d in parts)
+        raise DataError(f"the files of {path} hold different columns ({names}): every row of a data set has the "
+                        "same columns\n    fix: give every file the same columns, or point the path at one file")
+    try:
+        same = [d.select_columns(first.column_names) for _, d in parts]
+        joined = concatenate_datasets([d if d.features == first.features else d.cast(first.features) for d in same])
+    except Exception as e:
+        raise DataError(f"the files of {path} ({', '.join(os.path.basename(f) for f in files)}) hold the same "
+                        f"columns with types that cannot be made one ({first_line(e)})\n    fix: convert the files to "
+                        "one format (JSON lines), or point the path at one file") from e
+    if len(parts) > 1:
+        log.info("%s: read every file, of several formats: %s", path,
+                 ", ".join(f"{os.path.basename(f)} ({len(d)} rows)" for f, d in parts))
+    return joined
 
 
 def load_splits(data_cfg: Any) -> Splits:
@@ -136,16 +186,19 @@ def require_columns(ds: Any, columns: List[str], source: str, keys: List[str]) -
         for row, value in enumerate(ds[column], 1):
             if isinstance(value, str):
                 empty += not value.strip()
-            elif not _is_message_list(value):
+            elif _is_message_like(value) and chat_problem(value):
+                what, example = chat_problem(value)
+                raise DataError(f"{source} row {row}: {key} ({column!r}) {what}"
+                                f"{f' ({example})' if example else ''}; fix or remove that row")
+            elif not _is_message_like(value):
                 raise DataError(f"{source} row {row}: {key} ({column!r}) is {_show(value)}, neither text nor a list "
                                 "of {role, content} messages; fix or remove that row")
         if len(ds) and empty == len(ds):
             raise DataError(f"every row of {source} has an empty {key} ({column!r}): there is no text to learn from")
 
 
-def _is_message_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
+def _is_message_like(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) for m in value)
 
 
 def _show(value: Any) -> str:
@@ -157,6 +210,558 @@ def _show(value: Any) -> str:
 
 def is_conversation(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+
+
+# ----------------------------------------------------------------------------------------------- messages
+# The roles of chat messages (OpenAI's, and the tool roles chat templates know); another role is a DataError.
+ROLES = ("system", "user", "assistant", "tool", "developer", "function", "ipython")
+
+
+def _text_part(part: Any) -> Optional[str]:
+    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+        return part["text"]
+    return None
+
+
+def message_text(content: Any) -> Optional[str]:
+    """The text of a message's ``content``: a string as is; OpenAI-style content parts
+    (``[{"type": "text", "text": ...}, ...]``) joined with newlines, as vLLM joins them; None for anything else (a
+    non-text part, a null)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [_text_part(p) for p in content]
+        if all(t is not None for t in texts):
+            return "\n".join(texts)
+    return None
+
+
+def chat_problem(value: Any) -> Optional[Tuple[str, Optional[str]]]:
+    """What makes a list of messages one this runner cannot render, as (what, an example), or None: each message an
+    object with a known ``role`` and a ``content`` that is text or text parts."""
+    if not isinstance(value, list) or not value:
+        return ("is an empty list", None) if isinstance(value, list) else ("is not a list of messages", _show(value))
+    for m in value:
+        if not isinstance(m, dict):
+            return "has a message that is not an object {role, content}", _show(m)
+        if "role" not in m or "content" not in m:
+            return "has a message without role and content", "its keys: " + ", ".join(map(str, m))
+        if m["role"] not in ROLES:
+            return "has a message with an unknown role", repr(m["role"])
+        content = m["content"]
+        if message_text(content) is not None:
+            continue
+        if isinstance(content, list):
+            for part in content:
+                if _text_part(part) is None:
+                    kind = part.get("type") if isinstance(part, dict) else None
+                    if isinstance(kind, str) and kind != "text":
+                        return "has a content part that is not text", f"type {kind!r}"
+                    return 'has a content part that is not {"type": "text", "text": ...}', _show(part)
+        return "has a message whose content is neither text nor a list of text parts", _show(content)
+    return None
+
+
+def chat_messages(value: List[dict]) -> List[dict]:
+    """A copy of the messages ``value`` whose content is text: content parts joined (see ``message_text``). A
+    message that has no text (a non-text part) is a DataError."""
+    out = []
+    for m in value:
+        text = message_text(m.get("content"))
+        if text is None:
+            problem = chat_problem([m]) or ("has a message without text", None)
+            raise DataError(f"a message {problem[0]}{f' ({problem[1]})' if problem[1] else ''}: this runner trains "
+                            "on text\n    fix: give every message text content (a string, or parts of type text)")
+        out.append({**m, "content": text})
+    return out
+
+
+def normalized(value: Any) -> Any:
+    """A row value as the renderers take it: messages with text content (``chat_messages``), anything else as is."""
+    return chat_messages(value) if is_conversation(value) and value else value
+
+
+# ----------------------------------------------------------------------------------------------- the input check
+# Before any model loads, every data file the run will read is scanned (streamed: one row in memory at a time) for
+# the columns its trainer reads; every problem is counted and its first places named (file:line), all of them in
+# one DataError. A dataset name (the hub) or a saved dataset cannot be scanned: the loaders check those rows.
+EXAMPLES = 10  # places named per problem; every one is counted
+TEXT, CHAT = "text", "chat"
+# what pandas (the csv reader of ``datasets``) reads as a missing value
+CSV_NULLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                       "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+MESSAGE_FIX = ("a message is {\"role\": one of " + ", ".join(ROLES) + ", \"content\": text or a list of "
+               "{\"type\": \"text\", \"text\": ...} parts}; convert other layouts (ShareGPT's {from, value}) to it, "
+               "or remove those rows")
+
+
+@dataclass(frozen=True)
+class ColumnCheck:
+    """What a run reads in one column: the kinds of value it takes (text, a list of chat messages); ``one_kind``:
+    every row holds the same kind (the trainer renders a column one way, decided by its first row); ``learned``:
+    a column whose texts are all empty leaves nothing to learn; ``reference``: evaluation takes a conversation's
+    last assistant message as the reference answer; ``optional``: the column may be absent from the file."""
+
+    column: str
+    key: str
+    kinds: Tuple[str, ...] = (TEXT, CHAT)
+    one_kind: bool = False
+    learned: bool = False
+    reference: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class InputSource:
+    """A data set the run reads: ``path`` (a file, a directory, a dataset name) and its split, the key that names
+    it, the columns it reads, how many of its rows are read (data.max_samples), and whether it holds the training
+    pairs (pairs whose chosen equals rejected are counted)."""
+
+    path: str
+    split: str
+    key: str
+    checks: Tuple[ColumnCheck, ...]
+    limit: Optional[int] = None
+    pairs: bool = False
+
+
+@dataclass
+class _Problem:
+    what: str
+    fix: str
+    example: Optional[str] = None
+    count: int = 0
+    at: List[int] = field(default_factory=list)
+
+
+class _Scan:
+    """What scanning one file found: each problem counted, with its first EXAMPLES places (lines, rows, items)."""
+
+    def __init__(self, path: str, unit: str = "line"):
+        self.path, self.unit = path, unit
+        self.problems: Dict[str, _Problem] = {}
+        self.headlines: List[Tuple[str, str]] = []  # (message, fix): problems of the whole file
+        self.parse_problems = 0
+        self.unread = False  # a file this scan cannot read (an unknown format, a broken parquet): the loader says why
+        self.rows = 0
+        self.columns: Dict[str, None] = {}  # seen, in order
+
+    def add(self, at: int, what: str, fix: str, example: Optional[str] = None) -> None:
+        p = self.problems.setdefault(what, _Problem(what, fix, example))
+        p.count += 1
+        if len(p.at) < EXAMPLES:
+            p.at.append(at)
+
+    def place(self, at: int) -> str:
+        return f"{self.path}:{at}" if self.unit == "line" else f"{self.path} {self.unit} {at}"
+
+    def render(self) -> List[Tuple[str, str]]:
+        out = list(self.headlines)
+        for p in sorted(self.problems.values(), key=lambda p: p.at[0]):
+            places = ", ".join(map(str, p.at)) + (", ..." if p.count > len(p.at) else "")
+            rows = f"{p.count} row{'s' if p.count > 1 else ''}: {self.unit}{'s' if p.count > 1 else ''} {places}"
+            example = f" ({p.example})" if p.example else ""
+            out.append((f"{self.place(p.at[0])}: {p.what}{example} [{rows}]", p.fix))
+        return out
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text[:60] + "..." if len(text) > 60 else text
+
+
+def _fingerprint(path: str) -> Tuple[str, int, int]:
+    st = os.stat(path)
+    return os.path.abspath(path), st.st_size, st.st_mtime_ns
+
+
+_SCANNED: set = set()  # files whose every line parsed (fingerprints): _load_file need not parse them again
+_CLEAN: set = set()  # sources scanned without a problem, as they were then: not scanned again (a sweep's trials)
+
+
+def _json_lines(path: str) -> bool:
+    """A ``.json`` file in JSON-lines form (not one JSON array)."""
+    with open(path, "rb") as f:
+        head = f.read(1)
+        while head and head.isspace():
+            head = f.read(1)
+    return head != b"["
+
+
+def _decode(scan: _Scan, n: int, raw: bytes) -> Optional[str]:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        scan.parse_problems += 1
+        scan.add(n, "the line is not UTF-8 text", "save the file as UTF-8", f"byte {e.start + 1}")
+        return None
+
+
+def _jsonl_rows(path: str, scan: _Scan) -> Iterator[Tuple[int, dict]]:
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            line = _decode(scan, n, raw)
+            if line is None or not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                scan.parse_problems += 1
+                scan.add(n, "the line is not valid JSON", "fix or remove those lines: each line is one JSON object, "
+                         '{"column": value, ...}', e.msg)
+                continue
+            if not isinstance(row, dict):
+                scan.parse_problems += 1
+                scan.add(n, f"the line is {_json_type(row)}, not a JSON object",
+                         'fix or remove those lines: each line is one row, {"column": value, ...}', _short(row))
+                continue
+            yield n, row
+
+
+def _json_array_rows(path: str, scan: _Scan) -> Iterator[Tuple[int, dict]]:
+    scan.unit = "item"
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        items = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        scan.parse_problems += 1
+        scan.unit = "line"
+        scan.add(raw.count(b"\n", 0, e.start) + 1, "the line is not UTF-8 text", "save the file as UTF-8",
+                 f"byte {e.start + 1}")
+        return
+    except json.JSONDecodeError as e:
+        scan.parse_problems += 1
+        scan.unit = "line"
+        scan.add(e.lineno, "the file is not valid JSON",
+                 "fix the file: one JSON array of objects, or one object a line", e.msg)
+        return
+    if not isinstance(items, list):
+        scan.unread = True  # not rows: the loader says so
+        return
+    for n, row in enumerate(items, 1):
+        if not isinstance(row, dict):
+            scan.parse_problems += 1
+            scan.add(n, f"the item is {_json_type(row)}, not a JSON object",
+                     'each item is one row, {"column": value, ...}', _short(row))
+            continue
+        yield n, row
+
+
+def _csv_rows(path: str, scan: _Scan) -> Iterator[Tuple[int, dict]]:
+    import csv
+
+    with open(path, "rb") as f:
+        def lines():
+            for n, raw in enumerate(f, 1):
+                line = _decode(scan, n, raw)
+                yield raw.decode("utf-8", "replace") if line is None else line
+
+        reader = csv.reader(lines())
+        header = next(reader, None)
+        if header is None:
+            return
+        scan.columns.update(dict.fromkeys(header))
+        for values in reader:
+            if values:
+                yield reader.line_num, {h: None if v in CSV_NULLS else v for h, v in zip(header, values)}
+
+
+def _txt_rows(path: str, scan: _Scan) -> Iterator[Tuple[int, dict]]:
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            line = _decode(scan, n, raw)
+            if line is not None:
+                yield n, {"text": line.rstrip("\r\n")}
+
+
+def _parquet_rows(path: str, scan: _Scan, wanted: List[str]) -> Iterator[Tuple[int, dict]]:
+    import pyarrow.parquet as pq
+
+    scan.unit = "row"
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # not parquet
+        scan.unread = True
+        scan.headlines.append((f"cannot read data file {path} as parquet: {first_line(e)}",
+                               "give a parquet file, or another format: .jsonl, .json, .csv, .txt"))
+        return
+    names = list(pf.schema_arrow.names)
+    scan.columns.update(dict.fromkeys(names))
+    read = [c for c in wanted if c in names] or names[:1]
+    n = 0
+    for batch in pf.iter_batches(columns=read):
+        for row in batch.to_pylist():
+            n += 1
+            yield n, row
+
+
+def _rows(path: str, scan: _Scan, wanted: List[str]) -> Iterator[Tuple[int, dict]]:
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".jsonl" or ext == ".json" and _json_lines(path):
+        return _jsonl_rows(path, scan)
+    if ext == ".json":
+        return _json_array_rows(path, scan)
+    if ext == ".csv":
+        return _csv_rows(path, scan)
+    if ext == ".txt":
+        return _txt_rows(path, scan)
+    if ext == ".parquet":
+        return _parquet_rows(path, scan, wanted)
+    scan.unread = True
+    scan.headlines.append((f"data file {path}: unknown format {ext!r}", f"use one of {', '.join(FILE_FORMATS)}"))
+    return iter(())
+
+
+@dataclass
+class _ColumnState:
+    present: int = 0
+    missing: List[int] = field(default_factory=list)
+    missing_count: int = 0
+    kinds: Dict[str, List[int]] = field(default_factory=dict)  # kind → first places
+    kind_counts: Dict[str, int] = field(default_factory=dict)
+    nonempty: int = 0
+    texts: int = 0
+
+
+def _value_fix(check: ColumnCheck) -> str:
+    wants = "text" if check.kinds == (TEXT,) else "text or a list of {role, content} messages"
+    return f"every row needs {wants} in {check.column!r} ({check.key}): fix or remove those rows"
+
+
+def _check_value(scan: _Scan, at: int, check: ColumnCheck, value: Any, state: _ColumnState) -> None:
+    subject = f"{check.key} ({check.column!r})"
+    if value is None:
+        scan.add(at, f"{subject} is null", _value_fix(check))
+        return
+    if isinstance(value, str):
+        kind = TEXT
+        state.texts += 1
+        state.nonempty += bool(value.strip())
+    elif _is_message_like(value):
+        problem = chat_problem(value)
+        if problem:
+            what, example = problem
+            fix = MESSAGE_FIX if "part" not in what else ("this runner trains on text: remove the parts that are "
+                                                           "not text (images, audio), or those rows")
+            scan.add(at, f"{subject} {what}", fix, example)
+            return
+        kind = CHAT
+        if check.reference and not any(m.get("role") == "assistant" for m in value):
+            scan.add(at, f"{subject} has no assistant message", "evaluation compares the model's answer with a "
+                     "conversation's last assistant message: give every eval conversation one, or remove those rows")
+    else:
+        wants = "text" if check.kinds == (TEXT,) else "text or a list of {role, content} messages"
+        scan.add(at, f"{subject} is {_json_type(value)}, not {wants}", _value_fix(check), f"e.g. {_short(value)}")
+        return
+    if kind not in check.kinds:
+        scan.add(at, f"{subject} is a list of chat messages, not text", f"the {check.key} of this trainer is plain "
+                 "text: use trainer=sft for chat messages, or give text")
+        return
+    state.kind_counts[kind] = state.kind_counts.get(kind, 0) + 1
+    places = state.kinds.setdefault(kind, [])
+    if len(places) < EXAMPLES:
+        places.append(at)
+
+
+def _finish_columns(scan: _Scan, checks: Tuple[ColumnCheck, ...], states: List[_ColumnState]) -> None:
+    """Per column of a scanned file: not there at all, missing from some rows, text and messages mixed, all empty."""
+    for check, state in zip(checks, states):
+        subject = f"{check.key} ({check.column!r})"
+        if not state.present:
+            if scan.rows and not check.optional:
+                found = f"column {check.column!r} ({check.key}) not found in {scan.path}; columns there: "
+                scan.headlines.append((found + ", ".join(scan.columns), f"set {check.key}=<one of them>"))
+            continue
+        if state.missing_count:
+            p = _Problem(f"{subject} is missing (the row has no {check.column!r})", _value_fix(check), None,
+                         state.missing_count, state.missing)
+            scan.problems[p.what] = p
+        if check.one_kind and len(state.kind_counts) > 1:
+            odd = min(state.kind_counts, key=lambda k: (state.kind_counts[k], k))
+            other = CHAT if odd == TEXT else TEXT
+            names = {TEXT: "text", CHAT: "chat messages"}
+            p = _Problem(f"{subject} holds {names[odd]}, while {state.kind_counts[other]} other rows hold "
+                         f"{names[other]} (the first: {scan.unit} {state.kinds[other][0]})",
+                         "a column holds text in every row or messages in every row: convert the odd rows, or "
+                         "split the file", None, state.kind_counts[odd], state.kinds[odd])
+            scan.problems[p.what] = p
+        if check.learned and state.texts and not state.nonempty and not state.kind_counts.get(CHAT):
+            empty = (f"every row of {scan.path} has an empty {check.key} ({check.column!r}): there is no text to "
+                     "learn from")
+            scan.headlines.append((empty, f"fill the column, or set {check.key} to another one"))
+
+
+def _source_files(source: InputSource) -> Optional[List[str]]:
+    if not isinstance(source.path, str):
+        return None
+    path = os.path.expanduser(source.path)
+    if os.path.isfile(path):
+        return [path]
+    if not os.path.isdir(path) or any(os.path.isfile(os.path.join(path, f))
+                                      for f in ("dataset_info.json", "dataset_dict.json")):
+        return None  # a dataset name, a saved dataset: not files to scan
+    return split_files(path, source.split)
+
+
+def _scan_source(source: InputSource, files: List[str]) -> Tuple[List[_Scan], List[int], int, str]:
+    """Scan the files of a source: (a scan per file, the places of identical pairs, the rows whose values were
+    checked, what a place is: line, row, item)."""
+    scans, identical, rows = [], [], 0
+    chosen_rejected = [c.column for c in source.checks if c.key in ("data.text_column", "data.rejected_text_column")]
+    for path in files:
+        scan = _Scan(path)
+        states = [_ColumnState() for _ in source.checks]
+        wanted = [c.column for c in source.checks]
+        for at, row in _rows(path, scan, wanted):
+            scan.rows += 1
+            for k in row:
+                if k not in scan.columns:
+                    scan.columns[k] = None
+            rows += 1
+            if source.limit and rows > source.limit:
+                continue  # not read by the run (data.max_samples): the rest is parsed only
+            for check, state in zip(source.checks, states):
+                if check.column not in row:
+                    state.missing_count += 1
+                    if len(state.missing) < EXAMPLES:
+                        state.missing.append(at)
+                    continue
+                state.present += 1
+                _check_value(scan, at, check, row[check.column], state)
+            if source.pairs and len(chosen_rejected) == 2:
+                chosen, rejected = (row.get(c) for c in chosen_rejected)
+                if chosen is not None and chosen == rejected:
+                    identical.append(at)
+        _finish_columns(scan, source.checks, states)
+        if not scan.parse_problems:
+            _SCANNED.add(_fingerprint(path))
+        scans.append(scan)
+    if files and not rows and not any(s.parse_problems or s.unread for s in scans):
+        where = files[0] if len(files) == 1 else f"{source.path} ({', '.join(map(os.path.basename, files))})"
+        scans[0].headlines.append((f"the data file {where} is empty: it holds no row", "give it rows"))
+    return scans, identical, min(rows, source.limit) if source.limit else rows, scans[0].unit if scans else "line"
+
+
+def _trainer_reads(cfg: Any, column: str, reference: bool = False, shape: Optional[str] = None,
+                   ) -> Tuple[ColumnCheck, ...]:
+    """The columns a data set of this run is read for: the trainer's data shape's (``shape``, else the trainer's)."""
+    d = cfg.data
+    shape = shape or registry.spec(cfg.trainer.name).data_shape
+    if shape == "text":
+        return (ColumnCheck(column, "data.text_column", (TEXT,), learned=True),)
+    if shape == "chat":
+        return (ColumnCheck(column, "data.text_column", one_kind=True, learned=True, reference=reference),)
+    if shape == "preference":
+        checks = [ColumnCheck(column, "data.text_column", one_kind=True, reference=reference)]
+        if d.prompt_text_column:
+            checks.insert(0, ColumnCheck(d.prompt_text_column, "data.prompt_text_column", one_kind=True))
+        if d.rejected_text_column:
+            checks.append(ColumnCheck(d.rejected_text_column, "data.rejected_text_column", one_kind=True))
+        return tuple(checks)
+    if d.prompt_text_column:  # prompts (ppo)
+        return (ColumnCheck(d.prompt_text_column, "data.prompt_text_column"),)
+    return (ColumnCheck(column, "data.text_column"),)
+
+
+def input_sources(cfg: Any) -> List[InputSource]:
+    """Every data set a run of the resolved ``cfg`` reads, with the columns it reads there: the training data, the
+    validation data (data.valid_path, or data.valid_split), and with features=[eval] eval.dataset_path (as
+    features/evaluation.py and the PPO trainer read it: the text in the trainer's conventional column where
+    data.text_column is left at its default and the file lacks it)."""
+    from autotrain_hydra.schema import data_peek
+    from autotrain_hydra.schema.resolve import text_column_for
+
+    d, spec = cfg.data, registry.spec(cfg.trainer.name)
+    evaluation = spec.evaluation if cfg.eval.enabled else None
+    eval_path = cfg.eval.dataset_path if evaluation else None
+    # where a generator's evaluation takes its reference answers: eval.dataset_path, else the validation data,
+    # else the held-out training rows
+    reference = None if evaluation != "generator" or eval_path else (
+        "data.valid_path" if d.valid_path else "data.valid_split" if d.valid_split else "data.path")
+    sources = [InputSource(d.path, d.train_split or "train", "data.path",
+                           _trainer_reads(cfg, d.text_column, reference == "data.path"), limit=d.max_samples,
+                           pairs=spec.data_shape == "preference")]
+    if d.valid_path:
+        sources.append(InputSource(d.valid_path, "train", "data.valid_path",
+                                   _trainer_reads(cfg, d.text_column, reference == "data.valid_path")))
+    elif d.valid_split:
+        sources.append(InputSource(d.path, d.valid_split, "data.valid_split",
+                                   _trainer_reads(cfg, d.text_column, reference == "data.valid_split")))
+    if eval_path:
+        present = data_peek.columns(eval_path) or []
+        column = text_column_for(present, cfg.trainer.name, d.text_column) or d.text_column
+        if evaluation == "generator":
+            checks = [ColumnCheck(column, "data.text_column", reference=True)]
+            if d.prompt_text_column:
+                checks.append(ColumnCheck(d.prompt_text_column, "data.prompt_text_column", optional=True))
+            checks = tuple(checks)
+        else:  # scorer: pairs; policy: prompts
+            checks = _trainer_reads(cfg, column, shape="preference" if evaluation == "scorer" else "prompts")
+        sources.append(InputSource(eval_path, "train", "eval.dataset_path", checks))
+    return sources
+
+
+def check_inputs(cfg: Any) -> List[str]:
+    """Scan every data file a run of the resolved ``cfg`` reads, before any model loads: invalid JSON, lines that
+    are not objects, bytes that are not UTF-8, and in the columns the trainer reads null, missing or mistyped
+    values, messages it cannot render (unknown roles, non-text parts), text and messages mixed in a column. Every
+    problem of every file in one DataError (exit 2), each as ``file:line`` with its count and first places; the
+    warnings (preference pairs whose chosen is their rejected) are logged once and returned."""
+    lines: List[Tuple[str, str]] = []
+    warnings: List[str] = []
+    for source in input_sources(cfg):
+        files = _source_files(source)
+        if not files:
+            continue  # a dataset name, a saved dataset, a path that is not there: the loader says what it finds
+        key = (tuple(_fingerprint(f) for f in files), source.checks, source.limit, source.pairs)
+        if key in _CLEAN:
+            continue
+        scans, identical, rows, unit = _scan_source(source, files)
+        found = [line for s in scans for line in s.render()]
+        if identical:
+            found += _identical_pairs(cfg, source, identical, rows, unit, warnings)
+        lines += found
+        if not found:
+            _CLEAN.add(key)
+    if lines:
+        fixes = list(dict.fromkeys(fix for _, fix in lines))
+        raise DataError("the data has rows this run cannot read (found before any model was loaded):\n" +
+                        "\n".join(f"  {message}" for message, _ in dict.fromkeys(lines)) + "\n" +
+                        "\n".join(f"    fix: {fix}" for fix in fixes))
+    for w in warnings:
+        log.warning(w)
+    return warnings
+
+
+def _identical_pairs(cfg: Any, source: InputSource, identical: List[int], rows: int, unit: str,
+                     warnings: List[str]) -> List[Tuple[str, str]]:
+    """Pairs whose chosen equals their rejected teach no preference. All of them: nothing to learn for dpo
+    (without distillation) and reward, an error; orpo still learns its NLL term on chosen, a warning. Some: a
+    warning naming them."""
+    trainer = cfg.trainer.name
+    places = ", ".join(map(str, identical[:EXAMPLES])) + (", ..." if len(identical) > EXAMPLES else "")
+    what = (f"{len(identical)} of {rows} preference pairs of {source.path} have chosen equal to rejected "
+            f"({unit}s {places}): they teach no preference")
+    if len(identical) == rows and trainer in ("dpo", "reward") and not (trainer == "dpo" and cfg.distillation.enabled):
+        nothing = (f"every pair of {source.path} has chosen equal to rejected ({rows} pairs): the {trainer} trainer "
+                   "learns nothing from them (its loss and gradient are the same for every pair)")
+        fix = "give pairs whose rejected response differs from the chosen one (is data.rejected_text_column right?)"
+        return [(nothing, fix)]
+    warnings.append(what)
+    return []
 
 
 # ----------------------------------------------------------------------------------------------- generic
@@ -260,9 +865,13 @@ def sft_sequences(ds: Any, tokenizer: Any, text_column: str, add_eos_token: bool
         value = row[text_column]
         if chat:
             if not is_conversation(value):
-                raise DataError(f"a row of {source} has {text_column!r} that is not a list of {{role, content}}")
-            text = tokenizer.apply_chat_template(value, tokenize=False)
+                raise DataError(f"a row of {source} has {text_column!r} that is not a list of {{role, content}} "
+                                "messages, where its first row is one: a column holds one kind in every row")
+            text = tokenizer.apply_chat_template(chat_messages(value), tokenize=False)
             special = False  # the template writes its own BOS where it wants one
+        elif not isinstance(value, str):
+            raise DataError(f"a row of {source} has {text_column!r} that is not text, where its first row is text: "
+                            "a column holds one kind in every row")
         else:
             text, special = value, True
         if add_eos_token and not text.rstrip("\n").endswith(eos):
@@ -310,7 +919,7 @@ def _as_messages(value: Any, role: str, what: str, source: str) -> List[dict]:
     if isinstance(value, str):
         return [{"role": role, "content": value}]
     if is_conversation(value):
-        return list(value)
+        return chat_messages(value)
     raise DataError(f"{what} in {source} is neither text nor a list of {{role, content}} messages")
 
 
@@ -326,7 +935,7 @@ def preference_sequences(ds: Any, tokenizer: Any, cols: PreferenceColumns, sourc
     Adds ``prompt_truncated``/``completion_truncated`` flags that the caller can count.
     """
     first = ds[0]
-    chat = is_conversation(first[cols.chosen])
+    chat = any(is_conversation(first[c]) for c in (cols.prompt, cols.chosen, cols.rejected) if c)
     if chat and not tokenizer.chat_template:
         raise DataError(f"{source} holds chat messages but the tokenizer has no chat template; use a model whose "
                         f"tokenizer has one, or give the pairs as plain prompt/chosen/rejected text")
@@ -388,6 +997,7 @@ def prompt_of(value: Any) -> Any:
     """The prompt part of a row value: a string as is; a conversation up to (not including) its last assistant
     message."""
     if is_conversation(value):
+        value = normalized(value)
         last = max((i for i, m in enumerate(value) if m["role"] == "assistant"), default=len(value))
         return list(value[:last])
     return value

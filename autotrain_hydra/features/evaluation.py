@@ -96,15 +96,20 @@ def examples(ds: Any, cfg: DictConfig, tokenizer: Any, column: Optional[str] = N
     column = column or d.text_column
     out = []
     for row in ds:
-        value = row[column]
+        value = data_mod.normalized(row[column])
         if data_mod.is_conversation(value):
             last = max(i for i, m in enumerate(value) if m["role"] == "assistant")
             ids = tokenizer.apply_chat_template(value[:last], add_generation_prompt=True, tokenize=True,
                                                 return_dict=True)["input_ids"]
             prompt, reference = tokenizer.decode(ids), value[last]["content"]
         elif d.prompt_text_column and d.prompt_text_column in row:
-            prompt, reference = row[d.prompt_text_column], value
-            ids = tokenizer(prompt)["input_ids"]
+            prompt, reference = data_mod.normalized(row[d.prompt_text_column]), value
+            if data_mod.is_conversation(prompt):  # a conversation up to the answer
+                ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                    return_dict=True)["input_ids"]
+                prompt = tokenizer.decode(ids)
+            else:
+                ids = tokenizer(prompt)["input_ids"]
         else:
             words = value.split()
             prompt, reference = " ".join(words[: len(words) // 2]), " " + " ".join(words[len(words) // 2:])

@@ -26,7 +26,7 @@ class Pairs:
     def prompts(self) -> list:
         """Raw prompt of each training pair: the prompt column, else what chosen has before its answer."""
         if self.columns.prompt:
-            return list(self.raw_train[self.columns.prompt])
+            return [data_mod.normalized(v) for v in self.raw_train[self.columns.prompt]]
         return [data_mod.prompt_of(v) for v in self.raw_train[self.columns.chosen]]
 
 
@@ -38,6 +38,10 @@ def load_pairs(job: Job, tokenizer: Any, truncate: bool = True) -> Pairs:
     cols.require(splits.train, splits.source)
     if splits.valid is not None:
         cols.require(splits.valid, cfg.data.valid_path or f"split {cfg.data.valid_split} of {splits.source}")
+    same = sum(1 for c, r in zip(splits.train[cols.chosen], splits.train[cols.rejected]) if c == r)
+    if same:  # logged by data.check_inputs before anything loaded; a note of the run here
+        job.notes.append(f"{same} of {len(splits.train)} training pairs have chosen equal to rejected: they teach no "
+                         "preference")
     limits = dict(max_prompt_length=cfg.trainer.max_prompt_length,
                   max_completion_length=cfg.trainer.max_completion_length) if truncate else {}
     train = data_mod.preference_sequences(splits.train, tokenizer, cols, splits.source, **limits)
