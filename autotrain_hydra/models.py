@@ -145,7 +145,32 @@ def resolve_model_name(name: str) -> str:
 # ----------------------------------------------------------------------------------------------- loading
 
 
-def _load(what: str, key: str, name: str, fn):
+def allow_pickle(model_cfg: Any) -> bool:
+    """``model.allow_pickle_weights``: false (the default) loads safetensors weights only."""
+    return bool(getattr(model_cfg, "allow_pickle_weights", False))
+
+
+def weights_kwargs(model_cfg: Any) -> dict:
+    """``from_pretrained``'s weight format: safetensors only (``use_safetensors=True``: a folder or hub repo with
+    pickle weights only fails to load rather than unpickling them), unless ``model.allow_pickle_weights=true``
+    (then transformers' own choice, pickles through torch's ``weights_only`` loading)."""
+    return {} if allow_pickle(model_cfg) else {"use_safetensors": True}
+
+
+def refuse_pickle_weights(path: str, key: str, model_cfg: Any) -> None:
+    """A local folder whose weights are pickles only (or a LoRA adapter on such a base) is refused before anything
+    is loaded (the validator says the same before the run: ``schema.rules.paths.safetensors_only``)."""
+    if allow_pickle(model_cfg):
+        return
+    from autotrain_hydra.schema.rules.paths import pickle_weights, pickle_weights_message
+
+    files = pickle_weights(path)
+    if files:
+        message, fix = pickle_weights_message(key, path, files)
+        raise InputError(f"{message}\n    fix: {fix}")
+
+
+def _load(what: str, key: str, name: str, fn, safetensors: bool = False):
     try:
         return fn()
     except (OSError, ValueError) as e:  # ValueError: a folder with files but no loadable tokenizer
@@ -153,9 +178,12 @@ def _load(what: str, key: str, name: str, fn):
         local = os.path.isdir(name)
         hint = ("the directory holds no loadable model/tokenizer" if local else
                 "it is not a local directory, and the model hub could not be reached (no network?)")
+        pickles = ("\n    (weights are loaded from safetensors only: for a model that has pickle weights only "
+                   "(pytorch_model.bin), set model.allow_pickle_weights=true if you trust it)"
+                   if safetensors and "safetensors" in str(e) else "")
         raise ModelLoadError(
             f"cannot load the {what} {key}={name}: {hint}.\n    fix: download it ahead of time "
-            f"and set {key}=/path/to/the/model, or use model=tiny\n    ({first_line})") from e
+            f"and set {key}=/path/to/the/model, or use model=tiny\n    ({first_line}){pickles}") from e
 
 
 def load_tokenizer(model_cfg: Any, chat_template: Optional[str] = None, name: Optional[str] = None,
@@ -191,8 +219,11 @@ def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] 
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if attn_implementation == "varlen_sdpa":
         import autotrain_hydra.attention  # noqa: F401  (registers it)
+    refuse_pickle_weights(path, key, model_cfg)
+    weights = weights_kwargs(model_cfg)
     return _load("model", key, raw, lambda: AutoModelForCausalLM.from_pretrained(
-        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code, **extra))
+        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code, **weights, **extra),
+        safetensors=bool(weights))
 
 
 def load_saved_causal_lm(path: str, model_cfg: Any, key: str = "output_dir"):
@@ -200,6 +231,7 @@ def load_saved_causal_lm(path: str, model_cfg: Any, key: str = "output_dir"):
     if os.path.isfile(os.path.join(path, "adapter_config.json")):
         from peft import AutoPeftModelForCausalLM
 
+        refuse_pickle_weights(path, key, model_cfg)  # peft has no use_safetensors: the adapter and its base, checked
         return _load("model", key, path, lambda: AutoPeftModelForCausalLM.from_pretrained(
             path, trust_remote_code=model_cfg.trust_remote_code))
     return load_causal_lm(model_cfg, key=key, name=path)
@@ -209,8 +241,10 @@ def load_saved_scorer(path: str, model_cfg: Any, key: str = "output_dir"):
     """A run's saved sequence-classification model (a reward model), with the head it was saved with."""
     from transformers import AutoModelForSequenceClassification
 
+    refuse_pickle_weights(path, key, model_cfg)
+    weights = weights_kwargs(model_cfg)
     return _load("model", key, path, lambda: AutoModelForSequenceClassification.from_pretrained(
-        path, trust_remote_code=model_cfg.trust_remote_code))
+        path, trust_remote_code=model_cfg.trust_remote_code, **weights), safetensors=bool(weights))
 
 
 def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional[str] = None,
@@ -220,9 +254,11 @@ def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional
     raw = name or model_cfg.name
     path = resolve_model_name(raw)
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    refuse_pickle_weights(path, key, model_cfg)
+    weights = weights_kwargs(model_cfg)
     return _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=num_labels, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
-        **extra))
+        **weights, **extra), safetensors=bool(weights))
 
 
 def lora_config(peft_cfg: Any, model: Any, task_type: str = "CAUSAL_LM"):

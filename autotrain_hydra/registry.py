@@ -24,7 +24,7 @@ from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 # peft, trainer). The other sections (features, launcher, output_dir, ...) are read by the run for every trainer.
 TRAINER_SCOPED = ("model.", "data.", "training.", "peft.", "trainer.")
 
-MODEL = frozenset({"model.name", "model.revision", "model.trust_remote_code"})
+MODEL = frozenset({"model.name", "model.revision", "model.trust_remote_code", "model.allow_pickle_weights"})
 DATA = frozenset({"data.path", "data.train_split", "data.valid_split", "data.valid_path", "data.valid_fraction",
                   "data.max_samples", "data.text_column"})
 PAIRS = frozenset({"data.prompt_text_column", "data.rejected_text_column"})

@@ -15,6 +15,7 @@ from autotrain_hydra.run import run
 from autotrain_hydra.schema.errors import ConfigError
 from tests.helpers import LM_FAST
 from tests.helpers import train_lm as train
+from tests.test_models import pickle_model
 
 
 @pytest.mark.slow
@@ -82,6 +83,8 @@ def bad_cases(root: Path):
     full = root / "full"
     full.mkdir()
     (full / "old.txt").write_text("earlier results")
+    a_file = root / "a_file"
+    a_file.write_text("not a folder")
     return [
         # configuration: caught before composing or loading anything
         ("unknown key", ["trainer.dpo_bta=0.1"], 2, "unknown key trainer.dpo_bta"),
@@ -106,6 +109,14 @@ def bad_cases(root: Path):
         ("template without {input}", ["features=[distillation]", "distillation.teacher_model=tiny",
                                       "distillation.student_prompt_template=Answer"], 2, "{input} placeholder"),
         ("missing data file", [f"data.path={root}/missing.jsonl"], 2, "data not found"),
+        ("infinite epochs", ["training.epochs=inf"], 2, "training.epochs=inf is not a finite number"),
+        ("nan learning rate", ["training.lr=nan"], 2, "training.lr=nan is not a finite number"),
+        ("output dir that is a file", [f"output_dir={a_file}"], 2, f"output_dir {a_file} is a file, not a directory"),
+        ("output dir under a file", [f"output_dir={a_file}/run"], 2, f"is under the file {a_file}, not a directory"),
+        ("run dir that is a file", [f"hydra.run.dir={a_file}"], 2, f"hydra.run.dir {a_file} is a file, not a "
+                                                                    "directory"),
+        ("unresolvable interpolation", ["model.name=${oc.env:AUTOTRAIN_TEST_UNSET_VAR}/m"], 2,
+         "model.name=${oc.env:AUTOTRAIN_TEST_UNSET_VAR}/m cannot be resolved"),
         ("unknown eval metric", ["features=[eval]", "eval.metrics=[bleux]"], 2, "did you mean bleu?"),
         # data: caught when the data is read, before any model loads
         ("malformed jsonl", ["data.path=" + write(root / "bad.jsonl", '{"text": "a"}\n{oops\n'), "trainer=generic"], 2,
@@ -127,6 +138,7 @@ def bad_cases(root: Path):
          "dpo requires data.rejected_text_column"),
         # models
         ("path that is not a model", [f"model.name={nomodel}"], 2, "is a folder with no config.json: not a saved model"),
+        ("pickle weights", [f"model.name={pickle_model(root)}"], 2, "holds pickle weights only (pytorch_model.bin)"),
         ("reward model that is not a scorer", ["trainer=ppo", f"trainer.rl.reward_model_path={models.tiny_model_dir()}"],
          2, "is not a sequence-classification model"),
         ("fp16 on a CPU", ["training.mixed_precision=fp16"], 2, "needs a CUDA GPU"),
@@ -172,3 +184,35 @@ def test_bad_config_and_input_matrix(tmp_path, monkeypatch, capsys):
         if e.value.code != code or text not in err or "Traceback" in err or written:
             failures.append((name, e.value.code, err[-400:], written))
     assert not failures, "\n\n".join(f"{n}: exit {c}\n{e}\nwritten: {w}" for n, c, e, w in failures)
+
+
+@pytest.mark.slow
+def test_pickle_weights_are_refused_before_loading_and_load_when_allowed(tmp_path, monkeypatch, capsys):
+    """Safetensors only, loading included (bug: a model dir holding only pytorch_model.bin trained with exit 0)."""
+    pickled = pickle_model(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for loader in ("load_causal_lm", "load_tokenizer", "load_sequence_classifier"):
+        monkeypatch.setattr(models, loader, lambda *a, **k: pytest.fail("a model was loaded"))
+    with pytest.raises(SystemExit) as e:
+        main(["trainer=generic", f"model.name={pickled}", "training.max_steps=1", "output_dir=out"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err and not (tmp_path / "out").exists()
+    assert f"Error: model.name={pickled} holds pickle weights only (pytorch_model.bin), no *.safetensors" in err
+    assert "set model.allow_pickle_weights=true to load pickle weights you trust" in err
+    monkeypatch.undo()
+    out, metrics, _ = train(tmp_path, "trainer=generic", f"model.name={pickled}", "model.allow_pickle_weights=true",
+                            "training.max_steps=2", "training.block_size=64")
+    assert (out / "model.safetensors").is_file() and metrics["train_loss"] > 0
+
+
+@pytest.mark.slow
+def test_with_hydra_job_chdir_relative_paths_mean_the_launch_dir(tmp_path, monkeypatch):
+    """Bug (red team): hydra.job.chdir=true with a relative data.path said "does not exist" for a file in the launch
+    dir (the job runs in its run dir), and a relative output_dir would have been made inside the run dir."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.jsonl").write_text((paths.ASSETS_DIR / "data" / "text.jsonl").read_text())
+    main(["trainer=generic", "data.path=mine.jsonl", "hydra.job.chdir=true", "training.max_steps=1",
+          "training.block_size=64", "output_dir=out"])
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["train_loss"] > 0
+    assert str(tmp_path / "mine.jsonl") in (tmp_path / "out" / "config.yaml").read_text()

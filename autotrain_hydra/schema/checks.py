@@ -5,6 +5,7 @@ A ``Check`` says whether a value is acceptable and completes the sentence "<key>
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Tuple
 
@@ -17,7 +18,13 @@ class Check:
 
 
 def is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """An int or a finite float: ``inf`` and ``nan`` (``training.epochs=inf``, ``training.lr=nan``) pass no check."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def non_finite(v: Any) -> bool:
+    """``inf``, ``-inf`` or ``nan``: a float no run can use."""
+    return isinstance(v, float) and not math.isfinite(v)
 
 
 def gt(lo: float) -> Check:

@@ -61,6 +61,9 @@ class ModelConfig:
     name: Optional[str] = "tiny"
     revision: Optional[str] = None
     trust_remote_code: bool = False
+    # Weights are loaded from safetensors only (this model, and the reference, teacher, reward and BERTScore models):
+    # true also loads pickle weights (pytorch_model.bin), with torch's weights_only loading, from sources you trust.
+    allow_pickle_weights: bool = False
     # Presets for encoder-only models (bert, roberta) set this: they can only be trained as reward models.
     encoder_only: bool = False
 

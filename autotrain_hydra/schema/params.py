@@ -104,6 +104,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("training.resume_from_checkpoint", check=null_bool_or_text("null, true, false or a checkpoint path")),
     Param("model.revision", group="core"),
     Param("model.trust_remote_code", group="core"),
+    Param("model.allow_pickle_weights", group="core"),  # false: safetensors weights only (pickles run code)
     Param("overwrite_output_dir", group="core"),
     Param("validate_only", group="core"),
     Param("report_to", check=list_of(TRACKERS), group="core"),

@@ -2,6 +2,11 @@
 
 ``resolve`` returns a copy in which, in this order:
 
+0. **relative paths, in a job that Hydra moved**: with ``hydra.job.chdir=true`` a job runs in its run dir; there,
+   a relative local path (``data.path=train.jsonl``, ``output_dir=out``, a model folder) is made absolute against
+   the dir the command was started in (``launch_dir``), so that it means what it meant when the config was checked
+   (the same path, so no note). Names that are no local path (hub models and data sets, ``tiny``, named chat
+   templates) and interpolations stay as written; a job that runs where it was launched changes nothing;
 1. **built-in sample**: with ``data.path`` null, the data node is filled from the trainer's built-in sample
    (``configs/data/<shape>.yaml``): only keys the user neither typed nor changed from their default;
 2. **the sample's validation file**: a ``data.valid_path`` that is a shipped sample's (from ``data=<shape>``, not
@@ -25,7 +30,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
@@ -62,6 +67,8 @@ def resolve(cfg: DictConfig, overrides: Iterable[str] = (), job: Optional[JobPla
     dirs = [*config_dirs, str(paths.config_dir())]
     notes: List[str] = []
     with read_write(out), open_dict(out):
+        if job is not None:  # a trial of a multirun, resolved in its job (in its run dir with hydra.job.chdir)
+            _absolute_paths(out)
         for step in (_data_sample, _sample_valid_path, _text_column, _sweep_objective, _holdout):
             note = step(out, typed, dirs)
             if note:
@@ -74,12 +81,15 @@ def resolve(cfg: DictConfig, overrides: Iterable[str] = (), job: Optional[JobPla
 
 def _check_interpolations(cfg: DictConfig) -> None:
     """Every ``${...}`` of the config resolves (a missing key, an unset environment variable, an unknown resolver),
-    else a ConfigError naming each key, before anything reads the config."""
+    else a ConfigError naming each key, before anything reads the config. A key that fails only because another one
+    does (the tiny model's tuning reads ``model.name``) is named in that key's error, not given one of its own."""
+    import re
+
     from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
     from autotrain_hydra.schema.errors import Report
 
-    report = Report()
+    failed: Dict[str, List[Tuple[str, Any]]] = {}  # the first line of the failure -> [(key, value as written)]
 
     def walk(node: Any, prefix: str) -> None:
         keys = range(len(node)) if OmegaConf.is_list(node) else list(node.keys())
@@ -91,14 +101,23 @@ def _check_interpolations(cfg: DictConfig) -> None:
                 continue  # ??? : the rules say which key is required
             except InterpolationResolutionError as e:
                 raw = OmegaConf.to_container(node, resolve=False)[k]
-                report.error(f"{key}={raw} cannot be resolved: {str(e).splitlines()[0]}", key, raw,
-                             "fix the ${...} reference (a config key that exists, ${oc.env:NAME} with NAME set, or "
-                             "${oc.env:NAME,default})")
+                failed.setdefault(str(e).splitlines()[0], []).append((key, raw))
                 continue
             if OmegaConf.is_config(value):
                 walk(value, f"{key}.")
 
     walk(cfg, "")
+    report = Report()
+    for cause, keys in failed.items():
+        names = re.findall(r"'([^']+)'", cause)  # the variable or key that is missing, as the failure quotes it
+        origins = [(k, raw) for k, raw in keys if any(n in str(raw) for n in names)] or keys
+        others = [k for k, _ in keys if k not in {o for o, _ in origins}]
+        for i, (key, raw) in enumerate(origins):
+            also = f" ({' and '.join(others)} {'depends' if len(others) == 1 else 'depend'} on it)" \
+                if others and i == 0 else ""
+            report.error(f"{key}={raw} cannot be resolved: {cause}{also}", key, raw,
+                         "fix the ${...} reference (a config key that exists, ${oc.env:NAME} with NAME set, or "
+                         "${oc.env:NAME,default})")
     report.raise_if_errors()
 
 
@@ -107,6 +126,7 @@ def place(cfg: DictConfig, job: JobPlace) -> DictConfig:
     and validated before Hydra made its run dir."""
     out = copy.deepcopy(cfg)
     with read_write(out), open_dict(out):
+        _absolute_paths(out)
         _job_dir(out, job)
     OmegaConf.set_readonly(out, True)
     return out
@@ -114,6 +134,54 @@ def place(cfg: DictConfig, job: JobPlace) -> DictConfig:
 
 def _set(cfg: DictConfig, key: str, value) -> None:
     OmegaConf.update(cfg, key, value, merge=False)
+
+
+# Keys that hold a local path, or a name that may be one (a model, a data set, a chat template file). Paths that
+# always are: made absolute whether they exist or not (output_dir is made by the run).
+PATH_KEYS = ("model.name", "trainer.model_ref", "distillation.teacher_model", "trainer.rl.reward_model_path",
+             "data.path", "data.valid_path", "eval.dataset_path", "eval.bertscore_model", "trainer.chat_template",
+             "launcher.accelerate_config", "training.resume_from_checkpoint", "output_dir")
+ALWAYS_PATHS = ("output_dir", "training.resume_from_checkpoint", "launcher.accelerate_config")
+
+
+def launch_dir() -> str:
+    """The dir the command was started in: the working dir, or Hydra's ``runtime.cwd`` inside a job that Hydra moved
+    into its run dir (``hydra.job.chdir=true``: a trial of a multirun resolves its config there)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            runtime, chdir = HydraConfig.get().runtime, HydraConfig.get().job.chdir
+            if chdir and runtime.cwd and runtime.output_dir \
+                    and os.path.abspath(os.getcwd()) == os.path.abspath(runtime.output_dir):
+                return str(runtime.cwd)
+    except Exception:  # no Hydra job, or a partial hydra node: the working dir
+        pass
+    return os.getcwd()
+
+
+def _absolute_paths(cfg: DictConfig) -> None:
+    """In a job Hydra moved out of the launch dir: its relative paths, made absolute against the launch dir."""
+    from autotrain_hydra.schema.params import CHAT_TEMPLATES
+    from autotrain_hydra.schema.rules.paths import looks_like_path
+
+    base = launch_dir()
+    if os.path.abspath(base) == os.path.abspath(os.getcwd()):
+        return  # the job runs where the command was started: its paths mean what they say
+    for key in PATH_KEYS:
+        value = get(cfg, key)
+        if not isinstance(value, str) or not value or value in ("tiny", *CHAT_TEMPLATES) or os.path.isabs(value) \
+                or value.startswith("~") or "{%" in value or _is_interpolation(cfg, key):
+            continue
+        absolute = os.path.normpath(os.path.join(base, value))
+        if key in ALWAYS_PATHS or looks_like_path(value) or os.path.exists(absolute):
+            _set(cfg, key, absolute)
+
+
+def _is_interpolation(cfg: DictConfig, key: str) -> bool:
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return node is not None and OmegaConf.is_interpolation(node, leaf)
 
 
 def _data_sample(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:

@@ -149,10 +149,14 @@ def policy_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Te
 class RewardScorer:
     """Scores prompt + response with the reward model (mean of its heads), in the reward tokenizer's terms."""
 
-    def __init__(self, path: str, policy_tokenizer: Any, device: torch.device, max_length: int):
+    def __init__(self, path: str, policy_tokenizer: Any, device: torch.device, max_length: int,
+                 model_cfg: Any = None):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        self.model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
+        # safetensors weights only, unless model.allow_pickle_weights (model_cfg: the run's model node)
+        models.refuse_pickle_weights(path, "trainer.rl.reward_model_path", model_cfg)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path, **models.weights_kwargs(model_cfg)).to(device).eval()
         self.model.requires_grad_(False)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         if self.tokenizer.pad_token is None:
@@ -250,7 +254,7 @@ class PPO:
             self.ref = copy.deepcopy(model).eval().requires_grad_(False).to(self.device)
         self.value_head = ValueHead(model.config.get_text_config().hidden_size)
         self.scorer = RewardScorer(os.path.expanduser(self.rl.reward_model_path), self.tokenizer, self.device,
-                                   self.cfg.training.block_size)
+                                   self.cfg.training.block_size, self.cfg.model)
         self.policy, self.value_head, self.optimizer = self.accelerator.prepare(
             model, self.value_head, self._optimizer(model))
         self.iterations = self._iterations()

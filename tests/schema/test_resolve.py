@@ -99,3 +99,57 @@ def test_the_sample_s_validation_file_is_never_used_for_other_data(tmp_path):
     mine = [f"data.valid_path={own}", "data.valid_fraction=0.2"]
     assert messages(check(*mine), "error") == [
         "data.valid_path and data.valid_fraction are both set: a run has one source of eval data"]
+
+
+def test_an_unset_variable_is_one_error_on_the_key_that_names_it(monkeypatch):
+    """Bug (red team): model.name=${oc.env:UNSET}/m gave three errors, two on keys the user never set (the tiny
+    model's tuning of training.lr and training.block_size reads model.name): one error, on model.name."""
+    from autotrain_hydra.schema.errors import ConfigError
+
+    monkeypatch.delenv("UNSET_VAR_X", raising=False)
+    overrides = ["model.name=${oc.env:UNSET_VAR_X}/m"]
+    with pytest.raises(ConfigError) as e:
+        resolve(compose_config(overrides), overrides)
+    (err,) = e.value.report.errors
+    assert err.key == "model.name" and err.value == "${oc.env:UNSET_VAR_X}/m"
+    assert err.message == ("model.name=${oc.env:UNSET_VAR_X}/m cannot be resolved: KeyError raised while resolving "
+                           "interpolation: \"Environment variable 'UNSET_VAR_X' not found\" (training.lr and "
+                           "training.block_size depend on it)")
+    two = ["model.name=${oc.env:UNSET_VAR_X}/m", "data.path=${oc.env:UNSET_VAR_X}/d.jsonl"]  # each names it
+    with pytest.raises(ConfigError) as e:
+        resolve(compose_config(two), two)
+    assert [i.key for i in e.value.report.errors] == ["model.name", "data.path"]
+
+
+def test_relative_paths_mean_the_launch_dir_also_where_hydra_changes_the_working_dir(tmp_path, monkeypatch):
+    """Bug (red team): hydra.job.chdir=true with a relative data.path said "does not exist" for a file in the launch
+    dir: the job runs in its run dir. There its relative paths are made absolute against the launch dir; a job that
+    runs where it was launched keeps them as typed."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from autotrain_hydra.schema import resolve as resolve_mod
+
+    launch = tmp_path / "launch"
+    (launch / "my_model").mkdir(parents=True)
+    (launch / "data.jsonl").write_text('{"text": "a b c"}\n')
+    monkeypatch.chdir(launch)
+    overrides = ["data.path=data.jsonl", "output_dir=out", "model.name=my_model", "trainer.chat_template=chatml",
+                 "distillation.teacher_model=org/hub-model", "trainer=generic"]
+    checked = resolve(compose_config(overrides), overrides).cfg  # as the entry point checks it, in the launch dir
+    assert (checked.data.path, checked.output_dir, checked.model.name) == ("data.jsonl", "out", "my_model")
+    assert place(checked, JobPlace(str(tmp_path / "r"))).data.path == "data.jsonl"  # no chdir: as typed
+    run_dir = tmp_path / "run"  # a job Hydra moved into its run dir
+    run_dir.mkdir()
+    hydra_node = OmegaConf.create({"hydra": {"job": {"chdir": True},
+                                             "runtime": {"cwd": str(launch), "output_dir": str(run_dir)}}})
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hydra_node.hydra))
+    monkeypatch.chdir(run_dir)
+    assert resolve_mod.launch_dir() == str(launch)
+    for cfg in (place(checked, JobPlace(str(run_dir))),  # a single run: checked before, placed in its job
+                resolve(compose_config(overrides), overrides, JobPlace(str(run_dir), 0)).cfg):  # a trial
+        assert (cfg.data.path, cfg.model.name) == (str(launch / "data.jsonl"), str(launch / "my_model"))
+        assert cfg.output_dir in (str(launch / "out"), str(launch / "out" / "0"))
+        assert (cfg.trainer.chat_template, cfg.distillation.teacher_model) == ("chatml", "org/hub-model")  # names
+    hydra_node.hydra.job.chdir = False  # without chdir the working dir is the launch dir
+    assert resolve_mod.launch_dir() == str(run_dir)

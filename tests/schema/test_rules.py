@@ -444,3 +444,131 @@ def test_hydra_sweeper_settings_typed_take_the_values_the_sweeper_takes():
     for override, message in cases.items():
         assert messages(check("features=[sweep]", override), "error") == [message], override
     assert not check("features=[sweep]", "hydra.sweeper.direction=maximize", "hydra.sweeper.n_trials=3").errors
+
+
+def test_values_that_cannot_be_finite_are_refused_naming_the_key():
+    """Bug (red team): training.epochs=inf passed validation and failed after the model loaded; training.lr=inf
+    trained. Any float key: inf, -inf and nan are refused before anything loads."""
+    cases = {"training.epochs=inf": ("training.epochs=inf is not a finite number", "set training.epochs to a number > 0"),
+             "training.lr=inf": ("training.lr=inf is not a finite number", "set training.lr to a number > 0"),
+             "training.lr=nan": ("training.lr=nan is not a finite number", "set training.lr to a number > 0"),
+             "training.max_grad_norm=inf": ("training.max_grad_norm=inf is not a finite number",
+                                            "set training.max_grad_norm to a number >= 0"),
+             "trainer.rl.gamma=-inf": ("trainer.rl.gamma=-inf is not a finite number",
+                                       "set trainer.rl.gamma to in [0, 1]")}
+    for override, (message, fix) in cases.items():
+        errors = check(override, filesystem=False).errors
+        assert [(e.message, e.fix) for e in errors] == [(message, fix)], override
+        assert errors[0].key == override.split("=")[0]
+    (err,) = check("training.lr=1e-4,inf", filesystem=False).errors  # a sweep value too
+    assert err.message == "training.lr must be a number > 0; the sweep training.lr=1e-4,inf gives it inf"
+    assert not check("training.epochs=0.5", "training.lr=1e-3", filesystem=False).errors
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder no run can write: a read-only bind mount (root can write anywhere else), or a folder without write
+    permission for another user; skipped where neither can be made."""
+    import os
+    import subprocess
+
+    target = tmp_path / "ro"
+    target.mkdir()
+    if os.geteuid() != 0:
+        target.chmod(0o555)
+        yield target
+        target.chmod(0o755)
+        return
+    done = subprocess.run(["mount", "--bind", str(target), str(target)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("root without mount: no read-only folder can be made here (the monkeypatched test covers it)")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True).returncode != 0:
+            pytest.skip("a read-only bind mount cannot be made here")
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], capture_output=True)
+
+
+def test_an_output_dir_on_a_read_only_mount_is_refused(read_only_dir):
+    """Bug (red team): output_dir on a read-only mount failed with a traceback after the model loaded."""
+    import os
+
+    why = "is on a read-only filesystem" if os.geteuid() == 0 else "is not writable (permission denied)"
+    (err,) = check(f"output_dir={read_only_dir}").errors
+    assert err.message == f"output_dir {read_only_dir} cannot be written: {why}"
+    assert err.fix == "set output_dir to a folder on a filesystem this user can write to"
+    (err,) = check(f"output_dir={read_only_dir}/run/1").errors
+    assert err.message == (f"output_dir {read_only_dir}/run/1 cannot be written: the folder it would be made in, "
+                           f"{read_only_dir}, {why}")
+
+
+def test_an_output_dir_that_cannot_be_written_is_refused_for_every_user(tmp_path, monkeypatch):
+    """As root, a chmod 0o555 folder is writable (root writes anyway): what the rule asks is the kernel's access(2),
+    which says no for a read-only filesystem to root too. Here access(2) says no for one folder, as it does for a
+    user without write permission; a file where the dir belongs and a file above it are refused too."""
+    import os
+
+    from autotrain_hydra.schema.errors import Report
+    from autotrain_hydra.schema.rules.paths import check_output_dir
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: str(p) != str(locked) and access(p, mode, **k))
+    (err,) = check(f"output_dir={locked}/out").errors
+    assert err.message == (f"output_dir {locked}/out cannot be written: the folder it would be made in, {locked}, "
+                           "is not writable (permission denied)")
+    assert err.key == "output_dir"
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert messages(check(f"output_dir={a_file}"), "error") == [f"output_dir {a_file} is a file, not a directory"]
+    report = Report()  # the run dir, as the entry point checks it before Hydra writes into it
+    check_output_dir(report, str(a_file), False, "hydra.run.dir")
+    check_output_dir(report, str(locked), False, "hydra.run.dir")
+    assert [(e.message, e.fix) for e in report.errors] == [
+        (f"hydra.run.dir {a_file} is a file, not a directory", "choose a directory for hydra.run.dir"),
+        (f"hydra.run.dir {locked} cannot be written: is not writable (permission denied)",
+         "set hydra.run.dir to a folder on a filesystem this user can write to (Hydra writes its .hydra/ and "
+         "train.log there)")]
+
+
+def _saved(folder, weights, config=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config or {"architectures": ["LlamaForCausalLM"]}))
+    for name in weights:
+        (folder / name).write_text("")
+    return folder
+
+
+def test_a_model_whose_weights_are_pickles_is_refused_unless_allowed(tmp_path):
+    """Bug (red team): a model dir holding only pytorch_model.bin trained with exit 0, against "safetensors only".
+    Every model the run loads is checked by its file names, before anything loads."""
+    pickled = _saved(tmp_path / "pickled", ["pytorch_model.bin", "training_args.bin"])
+    (err,) = check("model=custom", f"model.name={pickled}").errors
+    assert err.message == (f"model.name={pickled} holds pickle weights only (pytorch_model.bin), no *.safetensors: a "
+                           "pickle can run code when it is loaded, and this run loads safetensors weights only")
+    assert err.fix == ("convert it where you trust it (AutoModel.from_pretrained(path).save_pretrained(path) writes "
+                       "model.safetensors), or set model.allow_pickle_weights=true to load pickle weights you trust "
+                       "(torch's weights_only loading stays on)")
+    assert not check("model=custom", f"model.name={pickled}", "model.allow_pickle_weights=true").errors
+    sharded = _saved(tmp_path / "sharded", ["pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+                                            "pytorch_model.bin.index.json"])
+    assert "(pytorch_model-00001-of-00002.bin, pytorch_model-00002-of-00002.bin, pytorch_model.bin.index.json)" in \
+        check("model=custom", f"model.name={sharded}").errors[0].message
+    both = _saved(tmp_path / "both", ["model.safetensors", "pytorch_model.bin", "optimizer.pt"])
+    assert not check("model=custom", f"model.name={both}").errors
+    adapter = tmp_path / "adapter"  # a LoRA adapter on a pickled base: the base is what loads
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(pickled)}))
+    (adapter / "adapter_model.safetensors").write_text("")
+    assert f"holds pickle weights only ({pickled}/pytorch_model.bin)" in \
+        check("model=custom", f"model.name={adapter}").errors[0].message
+    scorer = _saved(tmp_path / "scorer", ["pytorch_model.bin"], {"architectures": ["LlamaForSequenceClassification"]})
+    keys = {"trainer.rl.reward_model_path": ["trainer=ppo", f"trainer.rl.reward_model_path={scorer}"],
+            "trainer.model_ref": ["trainer=dpo", f"trainer.model_ref={pickled}"],
+            "distillation.teacher_model": ["features=[distillation]", f"distillation.teacher_model={pickled}"]}
+    for key, overrides in keys.items():
+        assert [e.key for e in check(*overrides).errors] == [key], key
+        assert not check(*overrides, "model.allow_pickle_weights=true").errors, key
+    assert not check("trainer=sft", f"trainer.model_ref={pickled}").errors  # sft loads no reference model

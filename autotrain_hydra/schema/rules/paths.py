@@ -1,11 +1,12 @@
 """Rules on the filesystem (cheap probes, no model loaded): local paths that do not exist, folders that hold no
-saved model, a reward model that is no scorer, an output dir with earlier results, a checkpoint to resume."""
+saved model, models whose weights are pickles, a reward model that is no scorer, an output dir with earlier results
+(or that is a file, or cannot be written), a checkpoint to resume."""
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import List, Optional
 
 from autotrain_hydra import paths
 from autotrain_hydra.schema.errors import Report
@@ -40,6 +41,77 @@ def paths_exist(ctx: Context) -> None:
             ctx.report.error(f"{what} not found: {value} is a folder with no config.json: not a saved model", key,
                              value, f"point {key} at the folder save_pretrained wrote (config.json inside), or a hub "
                              "name")
+    safetensors_only(ctx)  # the models that are there: safetensors weights, or the user's opt-in
+
+
+# Weights are loaded from safetensors only: a pickle (pytorch_model.bin, *.pt) runs code when it is unpickled.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+# What a Trainer checkpoint holds beside the weights: pickles too, but no model loads them.
+NOT_WEIGHTS = ("training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state")
+ALLOW_PICKLE = "model.allow_pickle_weights"
+
+
+def pickle_weights(path: str) -> List[str]:
+    """The pickle weight files of a saved model (or LoRA adapter) folder that holds no ``*.safetensors``, and of the
+    local base model its adapter_config.json names; [] when its weights are safetensors (or it is no local folder).
+    File names only: nothing is opened but adapter_config.json."""
+    if not os.path.isdir(path):
+        return []
+    names = os.listdir(path)
+    found = [] if any(n.endswith(".safetensors") for n in names) else sorted(
+        n for n in names if (n.endswith(PICKLE_SUFFIXES) or n.endswith(".bin.index.json"))
+        and not n.startswith(NOT_WEIGHTS))
+    adapter = os.path.join(path, "adapter_config.json")
+    if os.path.isfile(adapter) and not os.path.isfile(os.path.join(path, "config.json")):
+        try:
+            with open(adapter, encoding="utf-8") as f:
+                base = json.load(f).get("base_model_name_or_path")
+        except (OSError, ValueError):
+            base = None
+        if isinstance(base, str) and os.path.isdir(os.path.expanduser(base)) \
+                and os.path.abspath(os.path.expanduser(base)) != os.path.abspath(path):
+            found += [os.path.join(base, n) for n in pickle_weights(os.path.expanduser(base))]
+    return found
+
+
+def pickle_weights_message(key: str, path: str, files: List[str]) -> "tuple[str, str]":
+    """The error (message, fix) for a model folder whose weights are pickles."""
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (f"{key}={path} holds pickle weights only ({shown}), no *.safetensors: a pickle can run code when it is "
+            "loaded, and this run loads safetensors weights only",
+            "convert it where you trust it (AutoModel.from_pretrained(path).save_pretrained(path) writes "
+            f"model.safetensors), or set {ALLOW_PICKLE}=true to load pickle weights you trust (torch's weights_only "
+            "loading stays on)")
+
+
+def _model_keys(ctx: Context) -> List[str]:
+    """The keys naming a model this run loads: the model, and the reference, teacher, reward and BERTScore models
+    where this trainer and these features load them."""
+    from autotrain_hydra import registry
+
+    reads = _reads(ctx)
+    keys = ["model.name"]
+    keys += [k for k in ("trainer.model_ref", "trainer.rl.reward_model_path") if k in reads]
+    if ctx.enabled("distillation") and ctx.trainer in registry.with_feature("distillation", "supported"):
+        keys.append("distillation.teacher_model")
+    if ctx.enabled("eval"):
+        keys.append("eval.bertscore_model")
+    return keys
+
+
+def safetensors_only(ctx: Context) -> None:
+    """A local model folder whose weights are pickles only is refused before anything loads, unless
+    model.allow_pickle_weights=true (the loaders ask transformers for safetensors too: models.weights_kwargs)."""
+    if ctx.get(ALLOW_PICKLE) is True:
+        return
+    for key in _model_keys(ctx):
+        value = ctx.get(key)
+        if not isinstance(value, str) or value == "tiny":
+            continue
+        files = pickle_weights(os.path.expanduser(value))
+        if files:
+            message, fix = pickle_weights_message(key, value, files)
+            ctx.report.error(message, key, value, fix)
 
 
 def reward_model_problem(path: str) -> Optional[str]:
@@ -99,13 +171,46 @@ def _file_on_the_way(path: str) -> Optional[str]:
     return path if path and not os.path.isdir(path) else None
 
 
+def _nearest_dir(path: str) -> Optional[str]:
+    """The path itself when it is a folder, else the nearest existing folder above it (where it would be made)."""
+    while path and not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    return path or None
+
+
+def not_writable(path: str) -> Optional[str]:
+    """Why a run cannot make or write ``path`` (a folder, made if missing), or None. ``access(2)`` asks the kernel
+    without writing anything (validation writes nothing): it refuses a read-only filesystem to every user, root
+    included, and a folder without write permission to the users it does not let write there."""
+    folder = _nearest_dir(path)
+    if folder is None or os.access(folder, os.W_OK | os.X_OK):
+        return None
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    where = "" if folder == path else f"the folder it would be made in, {folder}, "
+    return f"{where}is on a read-only filesystem" if read_only else f"{where}is not writable (permission denied)"
+
+
 def check_output_dir(report: Report, path: str, overwrite: bool, key: str = "output_dir") -> None:
-    """A run never writes into a non-empty output dir unless told to overwrite, or it resumes from it."""
-    blocking = _file_on_the_way(os.path.abspath(os.path.expanduser(path)))
+    """A run never writes into a non-empty output dir unless told to overwrite, or it resumes from it; a file where
+    the dir belongs, or a dir it cannot write, is refused before anything is loaded."""
+    absolute = os.path.abspath(os.path.expanduser(path))
+    blocking = _file_on_the_way(absolute)
     if blocking is not None:
-        itself = blocking == os.path.abspath(os.path.expanduser(path))
+        itself = blocking == absolute
         where = "is a file" if itself else f"is under the file {blocking}"
         report.error(f"{key} {path} {where}, not a directory", key, path, f"choose a directory for {key}")
+        return
+    why = not_writable(absolute)
+    if why is not None:
+        report.error(f"{key} {path} cannot be written: {why}", key, path,
+                     f"set {key} to a folder on a filesystem this user can write to"
+                     + (" (Hydra writes its .hydra/ and train.log there)" if key == "hydra.run.dir" else ""))
     elif not overwrite and output_dir_in_use(path):
         report.error(f"{key} {path} is not empty: a run never overwrites earlier results", key, path,
                      f"choose a new {key}, or set overwrite_output_dir=true to replace what is there")

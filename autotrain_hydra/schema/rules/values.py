@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from autotrain_hydra import registry
+from autotrain_hydra.schema.checks import non_finite
 from autotrain_hydra.schema.keys import key_type
 from autotrain_hydra.schema.params import CHAT_TEMPLATES, PARAMS, Param
 from autotrain_hydra.schema.rules.context import Context
@@ -30,7 +31,10 @@ def _value_fix(p: Param, value: Any) -> str:
 def value_checks(ctx: Context) -> None:
     for p in PARAMS:
         value = ctx.get(p.key)
-        if p.check is not None and value is not None and not p.check.ok(value):
+        if non_finite(value):  # any float key: inf and nan are refused here, not after the model loads
+            ctx.report.error(f"{p.key}={value} is not a finite number", p.key, value,
+                             f"set {p.key} to {p.check.text if p.check else 'a finite number'}")
+        elif p.check is not None and value is not None and not p.check.ok(value):
             ctx.report.error(f"{p.key} must be {p.check.text}", p.key, value, _value_fix(p, value))
 
 
