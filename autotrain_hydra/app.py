@@ -244,7 +244,20 @@ class Command:
         from autotrain_hydra.schema.errors import Report
         from autotrain_hydra.schema.rules.paths import check_output_dir, resuming
 
-        run_dir = str(OmegaConf.select(cfg, "hydra.run.dir"))  # resolved once: unique_dir caches its new dir
+        try:
+            run_dir = str(OmegaConf.select(cfg, "hydra.run.dir"))  # resolved once: unique_dir caches its new dir
+        except Exception as e:  # unique_dir could not make it (a read-only launch dir, a file in the way)
+            cause, seen = e, set()
+            while cause is not None and not isinstance(cause, OSError) and id(cause) not in seen:
+                seen.add(id(cause))
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            from autotrain_hydra.errors import InputError
+
+            raise InputError(f"hydra.run.dir: the run dir cannot be made ({cause.strerror or cause}: "
+                             f"{cause.filename or ''}).\n    fix: start from a folder you can write to, or set "
+                             "hydra.run.dir (or output_dir) to one") from None
         report = Report()
         check_output_dir(report, os.path.abspath(run_dir), bool(app.overwrite_output_dir) or resuming(app),
                          "hydra.run.dir")

@@ -119,8 +119,10 @@ def checkpoint_state(path: str) -> Optional[dict]:
     return state
 
 
-def last_complete_checkpoint(folder: str, warn: Optional[Callable[[str], None]] = None) -> Optional[str]:
-    """The newest complete ``checkpoint-N`` of ``folder`` (incomplete ones skipped, each said to ``warn``)."""
+def last_complete_checkpoint(folder: str, warn: Optional[Callable[[str], None]] = None,
+                             run_id: Optional[str] = None) -> Optional[str]:
+    """The newest complete ``checkpoint-N`` of ``folder`` (incomplete ones skipped, each said to ``warn``); with
+    ``run_id``, only a checkpoint of that run (one stamped by another run is skipped, and said)."""
     if not os.path.isdir(folder):
         return None
     steps = []
@@ -128,14 +130,21 @@ def last_complete_checkpoint(folder: str, warn: Optional[Callable[[str], None]] 
         if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
             steps.append((int(name[len("checkpoint-"):]), os.path.join(folder, name)))
     for _, path in sorted(steps, reverse=True):
-        if checkpoint_complete(path):
-            return path
-        if warn is not None:
-            warn(f"checkpoint {path} is incomplete (cut short by a crash?): skipped")
+        if not checkpoint_complete(path):
+            if warn is not None:
+                warn(f"checkpoint {path} is incomplete (cut short by a crash?): skipped")
+            continue
+        wrote = (checkpoint_state(path) or {}).get("stamp", {}).get("run_id")
+        if run_id is not None and wrote is not None and wrote != run_id:
+            if warn is not None:
+                warn(f"checkpoint {path} was written by another run ({wrote}, not {run_id}): skipped")
+            continue
+        return path
     return None
 
 
-def stamp_checkpoint(path: str, trainer: str, model: str) -> None:
-    """Say in a checkpoint which trainer and model wrote it (a resume with another trainer is refused)."""
+def stamp_checkpoint(path: str, stamp: dict) -> None:
+    """Say in a checkpoint which run, trainer and model wrote it, and the run's fingerprint (``rundir.stamp``): a
+    resume with another trainer, model or recipe is refused, and a resume takes only its own run's checkpoints."""
     with open(os.path.join(path, STAMP), "w", encoding="utf-8") as f:
-        json.dump({"trainer": trainer, "model": model}, f)
+        json.dump(stamp, f)

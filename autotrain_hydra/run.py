@@ -18,12 +18,13 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from autotrain_hydra import paths, registry
-from autotrain_hydra.errors import NothingTrained, RunError
+from autotrain_hydra import paths, registry, rundir
+from autotrain_hydra.errors import InputError, NothingTrained, RunError
 from autotrain_hydra.schema.errors import Report
+from autotrain_hydra.schema.fingerprint import fingerprint
 from autotrain_hydra.schema.resolve import JobPlace, Resolved, place, resolve
 from autotrain_hydra.schema.rules import validate
-from autotrain_hydra.schema.rules.paths import check_output_dir, resuming
+from autotrain_hydra.schema.rules.paths import RUN_DIR_SCAFFOLD, check_output_dir, output_dir_in_use, resuming
 
 log = logging.getLogger("autotrain_hydra")
 
@@ -75,27 +76,93 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
     in_use = Report()  # a dir given by the user, or one another run took meanwhile
     check_output_dir(in_use, output_dir, cfg.overwrite_output_dir or resuming(cfg))
     in_use.raise_if_errors(before_anything=False)  # inside the job: Hydra has made its run dir
-    started = time.time()
 
-    from autotrain_hydra.trainers.common import Job, hardware_check
+    from autotrain_hydra import data as data_mod
+    from autotrain_hydra.trainers.common import hardware_check
 
+    data_mod.check_inputs(cfg)  # every data file the run reads, scanned before any model loads (DataError, exit 2)
     hardware_check(cfg)  # before any model is loaded or the output dir made
     plan = None
     if cfg.launcher.name != "local":
         from autotrain_hydra import launch
 
         plan = launch.plan(cfg)  # this machine can run it, and the rendezvous is known
-    os.makedirs(output_dir, exist_ok=True)
-    job = Job(cfg=cfg, output_dir=output_dir)
-    before = _evaluate_before(cfg) if cfg.eval.enabled else None
-    trained = train_here(job) if plan is None else launch.train(job, plan)
-    if plan is not None and plan.machine_rank != 0:  # machine 0 writes the metrics, plots and model card
+    if plan is not None and plan.machine_rank != 0:  # machine 0 owns the dir and writes the results
+        _train(cfg, plan)
         log.info("machine %d of %d: training done; machine 0 writes the results", plan.machine_rank,
                  plan.num_machines)
         return None
+    made_here = not os.path.isdir(output_dir) or not output_dir_in_use(output_dir)
+    with rundir.owned(output_dir):  # one owner per run dir, for the whole run
+        if rundir.recover(output_dir, log.info) and resuming(cfg) and rundir.complete(output_dir):
+            return _already_complete(output_dir)
+        if cfg.overwrite_output_dir and not resuming(cfg):
+            aside = rundir.set_aside(output_dir, keep=_this_runs_scaffold(output_dir))
+            if aside:
+                log.info("overwrite_output_dir=true: the earlier run's files in %s were moved to %s; they are "
+                         "removed when this run's results are written", output_dir, aside)
+        manifest = rundir.start(output_dir, cfg.trainer.name, str(cfg.model.name), str(cfg.data.path),
+                                fingerprint(cfg), resuming(cfg))
+        try:
+            objective, failure = _train_and_commit(cfg, report, notes, plan, manifest)
+        except InputError:
+            if made_here and not resuming(cfg):  # refused while loading (before a step): the dir is as before
+                rundir.abandon(output_dir)
+            else:
+                rundir.failed(output_dir, "refused: an input error")
+            raise
+        except BaseException as e:
+            rundir.failed(output_dir, str(e) or type(e).__name__)
+            raise
+    if failure is not None:  # the results are written, and say so: the run still fails
+        raise failure
+    return objective
+
+
+def _already_complete(output_dir: str) -> Optional[float]:
+    """A resume of a run stopped while its results were being moved into place: finishing the move completed it."""
+    with open(os.path.join(output_dir, "metrics.json"), encoding="utf-8") as f:
+        objective = json.load(f).get("objective")
+    log.info("%s: the run is complete (its results were being moved into place when it was stopped): nothing "
+             "left to train", output_dir)
+    return objective
+
+
+def _this_runs_scaffold(output_dir: str):
+    """Hydra's files of this run (``.hydra/``, ``train.log``) when the output dir is the job's dir: kept by an
+    overwrite (in another dir they are the earlier run's)."""
+    from autotrain_hydra.compat.hydra import job_dir
+
+    mine = job_dir() is not None and os.path.abspath(job_dir()) == os.path.abspath(output_dir)
+    return lambda name: mine and name in RUN_DIR_SCAFFOLD
+
+
+def _train(cfg: DictConfig, plan: Any) -> Tuple[Any, Dict[str, Any]]:
+    from autotrain_hydra.trainers.common import Job
+
+    job = Job(cfg=cfg, output_dir=cfg.output_dir)
+    if plan is None:
+        return job, train_here(job)
+    from autotrain_hydra import launch
+
+    return job, launch.train(job, plan)
+
+
+def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: Any,
+                      manifest: rundir.Manifest) -> Tuple[float, Optional[RunError]]:
+    """Train, evaluate, and write every result into the staging folder; then commit them all together. Returns the
+    objective, and the error the run ends with when its results are written but it failed (a requested metric not
+    computed, no weight changed)."""
+    started = time.time()
+    output_dir = cfg.output_dir
+    before = _evaluate_before(cfg) if cfg.eval.enabled else None
+    job, trained = _train(cfg, plan)
+    staged = rundir.staging(output_dir)  # the trainer saved the model there
     metrics = {**job.metrics, **trained}
+    lacking: List[str] = []
     if cfg.eval.enabled:
-        metrics.update(_evaluate_after(cfg, output_dir, metrics, before))
+        after, lacking = _evaluate_after(cfg, staged, metrics, before)
+        metrics.update(after)
 
     name, objective = objective_of(cfg, metrics)
     if objective is None:
@@ -108,16 +175,41 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
         log.info("W&B: rank 0's run has the training metrics and the objective; the evaluation metrics of a "
                  "launched run are in metrics.json only (the W&B run ended with rank 0)")
     metrics["wall_time_s"] = round(time.time() - started, 2)
+    if lacking:
+        metrics["missing_metrics"] = lacking
+    metrics["run_id"] = manifest.run_id
     write_outputs(job, metrics, report, notes)
+    manifest.status = "failed" if lacking else "complete"
+    manifest.error = f"enhanced evaluation did not compute {', '.join(lacking)}" if lacking else None
+    manifest.finished = rundir.now()
+    manifest.checkpoints = _checkpoints_of(output_dir, manifest.run_id)
+    rundir.write_manifest(staged, manifest)
+    rundir.commit(output_dir)
+    if lacking:
+        return objective, RunError(
+            f"enhanced evaluation did not compute {', '.join(lacking)} (eval.metrics) for trainer={cfg.trainer.name}: "
+            "the run's other results are written (metrics.json: missing_metrics).\n    fix: give eval data the "
+            "metric can be computed on (eval.dataset_path or data.valid_path)")
     if metrics.get("weights_changed") is False:
-        raise NothingTrained(
+        return objective, NothingTrained(
             f"the run changed no weight of the model in {metrics.get('global_step')} optimizer step(s): the model "
             f"saved in {output_dir} is the one it started from (metrics.json: weights_changed=false).\n"
             "    fix: a learning rate too small for the weights' precision moves none of them (raise training.lr, or "
             "train in fp32); with peft=lora check that peft.target_modules names modules of this model")
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
-    return float(objective)
+    return float(objective), None
+
+
+def _checkpoints_of(output_dir: str, run_id: str) -> List[str]:
+    """This run's complete checkpoints (by the stamp each carries)."""
+    folder = os.path.join(output_dir, "checkpoints")
+    found = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        state = paths.checkpoint_state(os.path.join(folder, name))
+        if state is not None and state["stamp"].get("run_id") in (None, run_id):
+            found.append(f"checkpoints/{name}")
+    return found
 
 
 def objective_of(cfg: DictConfig, metrics: Dict[str, Any]) -> Tuple[str, Optional[float]]:
@@ -163,9 +255,9 @@ def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:
 
 
 def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
-                    before: Optional[Dict[str, float]]) -> Dict[str, Any]:
-    """Every requested evaluation metric of the saved model: computed, or the run fails saying which were not
-    (a requested metric is never dropped)."""
+                    before: Optional[Dict[str, float]]) -> Tuple[Dict[str, Any], List[str]]:
+    """Every requested evaluation metric of the saved model (in ``output_dir``, the staging folder), and the ones
+    that could not be computed (the run then fails saying which: a requested metric is never dropped)."""
     from autotrain_hydra.features import evaluation
 
     kind = registry.spec(cfg.trainer.name).evaluation
@@ -177,11 +269,7 @@ def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
     else:
         after = evaluation.from_trainer_metrics(cfg, trained)
     lacking = evaluation.missing(cfg, after)
-    if lacking:
-        raise RunError(f"enhanced evaluation did not compute {', '.join(lacking)} (eval.metrics) for "
-                       f"trainer={cfg.trainer.name}: the run's other results are written.\n"
-                       "    fix: give eval data the metric can be computed on (eval.dataset_path or data.valid_path)")
-    if cfg.eval.benchmark:  # a string or a list: benchmark.entries reads both
+    if cfg.eval.benchmark and not lacking:  # a string or a list: benchmark.entries reads both
         from autotrain_hydra.features.benchmark import run_benchmarks
         from autotrain_hydra.models import resolve_model_name
 
@@ -191,7 +279,7 @@ def _evaluate_after(cfg: DictConfig, output_dir: str, trained: Dict[str, Any],
     out: Dict[str, Any] = dict(after)
     if before:
         out.update({k.replace("eval/", "eval_before/", 1): v for k, v in before.items()})
-    return out
+    return out, lacking
 
 
 def write_json_atomic(path: str, data: Any) -> None:
@@ -200,12 +288,16 @@ def write_json_atomic(path: str, data: Any) -> None:
 
 
 def write_outputs(job: Any, metrics: Dict[str, Any], report: Report, config_notes: Iterable[str] = ()) -> None:
-    out = job.output_dir
+    """metrics.json, config.yaml, the loss plot and the model card, into the staging folder (beside the model)."""
+    out = rundir.staging(job.output_dir)
     metrics = dict(metrics, warnings=[i.message for i in report.warnings], notes=job.notes,
                    config_notes=list(config_notes))
-    write_json_atomic(os.path.join(out, "metrics.json"), metrics)
+    from autotrain_hydra import secrets
+
+    raw = OmegaConf.to_container(job.cfg, resolve=False)  # ${oc.env:...} kept as written, secrets redacted
+    write_json_atomic(os.path.join(out, "metrics.json"), secrets.written(metrics, raw))
     with open(os.path.join(out, "config.yaml"), "w", encoding="utf-8") as f:
-        f.write(OmegaConf.to_yaml(job.cfg, resolve=True))
+        f.write(OmegaConf.to_yaml(secrets.config_as_written(raw, OmegaConf.to_container(job.cfg, resolve=True))))
     _plot_loss(out, metrics.get("history") or {})
     _model_card(job, metrics)
 
@@ -253,8 +345,10 @@ def _model_card(job: Any, metrics: Dict[str, Any]) -> None:
         "The full configuration is in `config.yaml`; metrics in `metrics.json`.",
         "",
     ]
-    with open(os.path.join(job.output_dir, "README.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    from autotrain_hydra import secrets
+
+    with open(os.path.join(rundir.staging(job.output_dir), "README.md"), "w", encoding="utf-8") as f:
+        f.write(secrets.written("\n".join(lines), OmegaConf.to_container(cfg, resolve=False)))
 
 
 def end_run(cfg: DictConfig) -> None:

@@ -193,3 +193,18 @@ def test_info_and_a_missing_config_dir(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert f"Error: --config-dir {tmp_path / 'nope'}: no such directory" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_dir_that_cannot_be_made_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """Bug (red team): a file named outputs/ in the launch dir (or a read-only launch dir) ended in a traceback from
+    the resolver that makes the default run dir."""
+    import logging
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # an earlier test's Hydra handler on a closed stream
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").write_text("")
+    with pytest.raises(SystemExit) as e:
+        main(["training.max_steps=1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    assert "Error: hydra.run.dir: the run dir cannot be made (Not a directory: outputs/sft)" in err

@@ -53,19 +53,29 @@ def test_run_dir_with_results_is_not_overwritten(tmp_path):
 
 @pytest.mark.slow
 def test_secrets_never_reach_a_written_file(tmp_path, monkeypatch):
+    """Secrets in the environment, read by the config through ${oc.env:...} (model.revision: ignored for a local
+    model; a key whose warning quotes its value in train.log) or typed as they are: no file of the run dir or of W&B
+    (binary ones too) holds one; config.yaml keeps each interpolation as written."""
     secrets = {"HF_TOKEN": "hf_SECRETsecret1234567890", "WANDB_API_KEY": "wandbSECRET0987654321abcdef",
-               "HUGGING_FACE_HUB_TOKEN": "hf_OTHERsecret5555"}
+               "HUGGING_FACE_HUB_TOKEN": "hf_OTHERsecret5555", "MY_DB_PASSWORD": "dbPASSWORDsecret77"}
     for k, v in secrets.items():
         monkeypatch.setenv(k, v)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
-    main(["training.max_steps=3", "report_to=[wandb]", "features=[eval]", "eval.save_predictions=true"])
+    main(["training.max_steps=2", "report_to=[wandb]", "features=[eval]", "eval.save_predictions=true",
+          "model.revision=${oc.env:HF_TOKEN}", "distillation.teacher_model=${oc.env:MY_DB_PASSWORD}",
+          f"sweep.study_name={secrets['HUGGING_FACE_HUB_TOKEN']}"])
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any(p.name == "metrics.json" for p in files) and any("wandb" in p.parts for p in files)
     for p in files:
         data = p.read_bytes()
         for v in secrets.values():
             assert v.encode() not in data, p
+    run_dir = next(p.parent for p in files if p.name == "metrics.json")
+    config = (run_dir / "config.yaml").read_text()
+    assert "revision: ${oc.env:HF_TOKEN}" in config and "teacher_model: ${oc.env:MY_DB_PASSWORD}" in config
+    assert "study_name: '***'" in config or "study_name: ***" in config
+    assert "[distillation.teacher_model=***]" in (run_dir / "train.log").read_text()
 
 
 # ----------------------------------------------------------------------------------------------- bad input
@@ -120,7 +130,7 @@ def bad_cases(root: Path):
         ("unknown eval metric", ["features=[eval]", "eval.metrics=[bleux]"], 2, "did you mean bleu?"),
         # data: caught when the data is read, before any model loads
         ("malformed jsonl", ["data.path=" + write(root / "bad.jsonl", '{"text": "a"}\n{oops\n'), "trainer=generic"], 2,
-         "bad.jsonl line 2 is not valid JSON"),
+         "bad.jsonl:2: the line is not valid JSON"),
         ("unreadable csv", [f"data.path={write(root / 'bad.csv', 'a,b' + chr(10) + '1,2,3,4' + chr(10))}",
                             "trainer=generic"], 2, "(data.text_column) not found"),
         ("unreadable parquet", [f"data.path={write(root / 'bad.parquet', 'not parquet')}", "trainer=generic"], 2,
@@ -130,7 +140,7 @@ def bad_cases(root: Path):
         ("empty data", [f"data.path={write(root / 'empty.jsonl', '')}", "trainer=generic"], 2, "empty"),
         ("messages not a list of role/content", [
             f"data.path={write(root / 'msgs.jsonl', json.dumps({'messages': [{'from': 'user', 'value': 'hi'}]}))}"],
-         2, "neither text nor a list of {role, content} messages; fix or remove that row"),
+         2, "has a message without role and content (its keys: from, value)"),
         ("unknown file type", [f"data.path={write(root / 'data.xlsx', 'x')}", "trainer=generic"], 2,
          "unknown format '.xlsx'"),
         ("preference data without rejected column", ["trainer=dpo", f"data.path={chat}",

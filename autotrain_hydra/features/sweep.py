@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from autotrain_hydra import secrets
 from autotrain_hydra.paths import written_whole
 from autotrain_hydra.schema.metrics import sweep_objective
 from autotrain_hydra.schema.sweep_space import Dist, distribution, search_space
@@ -110,9 +110,36 @@ def run_wandb_sweep(cfg: DictConfig, argv: List[str], spec_dir: str = "multirun"
 
 
 # ----------------------------------------------------------------------------------------------- the report
+# What the sweeper notes on a trial (user attribute NOTE): a trial lost with its worker (re-run), or one never run.
+NOTE = "autotrain_hydra"
+LOST = "autotrain_hydra: lost with its worker"
+NOT_RUN = "autotrain_hydra: not run"
+
+
+def rerun_of(trial: Any) -> Optional[int]:
+    """The number of the lost trial that ``trial`` re-runs (the last of optuna's ``retry_history``), else None."""
+    history = trial.system_attrs.get("retry_history") or []
+    return int(history[-1]) if history else None
+
+
+def trial_fates(trials: List[Any]) -> Dict[int, str]:
+    """Each trial's fate: "lost" (its worker died or was stopped: FAIL, re-run, never counted), "not run" (an extra
+    trial, never counted), or "own" (it ran to its own end, or runs: counted in n_trials)."""
+    rerun = {rerun_of(t) for t in trials} - {None}
+    fates = {}
+    for t in trials:
+        note = str(t.user_attrs.get(NOTE, ""))
+        fates[t.number] = ("lost" if t.number in rerun or note.startswith(LOST) else
+                           "not run" if note.startswith(NOT_RUN) else "own")
+    return fates
+
+
 def _trial_rows(study, trial_dir: Callable[[int], str]) -> List[Dict[str, Any]]:
     rows = []
-    for t in study.trials:
+    trials = study.trials
+    fates = trial_fates(trials)
+    rerun_as = {rerun_of(t): t.number for t in trials if rerun_of(t) is not None and fates[t.number] != "not run"}
+    for t in trials:
         start, end = t.datetime_start, t.datetime_complete
         path = trial_dir(t.number)  # named by its study number (sweep_study)
         train_s = None
@@ -123,13 +150,16 @@ def _trial_rows(study, trial_dir: Callable[[int], str]) -> List[Dict[str, Any]]:
                                                                                      t.params.items()},
                      "seconds": round((end - start).total_seconds(), 2) if start and end else None,
                      "train_seconds": train_s,
-                     "path": path if os.path.isdir(path) else "(not in this sweep dir)"})
+                     "path": path if os.path.isdir(path) else "(not in this sweep dir)",
+                     "counted": fates[t.number] == "own",  # in n_trials: it ended by itself (or runs)
+                     "lost": fates[t.number] == "lost", "rerun_of": rerun_of(t), "rerun_as": rerun_as.get(t.number)})
     return rows
 
 
 def redact(url: str) -> str:
-    """A storage URL with its password replaced by *** (postgresql://user:secret@host/db → user:***@host)."""
-    return re.sub(r"(://[^:/@]+):.*@", r"\1:***@", str(url))
+    """A storage URL with its password replaced by *** (postgresql://user:secret@host/db → user:***@host), and any
+    secret it holds (``secrets.redact``)."""
+    return secrets.redact(str(url))
 
 
 def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, direction: str,
@@ -141,7 +171,7 @@ def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, directio
     import csv
 
     os.makedirs(sweep_dir, exist_ok=True)  # a finished study run again into a new sweep dir runs no trial
-    rows = _trial_rows(study, trial_dir or (lambda n: os.path.join(sweep_dir, str(n))))
+    rows = secrets.redact_obj(_trial_rows(study, trial_dir or (lambda n: os.path.join(sweep_dir, str(n)))))
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "number", k != "state", k != "value", k))
     with written_whole(os.path.join(sweep_dir, "trials.csv")) as tmp, open(tmp, "w", newline="",
                                                                           encoding="utf-8") as f:
@@ -152,12 +182,14 @@ def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, directio
     best = (min if direction == "minimize" else max)(complete, key=lambda r: r["value"]) if complete else None
     result = {"study_name": study.study_name, "storage": redact(storage) if storage else "in memory", "metric": metric,
               "direction": direction,
-              "n_trials": len(rows), "n_complete": len(complete), "n_failed": sum(r["state"] == "FAIL" for r in rows),
+              "n_trials": sum(r["counted"] for r in rows), "n_complete": len(complete),
+              "n_failed": sum(r["state"] == "FAIL" and r["counted"] for r in rows),
+              "n_lost": sum(r["lost"] for r in rows),
               "best_value": best["value"] if best else None,
               "best_params": {k[7:]: v for k, v in best.items() if k.startswith("params.")} if best else None,
               "best_trial": best["number"] if best else None, "best_model_path": best["path"] if best else None}
     with written_whole(os.path.join(sweep_dir, "optimization_results.yaml")) as tmp:
-        OmegaConf.save(OmegaConf.create(result), tmp)
+        OmegaConf.save(OmegaConf.create(secrets.redact_obj(result)), tmp)
     print(render_table(rows, metric))
     print(f"best {metric}: {result['best_value']} (trial {result['best_trial']}, {result['best_model_path']})")
     _plots(study, sweep_dir)
@@ -167,7 +199,8 @@ def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, directio
 def render_table(rows: List[Dict[str, Any]], metric: str) -> str:
     params = sorted({k for r in rows for k in r if k.startswith("params.")})
     head = ["trial", "state", metric, *[p[7:] for p in params], "seconds", "of which training"]
-    body = [[str(r["number"]), r["state"], "" if r["value"] is None else f"{r['value']:.5g}",
+    body = [[str(r["number"]) + ("" if r.get("rerun_of") is None else f" (re-runs {r['rerun_of']})"),
+             r["state"] + (" (lost)" if r.get("lost") else ""), "" if r["value"] is None else f"{r['value']:.5g}",
              *["" if r.get(p) is None else f"{r[p]:.4g}" if isinstance(r[p], float) else str(r[p]) for p in params],
              "" if r["seconds"] is None else str(r["seconds"]),
              "" if r.get("train_seconds") is None else f"{r['train_seconds']:.2f}"] for r in rows]

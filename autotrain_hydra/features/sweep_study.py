@@ -5,18 +5,22 @@ Start the same sweep command in several processes, on several machines or as sev
 Optuna RDB storage (``sweep.storage``: sqlite on one machine, a PostgreSQL/MySQL URL on a cluster; by default
 sqlite in the sweep dir, so workers given the same ``hydra.sweep.dir`` share it) and they share one study:
 
-- **one budget**: ``n_trials`` is the study's total, over every worker (failed trials count). A worker asks for a
-  trial only while the study has fewer; with sqlite the count and the ask are one step under a file lock, so the
-  total is exact. Running the command again continues an unfinished study up to ``n_trials``; a finished one runs
-  no trial and says so.
+- **one budget**: ``n_trials`` is the study's total, over every worker, of the trials that ended by themselves
+  (completed, pruned, or failed by their own error) or run; a trial lost with its worker is not counted. A worker
+  asks for a trial only while the study has fewer; with sqlite the count and the ask are one step under a file
+  lock, so the total is exact. Running the command again continues an unfinished study up to ``n_trials``; a
+  finished one runs no trial and says so.
 - **distinct trials**: trial numbers come from the storage, and each trial's dir is its study number
   (``<sweep dir>/<number>``). Trial k draws its random parameters from a sampler seeded with ``seed + k``: workers
   given the same seed do not propose the same parameters, and a sweep gives the same trials however many workers
   run it.
-- **no trial left running forever**: while a trial runs, its worker records a heartbeat in the storage every
-  ``sweep.heartbeat_interval`` seconds; every worker marks trials whose heartbeat is older than
-  ``sweep.grace_period`` as FAIL before it asks for the next one. A worker stopped by SIGTERM/SIGINT marks its own
-  trial FAIL as it exits.
+- **no trial left running forever, none lost**: while a trial runs, its worker records a heartbeat in the storage
+  every ``sweep.heartbeat_interval`` seconds. Before it asks for a trial, every worker marks FAIL the trials lost
+  with their worker: those whose heartbeat is older than ``sweep.grace_period`` (any machine), and those whose
+  worker process on this machine is gone (SIGKILL, the OOM killer: at once). A worker stopped by SIGTERM/SIGINT
+  marks its own trial so as it exits. A lost trial is re-run, with its parameters, by the next worker to ask (as
+  ``optuna.storages.RetryFailedTrialCallback`` queues a retry; the report says which trial re-ran which), one
+  worker only; a trial lost three times is given up. A trial that failed by its own error is not re-run.
 
 **What is searched**: ``hydra.sweeper.params`` (Hydra's way), the sweep feature's space (``sweep.params``, or the
 trainer's default space) and sweep overrides on the command line. A key that is searched and also given a fixed
@@ -43,7 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from autotrain_hydra.errors import InputError, SweepFailed
-from autotrain_hydra.features.sweep import redact, write_report
+from autotrain_hydra.features.sweep import LOST, NOT_RUN, NOTE, redact, rerun_of, trial_fates, write_report
 from autotrain_hydra.processes import sigterm_as_interrupt
 from autotrain_hydra.schema.keys import get
 from autotrain_hydra.schema.metrics import sweep_objective
@@ -51,7 +55,9 @@ from autotrain_hydra.schema.sweep_space import Dist, grid_choices, legacy_dist, 
 
 log = logging.getLogger(__name__)
 
-OVER_BUDGET = "autotrain_hydra: not run, the study already had n_trials trials"
+OVER_BUDGET = f"{NOT_RUN}, the study already had n_trials trials"
+WORKER = "autotrain_hydra_worker"  # user attribute: the worker process that runs the trial (this_worker)
+MAX_RERUNS = 2  # a trial lost a third time is given up: a new trial takes its place in the budget
 SAMPLERS = {"tpe": "optuna.samplers.TPESampler", "random": "optuna.samplers.RandomSampler",
             "grid": "optuna.samplers.GridSampler", "cmaes": "optuna.samplers.CmaEsSampler"}
 
@@ -59,10 +65,13 @@ SAMPLERS = {"tpe": "optuna.samplers.TPESampler", "random": "optuna.samplers.Rand
 # ----------------------------------------------------------------------------------------------- distributions
 # ----------------------------------------------------------------------------------------------- storage
 def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optional[int]) -> Any:
-    """An RDBStorage with heartbeats for a database URL; anything else (None: in memory, a storage object) as is."""
-    if isinstance(url, str) and "://" in url and heartbeat_interval:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval),
-                                          grace_period=int(grace_period) if grace_period else None)
+    """An RDBStorage for a database URL, with heartbeats when an interval is given (a trial whose heartbeat is older
+    than the grace period is failed by ``fail_stale_trials``, which queues its re-run through the storage's
+    ``failed_trial_callback``: ``rerun_stale``); anything else (None: in memory, a storage object) as is."""
+    if isinstance(url, str) and "://" in url:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval) if heartbeat_interval
+                                          else None, grace_period=int(grace_period) if grace_period else None,
+                                          failed_trial_callback=rerun_stale if heartbeat_interval else None)
     return url
 
 
@@ -160,6 +169,108 @@ def heartbeat(storage: Any, trial: Optional[int]) -> Iterator[None]:
 
 def beats(storage: Any) -> bool:
     return isinstance(storage, optuna.storages.RDBStorage) and bool(storage.get_heartbeat_interval())
+
+
+# ----------------------------------------------------------------------------------------------- lost trials
+def _proc_stat(pid: Any) -> Optional[List[str]]:
+    """The fields of /proc/<pid>/stat after the command name (state first, start time at index 19), or None."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", encoding="utf-8", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError, ValueError):
+        return None
+
+
+def this_worker() -> Dict[str, Any]:
+    """Who runs a trial: the machine (host name, boot id), the pid namespace, the process (pid and start time)."""
+    import socket
+
+    def read(path: str, link: bool = False) -> Optional[str]:
+        try:
+            if link:
+                return os.readlink(path)
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    stat = _proc_stat(os.getpid())
+    return {"host": socket.gethostname(), "boot": read("/proc/sys/kernel/random/boot_id"),
+            "pidns": read("/proc/self/ns/pid", link=True), "pid": os.getpid(), "start": stat[19] if stat else None}
+
+
+def worker_gone(worker: Any) -> bool:
+    """True when the worker that runs a trial is known to be gone: it ran on this machine since its last boot, in
+    this pid namespace, and its pid is now free, a zombie or another process (another start time). A worker of
+    another machine or container, or a system without /proc, is not known here: its heartbeat tells."""
+    me = this_worker()
+    if not isinstance(worker, dict) or me["boot"] is None or me["pidns"] is None or me["start"] is None:
+        return False
+    if any(worker.get(k) != me[k] for k in ("host", "boot", "pidns")):
+        return False
+    stat = _proc_stat(worker.get("pid"))
+    return stat is None or stat[0] in ("Z", "X") or stat[19] != worker.get("start")
+
+
+@contextlib.contextmanager
+def plain_sampler(study: optuna.Study) -> Iterator[None]:
+    """``study.sampler`` swapped for one that does nothing when a trial starts or ends, while a re-run (its
+    parameters already set) is taken or a trial that did not run is told: the searching sampler's own records (a
+    grid's point, CMA-ES's state) stay those of the trials it drew."""
+    sampler = study.sampler
+    study.sampler = optuna.samplers.RandomSampler()
+    try:
+        yield
+    finally:
+        study.sampler = sampler
+
+
+def rerun(study: optuna.Study, lost: Any) -> None:
+    """Queue the re-run of a lost trial, with its parameters: a WAITING trial that the next ``ask`` takes (optuna's
+    trial queue), recorded as ``optuna.storages.RetryFailedTrialCallback`` records a retry (system attributes
+    ``failed_trial``: the first lost trial; ``retry_history``: every lost one in order), so that its
+    ``retried_trial_number`` reads it. A trial lost more than MAX_RERUNS times is given up: a FAIL record that is not
+    run takes the re-run's place, so that a new trial fills the budget. Nothing when the trial has its successor."""
+    if any(rerun_of(t) == lost.number for t in study.get_trials(deepcopy=False)):
+        return
+    history = [*lost.system_attrs.get("retry_history", []), lost.number]
+    system_attrs = {**lost.system_attrs, "failed_trial": history[0], "retry_history": history}
+    given_up = len(history) > MAX_RERUNS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.FAIL if given_up else TrialState.WAITING, params=lost.params,
+            distributions=lost.distributions, system_attrs=system_attrs,
+            user_attrs={NOTE: f"{NOT_RUN}: trial {history[0]} was lost {len(history)} times, given up"}
+            if given_up else {}))
+    if given_up:
+        log.warning("sweep: trial %d (parameters of trial %d) was lost with its worker %d times: given up; a new "
+                    "trial takes its place", lost.number, history[0], len(history))
+    else:
+        log.warning("sweep: trial %d will be re-run with its parameters (%s) by the next worker to ask", lost.number,
+                    ", ".join(f"{k}={v}" for k, v in lost.params.items()) or "none")
+
+
+def rerun_stale(study: optuna.Study, trial: Any) -> None:
+    """The storage's ``failed_trial_callback``: ``fail_stale_trials`` marked the trial FAIL because its heartbeat
+    was older than the grace period (its worker died, or its machine was lost)."""
+    log.warning("sweep: trial %d was lost: its worker stopped sending heartbeats (it died); marked FAIL",
+                trial.number)
+    rerun(study, trial)
+
+
+def lose(study: optuna.Study, storage: Any, number: int, why: str) -> bool:
+    """Mark a RUNNING trial lost (noted first, so a re-run follows even if this process dies next) and FAIL. False
+    when it ended meanwhile (another worker marked it, or it finished)."""
+    try:
+        with plain_sampler(study):  # through the study (its storage caches the trials it has read)
+            optuna.trial.Trial(study, trial_id(storage, study, number)).set_user_attr(NOTE, f"{LOST}: {why}")
+            study.tell(number, state=TrialState.FAIL)
+    except (RuntimeError, ValueError) as e:  # already finished: "can not be updated"
+        log.debug("sweep: trial %d: %s", number, e)
+        return False
+    log.warning("sweep: trial %d was lost: %s; marked FAIL", number, why)
+    return True
 
 
 def sampler_of(config: DictConfig) -> Tuple[str, DictConfig]:
@@ -323,8 +434,12 @@ class SharedStudy:
                     with heartbeat(storage, beat):
                         ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
                 except KeyboardInterrupt:  # the worker is stopping (Ctrl-C, SIGTERM): the trial did not finish
-                    study.tell(trial, state=TrialState.FAIL)
-                    log.warning("sweep: trial %d marked FAIL: this worker was stopped", trial.number)
+                    with budget_lock(self.storage):
+                        trial.set_user_attr(NOTE, f"{LOST}: its worker was stopped (SIGTERM/SIGINT)")
+                        with plain_sampler(study):
+                            study.tell(trial, state=TrialState.FAIL)
+                        log.warning("sweep: trial %d marked FAIL: this worker was stopped", trial.number)
+                        rerun(study, frozen(study, trial.number))
                     raise
                 except Exception as e:  # the sweeper itself failed around the trial (not the trial's own error)
                     study.tell(trial, state=TrialState.FAIL)
@@ -346,13 +461,22 @@ class SharedStudy:
                                           f"(hydra.sweeper.max_failure_rate={self.max_failure_rate}); the last "
                                           f"error: {e}") from e
         self._report(study, directions)
-        complete = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+        trials = study.get_trials(deepcopy=False)
+        fates = trial_fates(trials)
+        counted = [t for t in trials if fates[t.number] == "own"]
+        complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        running = sum(t.state == TrialState.RUNNING for t in counted)
+        if running:
+            log.info("sweep: %d trial(s) still run in other workers; a worker that died is found when its heartbeat "
+                     "is older than sweep.grace_period (at once on its own machine), and its trial is re-run by the "
+                     "next worker to run", running)
         if ran == 0:
             log.info("sweep: the study %s is complete: it has %d of n_trials=%d trials (%d complete); no trial was "
-                     "run. Raise n_trials to continue it.", study.study_name, len(study.trials), self.n_trials,
+                     "run. Raise n_trials to continue it.", study.study_name, len(counted), self.n_trials,
                      complete)
             return
-        log.info("sweep: this worker ran %d trial(s), %d failed; the study has %d", ran, failures, len(study.trials))
+        log.info("sweep: this worker ran %d trial(s), %d failed; the study has %d (and %d lost with their worker, "
+                 "re-run)", ran, failures, len(counted), sum(f == "lost" for f in fates.values()))
         if complete == 0:
             raise SweepFailed(f"no trial of the sweep completed ({failures} of {ran} failed); the last error: "
                               f"{last_error}")
@@ -370,8 +494,13 @@ class SharedStudy:
         return value
 
     def _report(self, study: optuna.Study, directions: List[str]) -> None:
+        from autotrain_hydra import secrets
+
+        storage = self.storage
+        if isinstance(storage, str):  # one set through ${oc.env:...} is reported as that interpolation, not its URL
+            storage = secrets.written(storage, OmegaConf.to_container(self.config, resolve=False))
         with budget_lock(self.storage):  # workers ending together: one at a time, the last reads the newest study
-            write_report(self.sweep_dir, study, self.storage, self.metric, directions[0].lower(), self._trial_dir)
+            write_report(self.sweep_dir, study, storage, self.metric, directions[0].lower(), self._trial_dir)
 
     def _trial_dir(self, number: int) -> str:
         """Where trial ``number`` writes: ``<output_dir>/<number>`` when output_dir is set, else its Hydra job dir."""
@@ -380,39 +509,99 @@ class SharedStudy:
 
     def _next_trial(self, study: optuna.Study, storage: Any,
                     searched: Dict[str, Dist]) -> Optional[optuna.trial.Trial]:
-        """A new trial, its parameters drawn, while the study has fewer than n_trials (every state counts), else
-        None. Its first heartbeat is recorded at once: optuna never takes a RUNNING trial without one for stale."""
-        with budget_lock(self.storage):
-            self._fail_stale(study)
-            number = len(study.get_trials(deepcopy=False))
-            if number >= self.n_trials:
-                return None
-            reseed = self.sampler_name != "grid" and self.seed is not None
-            if reseed:
-                study.sampler = self._sampler(searched, seed_offset=number)  # trial k draws from seed + k
-            trial = study.ask()
-            if reseed and trial.number != number:  # another machine asked meanwhile (no shared lock)
-                study.sampler = self._sampler(searched, seed_offset=trial.number)
-            if beats(storage):
-                storage.record_heartbeat(trial_id(storage, study, trial.number))
-        if trial.number >= self.n_trials:  # another machine asked at the same instant (no shared lock)
-            trial.set_user_attr("autotrain_hydra", OVER_BUDGET)
-            study.tell(trial, state=TrialState.FAIL)
-            return None
-        for key, dist in searched.items():
-            suggest(trial, key, dist)
-        return trial
+        """The next trial to run, its parameters set, or None when the study has its n_trials (the trials that
+        ended by themselves or run; lost trials and trials that were not run are not counted). A re-run of a lost
+        trial comes first, with the lost trial's parameters; else a new trial, its parameters drawn.
 
-    def _fail_stale(self, study: optuna.Study) -> None:
+        Under the budget lock (sqlite: the workers of one machine take turns): lost trials are found and their
+        re-runs queued (``_recover_lost``), the budget counted and the trial taken, so one worker alone takes a
+        re-run. Across machines a database server does the same: optuna takes a WAITING trial only while it still is
+        one (a row lock); a second re-run queued for the same lost trial, or a new trial over the budget, is marked
+        not run (FAIL, not counted) and never runs. The trial's worker and first heartbeat are recorded at once
+        (optuna never takes a RUNNING trial without a heartbeat for stale)."""
+        while True:
+            with budget_lock(self.storage):
+                self._recover_lost(study, storage)
+                trials = study.get_trials(deepcopy=False)
+                fates = trial_fates(trials)
+                counted = [t for t in trials if fates[t.number] == "own"]
+                if sum(t.state != TrialState.WAITING for t in counted) >= self.n_trials:
+                    return None
+                expect_rerun = any(t.state == TrialState.WAITING and rerun_of(t) is not None for t in counted)
+                if expect_rerun:
+                    with plain_sampler(study):  # its parameters are set: the searching sampler draws nothing
+                        trial = study.ask()
+                else:
+                    number = len(trials)
+                    reseed = self.sampler_name != "grid" and self.seed is not None
+                    if reseed:
+                        study.sampler = self._sampler(searched, seed_offset=number)  # trial k draws from seed + k
+                    trial = study.ask()
+                    if reseed and trial.number != number:  # another machine asked meanwhile (no shared lock)
+                        study.sampler = self._sampler(searched, seed_offset=trial.number)
+                trial.set_user_attr(WORKER, this_worker())
+                if beats(storage):
+                    storage.record_heartbeat(trial_id(storage, study, trial.number))
+                not_run = self._not_run(study, trial.number, expect_rerun)
+            if not_run is None:
+                lost = rerun_of(frozen(study, trial.number))
+                try:
+                    for key, dist in searched.items():
+                        suggest(trial, key, dist)  # a re-run's parameters are set: they are kept
+                except ValueError as e:
+                    if lost is None:
+                        raise
+                    not_run = f"{NOT_RUN}: the parameters of trial {lost} do not fit the search space ({e})"
+                else:
+                    if lost is not None:
+                        log.info("sweep: trial %d re-runs trial %d, with its parameters", trial.number, lost)
+                    return trial
+            trial.set_user_attr(NOTE, not_run)
+            with plain_sampler(study):
+                study.tell(trial, state=TrialState.FAIL)
+            if not not_run.startswith(OVER_BUDGET):
+                log.warning("sweep: trial %d %s", trial.number, not_run[len(NOTE) + 2:])
+
+    def _not_run(self, study: optuna.Study, number: int, expect_rerun: bool) -> Optional[str]:
+        """Why a trial just taken must not run, or None: a second re-run of one lost trial, a new trial taken where
+        a re-run was expected (another machine took it: the searching sampler was not there to draw), or a new
+        trial over the budget (another machine asked at the same instant)."""
+        trials = study.get_trials(deepcopy=False)
+        fates = trial_fates(trials)
+        me = next(t for t in trials if t.number == number)
+        lost = rerun_of(me)
+        if lost is not None:
+            first = min(t.number for t in trials if rerun_of(t) == lost and fates[t.number] != "not run")
+            return None if first == number else f"{NOT_RUN}: trial {first} re-runs trial {lost}"
+        if expect_rerun:
+            return f"{NOT_RUN}: another worker took the re-run it was asked for"
+        if sum(fates[t.number] == "own" for t in trials if t.number < number) >= self.n_trials:
+            return OVER_BUDGET
+        return None
+
+    def _recover_lost(self, study: optuna.Study, storage: Any) -> None:
+        """Find the trials lost with their worker, mark them FAIL and queue their re-runs (``rerun``): a RUNNING
+        trial whose worker process on this machine is gone (SIGKILL, the OOM killer: found at once), one whose
+        heartbeat is older than the grace period (any machine: optuna's ``fail_stale_trials``, which calls
+        ``rerun_stale``), and one noted lost whose re-run is not queued yet (its worker was stopped, or died
+        between the two steps)."""
+        trials = study.get_trials(deepcopy=False)
+        if storage is not None and not isinstance(storage, str):
+            for t in trials:
+                if t.state == TrialState.RUNNING and worker_gone(t.user_attrs.get(WORKER)):
+                    lose(study, storage, t.number, f"its worker (pid {t.user_attrs[WORKER].get('pid')} on this "
+                                                   "machine) is gone")
         try:
-            before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
         except Exception as e:  # storages without heartbeats
             log.debug("sweep: no stale-trial check (%s)", e)
-            return
-        after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        for number in sorted(before - after):
-            if study.get_trials(deepcopy=False)[number].state == TrialState.FAIL:
-                log.warning("sweep: trial %d was marked FAIL: its worker stopped sending heartbeats (it died)", number)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if str(t.user_attrs.get(NOTE, "")).startswith(LOST):
+                rerun(study, t)
+
+
+def frozen(study: optuna.Study, number: int) -> Any:
+    """Trial ``number`` as the storage has it now."""
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)

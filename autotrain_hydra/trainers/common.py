@@ -9,8 +9,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from autotrain_hydra import registry
-from autotrain_hydra.errors import CheckpointError, HardwareError, NothingTrained, NumericalError
+from autotrain_hydra import registry, rundir
+from autotrain_hydra.errors import CheckpointError, HardwareError, NothingTrained, NumericalError, RunError
 from autotrain_hydra.paths import checkpoint_complete, checkpoint_state, last_complete_checkpoint, stamp_checkpoint
 from autotrain_hydra.processes import rank_and_world, stop_requested
 
@@ -27,7 +27,8 @@ def checkpoint_to_resume(job: Job) -> Optional[str]:
     if value in (None, False):
         return None
     if value is True:
-        found = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"), warn=log.warning)
+        found = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"), warn=log.warning,
+                                         run_id=run_id(job))
         if found is None:
             log.warning("training.resume_from_checkpoint=true: no complete checkpoint in %s/checkpoints, starting "
                         "from the beginning", job.output_dir)
@@ -44,12 +45,66 @@ def checkpoint_to_resume(job: Job) -> Optional[str]:
     return path
 
 
-def non_finite_loss(job: Job, what: str, fix: str) -> NumericalError:
-    """The error for a NaN/inf loss: what happened, the last good checkpoint, and how to go on."""
-    last = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"), warn=log.warning)
+def run_id(job: Job) -> Optional[str]:
+    """The id of the run that owns the job's output dir (its manifest), None outside a run (tests, notebooks)."""
+    manifest = rundir.read_manifest(job.output_dir)
+    return manifest.run_id if manifest is not None else None
+
+
+def last_good_checkpoint(job: Job) -> str:
+    found = last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"), run_id=run_id(job))
+    return found or "none (training.save_steps not reached)"
+
+
+def non_finite_loss(job: Job, what: str, fix: str = "") -> NumericalError:
+    """The error for a NaN/inf loss or weight: what happened, the last good checkpoint, and how to go on."""
+    fix = fix or NON_FINITE_FIX
     return NumericalError(f"{what}: training stopped and no model was saved. Last good checkpoint: "
-                          f"{last or 'none (training.save_steps not reached)'}.\n    fix: {fix}; then resume with "
+                          f"{last_good_checkpoint(job)}.\n    fix: {fix}; then resume with "
                           f"training.resume_from_checkpoint=true")
+
+
+NON_FINITE_FIX = ("lower training.lr, set training.max_grad_norm, or use training.mixed_precision=bf16/fp32 instead "
+                  "of fp16")
+
+
+class NonFinite(Exception):
+    """Raised inside the training loop at the first non-finite loss or weight (turned into ``non_finite_loss``)."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+def non_finite_weights(model: Any) -> Optional[str]:
+    """The first parameter of ``model`` holding a NaN or an infinity, or None when all are finite."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.numel() and not bool(torch.isfinite(p).all()):
+                return name
+    return None
+
+
+def disk_full(e: BaseException) -> bool:
+    """A write that failed for want of space (``OSError`` ENOSPC/EDQUOT, or torch's stream writer saying so)."""
+    import errno
+
+    for err in (e, e.__cause__, e.__context__):
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(err or "")
+        if "No space left on device" in text or "basic_ios::clear" in text or "file write failed" in text:
+            return True
+    return False
+
+
+def disk_full_error(job: Job, e: BaseException) -> RunError:
+    return RunError(f"the disk is full: a write into {job.output_dir} failed ({str(e).splitlines()[0][:200]}). "
+                    f"Last complete checkpoint: {last_good_checkpoint(job)}.\n    fix: free space (or choose an "
+                    "output_dir on another disk, or raise training.save_steps / lower training.save_total_limit); "
+                    "then resume with training.resume_from_checkpoint=true")
 
 
 def finite_loss_guard():
@@ -232,7 +287,18 @@ def scheduler(name: str, optimizer: Any, warmup: int, total: int) -> Any:
 
 class WarmupFromStepOne:
     """Trainer mixin: our learning-rate schedule (``lr_factor``), through ``create_scheduler``, the override point
-    transformers' Trainer documents for it."""
+    transformers' Trainer documents for it; and the loss of every micro-batch checked (``training_step``, public):
+    a NaN/inf stops the run at that optimizer step, before any later save (the logged losses are only every
+    ``logging_steps``)."""
+
+    def training_step(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        loss = super().training_step(*args, **kwargs)
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
+            raise NonFinite(f"the training loss became {float(loss.detach().float().mean())} at step "
+                            f"{self.state.global_step + 1}")
+        return loss
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.lr_scheduler is None:
@@ -248,16 +314,36 @@ def trainer_class(base: type) -> type:
 
 
 def checkpoint_stamp(job: Job):
-    """A TrainerCallback that writes into each checkpoint which trainer and model made it (``paths.STAMP``)."""
+    """A TrainerCallback that checks the weights are finite before a checkpoint is saved (a NaN/inf weight stops
+    the run: no checkpoint is written from it) and writes into each checkpoint which run, trainer and model made it
+    (``paths.STAMP``)."""
     from transformers import TrainerCallback
 
     class Stamp(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if control.should_save and model is not None:
+                bad = non_finite_weights(model)
+                if bad is not None:
+                    control.should_save = False
+                    raise NonFinite(f"the weight {bad} became NaN or infinite at step {state.global_step}")
+
         def on_save(self, args, state, control, **kwargs):
             path = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
             if state.is_world_process_zero and os.path.isdir(path):
-                stamp_checkpoint(path, job.cfg.trainer.name, str(job.cfg.model.name))
+                stamp_checkpoint(path, rundir.stamp(job.output_dir, job.cfg.trainer.name, str(job.cfg.model.name)))
 
     return Stamp()
+
+
+def nothing_left(job: Job, checkpoint: str, global_step: int) -> None:
+    """A resume from a checkpoint at the run's last step: when the run's results are there already it would train
+    nothing and rewrite them (refused, before anything is saved); when they are not (the run was stopped while
+    writing them), the run finishes: its results are written from that checkpoint."""
+    if os.path.exists(os.path.join(job.output_dir, "metrics.json")):
+        raise ran_no_step(job, checkpoint, global_step)
+    log.info("%s is at the run's last step (%d): the run had trained to its end and was stopped before its results "
+             "were written; writing them from it", checkpoint, global_step)
+    job.notes.append(f"results written from {os.path.basename(checkpoint)}, the run's last step")
 
 
 def ran_no_step(job: Job, checkpoint: Optional[str], global_step: int) -> NothingTrained:
@@ -279,6 +365,23 @@ def stop_when_asked():
                 raise KeyboardInterrupt("signal 15")
 
     return StopWhenAsked()
+
+
+class AtTheEnd(Exception):
+    """Raised before a step when the run is at its last step already (a resume from the run's last checkpoint)."""
+
+
+def no_step_past_the_end():
+    """A TrainerCallback that stops before a step beyond ``max_steps``: resumed from a checkpoint at the run's last
+    step, transformers' Trainer would run one more step (the loop checks the end only after a step)."""
+    from transformers import TrainerCallback
+
+    class NoStepPastTheEnd(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.max_steps and state.global_step >= state.max_steps:
+                raise AtTheEnd()
+
+    return NoStepPastTheEnd()
 
 
 def final_step_logged():
@@ -317,15 +420,26 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     trainer.add_callback(final_step_logged())
     trainer.add_callback(checkpoint_stamp(job))
     trainer.add_callback(stop_when_asked())
+    trainer.add_callback(no_step_past_the_end())
     before = fingerprint(trainer.model)
     checkpoint = checkpoint_to_resume(job)
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
+    except AtTheEnd:  # the checkpoint's weights and state are loaded; no step ran
+        from transformers.trainer_utils import TrainOutput
+
+        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+        result = TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
+    except NonFinite as e:
+        raise non_finite_loss(job, e.what) from None
+    except (OSError, RuntimeError) as e:
+        if disk_full(e):
+            raise disk_full_error(job, e) from e
+        raise
     if checkpoint is not None and result.global_step <= (checkpoint_state(checkpoint) or {}).get("global_step", -1):
-        raise ran_no_step(job, checkpoint, result.global_step)
+        nothing_left(job, checkpoint, result.global_step)
     if guard.bad_step is not None:
-        raise non_finite_loss(job, f"the training loss became {guard.bad_value} at step {guard.bad_step}",
-                              "lower training.lr, set training.max_grad_norm, or use training.mixed_precision="
-                              "bf16/fp32 instead of fp16")
+        raise non_finite_loss(job, f"the training loss became {guard.bad_value} at step {guard.bad_step}")
     metrics: Dict[str, Any] = {
         "weights_changed": weights_changed(before, fingerprint(trainer.model)),
         "train_loss_mean": result.training_loss,
@@ -384,8 +498,7 @@ def save_output(job: Job, model: Any, trainer: Any,
     _, world = rank_and_world()
     if world == 1 or trainer is None:
         remove_empty_checkpoints(out)
-        with atomic_files(out) as tmp:
-            write(tmp, model, None)
+        stage_model(job, model, lambda tmp: write(tmp, model, None))
         return
     accelerator = trainer.accelerator
     state_dict = None
@@ -395,34 +508,19 @@ def save_output(job: Job, model: Any, trainer: Any,
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         remove_empty_checkpoints(out)
-        with atomic_files(out) as tmp:
-            write(tmp, model, state_dict)
+        stage_model(job, model, lambda tmp: write(tmp, model, state_dict))
     accelerator.wait_for_everyone()
 
 
-class atomic_files:
-    """Write into a temporary folder inside ``out``; on success move each entry into ``out`` (os.replace: a file
-    appears whole or not at all); on failure remove the temporary folder."""
-
-    def __init__(self, out: str):
-        self.out = out
-
-    def __enter__(self) -> str:
-        import tempfile
-
-        os.makedirs(self.out, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=".saving-", dir=self.out)
-        return self.tmp
-
-    def __exit__(self, exc_type, *exc) -> None:
-        import shutil
-
-        try:
-            if exc_type is None:
-                for name in os.listdir(self.tmp):
-                    target = os.path.join(self.out, name)
-                    if os.path.isdir(target) and not os.path.islink(target):
-                        shutil.rmtree(target)
-                    os.replace(os.path.join(self.tmp, name), target)
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+def stage_model(job: Job, model: Any, write: Callable[[str], None]) -> None:
+    """Write the final model into the run dir's staging folder (``rundir``: the run commits it with its metrics,
+    config and card, all together), after checking that every weight is finite (a NaN model is never saved)."""
+    bad = non_finite_weights(model)
+    if bad is not None:
+        raise non_finite_loss(job, f"the weight {bad} of the trained model is NaN or infinite")
+    try:
+        write(rundir.fresh_staging(job.output_dir))
+    except (OSError, RuntimeError) as e:
+        if disk_full(e):
+            raise disk_full_error(job, e) from e
+        raise

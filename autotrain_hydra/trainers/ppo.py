@@ -45,6 +45,7 @@ from torch import nn
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
+from autotrain_hydra import rundir
 from autotrain_hydra.paths import stamp_checkpoint
 from autotrain_hydra.processes import stop_requested
 from autotrain_hydra.trainers.common import (Job, attn_implementation, fingerprint, precision_flags,
@@ -285,8 +286,8 @@ class PPO:
         encoded = []
         for p in prompts:
             if data_mod.is_conversation(p):
-                ids = self.tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True,
-                                                         return_dict=True)["input_ids"]
+                ids = self.tokenizer.apply_chat_template(data_mod.chat_messages(p), add_generation_prompt=True,
+                                                         tokenize=True, return_dict=True)["input_ids"]
             elif isinstance(p, str):
                 ids = self.tokenizer(p)["input_ids"]
             else:
@@ -428,13 +429,19 @@ class PPO:
         import shutil
         import tempfile
 
+        from autotrain_hydra.trainers.common import non_finite_loss, non_finite_weights
+
+        bad = non_finite_weights(self.accelerator.unwrap_model(self.policy))
+        if bad is not None:  # no checkpoint is written from a NaN/inf weight
+            raise non_finite_loss(self.job, f"the weight {bad} became NaN or infinite at iteration {it}",
+                                  "lower training.lr or trainer.rl.clip_range")
         folder = os.path.join(self.job.output_dir, "checkpoints")
         os.makedirs(folder, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".saving-", dir=folder)
         self.accelerator.save_state(tmp)  # policy, value head, optimizer, scheduler, RNG states
         state = {"global_step": it, "history": self.history, "order": self._order, "rng": self.rng.getstate(),
                  "eval_mean_reward_before": before}
-        stamp_checkpoint(tmp, "ppo", str(self.cfg.model.name))
+        stamp_checkpoint(tmp, rundir.stamp(self.job.output_dir, "ppo", str(self.cfg.model.name)))
         with open(os.path.join(tmp, "trainer_state.json"), "w", encoding="utf-8") as f:
             json.dump(state, f)
         os.replace(tmp, os.path.join(folder, f"checkpoint-{it}"))  # a folder appears whole or not at all
@@ -455,7 +462,7 @@ class PPO:
         return state
 
     def train(self) -> Dict[str, Any]:
-        from autotrain_hydra.trainers.common import checkpoint_to_resume, non_finite_loss, ran_no_step
+        from autotrain_hydra.trainers.common import checkpoint_to_resume, non_finite_loss, nothing_left
 
         eval_prompts = self.prompts.get("valid") or self.prompts["train"][: self.rl.chunk_size]
         start_print = fingerprint(self.accelerator.unwrap_model(self.policy))  # the starting policy's weights
@@ -464,7 +471,7 @@ class PPO:
             state = self.load_checkpoint(resume)
             before, start = state["eval_mean_reward_before"], state["global_step"] + 1
             if start > self.iterations:
-                raise ran_no_step(self.job, resume, state["global_step"])
+                nothing_left(self.job, resume, state["global_step"])
         else:
             before, start = self.mean_reward(eval_prompts), 1
         metrics: Dict[str, Any] = {"eval_mean_reward_before": before}
@@ -507,8 +514,8 @@ class PPO:
     def save(self) -> None:
         policy = self.accelerator.unwrap_model(self.policy)
         save_model(self.job, policy, self.tokenizer)
-        torch.save(self.accelerator.unwrap_model(self.value_head).state_dict(),
-                   os.path.join(self.job.output_dir, "value_head.pt"))
+        torch.save(self.accelerator.unwrap_model(self.value_head).state_dict(),  # with the model, in staging
+                   os.path.join(rundir.staging(self.job.output_dir), "value_head.pt"))
         remove_empty_checkpoints(self.job.output_dir)
 
 

@@ -2,7 +2,7 @@
 
 ``SharedStudySweeper`` is hydra-optuna-sweeper's Optuna sweeper (same settings, same grammar) rebuilt on Hydra's
 public ``Sweeper`` interface and Optuna's public API, with one study shared safely by several workers (one trial
-budget, heartbeats, dead workers' trials marked FAIL) and a readable report: autotrain_hydra.features.sweep_study.
+budget, heartbeats, dead workers' trials marked FAIL and re-run) and a readable report: autotrain_hydra.features.sweep_study.
 Its config node is stored as ``hydra/sweeper=optuna`` (``autotrain_hydra.compat.hydra.register_sweeper``), so configs
 written for hydra-optuna-sweeper select it as they are.
 

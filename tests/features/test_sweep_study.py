@@ -5,6 +5,7 @@ import csv
 import json
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -328,31 +329,86 @@ def test_workers_started_at_the_same_instant_all_open_the_new_study(tmp_path, lo
 
 
 @pytest.mark.slow
-def test_stopped_and_dead_workers_leave_failed_trials_not_running_ones(tmp_path, monkeypatch):
-    """A worker stopped with SIGTERM (scancel) marks its own trial FAIL as it exits; a worker killed with SIGKILL
-    cannot, and its trial is marked FAIL by the next worker once its heartbeat is older than the grace period. The
-    next worker then completes the study's budget."""
+def test_trials_lost_with_their_worker_are_rerun_with_their_parameters(tmp_path, monkeypatch):
+    """A worker stopped with SIGTERM (scancel) marks its trial FAIL and queues its re-run; the next worker takes the
+    re-run and is killed with SIGKILL; the sweep run again finds that trial lost (its worker's process is gone),
+    marks it FAIL and re-runs it, with the first trial's parameters, then completes the budget: n_trials trials
+    that ended by themselves, the lost ones not counted. Before: the killed trial stayed RUNNING, was later marked
+    FAIL, was never re-run, and the sweep ended with fewer finished trials than n_trials."""
     sweep_dir = tmp_path / "sweep"
     db = sweep_dir / "optuna.db"
-    long_trial = [*SWEEP, "sweep.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "sweep.heartbeat_interval=1",
-                  "sweep.grace_period=3", "training.max_steps=100000"]
+    args = [*SWEEP, "sweep.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "sweep.heartbeat_interval=1",
+            "sweep.grace_period=60"]  # a long grace period: the dead worker is found by its process, at once
     for sig, number in ((signal.SIGTERM, 0), (signal.SIGKILL, 1)):
-        worker = python_m(*long_trial, cwd=tmp_path)
+        worker = python_m(*args, "training.max_steps=100000", cwd=tmp_path)
         assert _wait_for_running_trial(db) == number
         time.sleep(2)  # a heartbeat or two
         worker.send_signal(sig)
         worker.communicate(timeout=120)
-    states = {t.number: t.state.name for t in _study(db).trials}
-    assert states == {0: "FAIL", 1: "RUNNING"}  # SIGTERM: failed at once; SIGKILL: left running
-    time.sleep(3.5)  # the dead worker's last heartbeat is now older than the grace period
+    trials = _study(db).trials
+    assert [t.state.name for t in trials] == ["FAIL", "RUNNING"]  # SIGTERM: failed at once; SIGKILL: left running
+    assert trials[1].params == trials[0].params  # trial 1 re-ran trial 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        assert optuna.storages.RetryFailedTrialCallback.retried_trial_number(trials[1]) == 0  # recorded as optuna's
 
     monkeypatch.chdir(tmp_path)
-    main([*SWEEP, "sweep.n_trials=3", f"hydra.sweep.dir={sweep_dir}", "sweep.heartbeat_interval=1",
-          "sweep.grace_period=3"])
-    states = {t.number: t.state.name for t in _study(db).trials}
-    assert states == {0: "FAIL", 1: "FAIL", 2: "COMPLETE"}
+    main(args)
+    trials = _study(db).trials
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert trials[2].params == trials[0].params and trials[2].system_attrs["retry_history"] == [0, 1]
+    assert OmegaConf.load(sweep_dir / "2" / "config.yaml").training.lr == trials[0].params["training.lr"]
     result = OmegaConf.load(sweep_dir / "optimization_results.yaml")
-    assert result.n_trials == 3 and result.n_failed == 2 and result.best_trial == 2
+    assert (result.n_trials, result.n_complete, result.n_failed, result.n_lost) == (3, 3, 0, 2)
+    rows = {int(r["number"]): r for r in csv.DictReader((sweep_dir / "trials.csv").open())}
+    assert [(rows[n]["lost"], rows[n]["rerun_of"], rows[n]["rerun_as"]) for n in range(3)] == [
+        ("True", "", "1"), ("True", "0", "2"), ("False", "1", "")]
+    assert float(rows[2]["params.training.lr"]) == trials[0].params["training.lr"]
+
+
+def _worker_study(url, n_trials=2):
+    """What one worker holds: its own storage and study objects, and the sweeper's loop state."""
+    from autotrain_hydra.features.sweep_study import SharedStudy, open_study
+
+    sweeper = SharedStudy(None, "minimize", url, "s", n_trials, 1, 1.0, None, None, None)
+    sweeper.sampler_name, sweeper.seed = "random", None
+    storage, study = open_study(url, study_name="s", sampler=optuna.samplers.RandomSampler(), directions=["minimize"],
+                                heartbeat_interval=1, grace_period=1)
+    return sweeper, storage, study
+
+
+def test_a_trial_whose_heartbeat_expired_is_rerun_once_and_own_failures_are_not(tmp_path):
+    """The heartbeat path (a worker on another machine): a trial whose heartbeat is older than the grace period is
+    marked FAIL and re-run with its parameters by one worker only; a second re-run queued for the same lost trial
+    (two servers racing) is never run; a trial that failed by its own error is not re-run, and counts."""
+    from autotrain_hydra.features.sweep_study import WORKER
+    from autotrain_hydra.schema.sweep_space import Dist
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    space = {"training.lr": Dist("float", 1e-5, 1e-3, None, True)}
+    dead, dead_storage, dead_study = _worker_study(url)  # a worker that dies with its trial (never used again)
+    lost = dead._next_trial(dead_study, dead_storage, space)
+    lost.set_user_attr(WORKER, {"host": "another machine"})  # its process cannot be looked at: heartbeats decide
+    time.sleep(2.2)  # no heartbeat since: older than the grace period (1 s)
+    b, b_storage, b_study = _worker_study(url)
+    rerun = b._next_trial(b_study, b_storage, space)
+    assert (rerun.number, rerun.params) == (1, lost.params)
+    assert [t.state.name for t in b_study.trials] == ["FAIL", "RUNNING"]
+    # a second re-run of trial 0, as two workers on a database server could queue: taken, marked not run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        b_study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING, params=lost.params, distributions=b_study.trials[0].distributions,
+            system_attrs={"failed_trial": 0, "retry_history": [0]}))
+    b_study.tell(rerun, 0.5)
+    c, c_storage, c_study = _worker_study(url)
+    own_error = c._next_trial(c_study, c_storage, space)  # takes the second re-run, does not run it: a new trial
+    assert own_error.number == 3 and own_error.params != lost.params
+    c_study.tell(own_error, state=optuna.trial.TrialState.FAIL)  # its own error: counted, not re-run
+    assert c._next_trial(c_study, c_storage, space) is None  # 2 trials ended by themselves
+    trials = c_study.trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "FAIL", "FAIL"]
+    assert trials[2].user_attrs["autotrain_hydra"] == "autotrain_hydra: not run: trial 1 re-runs trial 0"
 
 
 def test_the_grid_visits_a_range_without_its_end_and_every_choice():

@@ -410,7 +410,7 @@ def test_a_resume_with_another_trainer_or_nothing_left_to_train_is_refused(tmp_p
     checkpoint.mkdir(parents=True)
     (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 50}))
     (checkpoint / "model.safetensors").write_text("")
-    paths.stamp_checkpoint(str(checkpoint), "generic", "tiny")
+    paths.stamp_checkpoint(str(checkpoint), {"trainer": "generic", "model": "tiny"})
     resume = [f"output_dir={tmp_path}", "training.resume_from_checkpoint=true"]
     errors = check("trainer=sft", *resume, "training.max_steps=2").errors
     assert [e.message for e in errors] == [

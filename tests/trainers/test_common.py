@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from autotrain_hydra import models, paths
+from autotrain_hydra import models, paths, rundir
 from autotrain_hydra.__main__ import main
 from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.run import run
@@ -283,12 +283,17 @@ def test_a_resume_that_trains_nothing_fails_and_keeps_the_model(tmp_path):
             "training.save_steps=3", "training.eval_strategy=no", "training.logging_steps=1", f"output_dir={out}"]
     run(compose_config(args), args)
     stamp = json.loads((out / "checkpoints" / "checkpoint-6" / paths.STAMP).read_text())
-    assert stamp == {"trainer": "generic", "model": "tiny"}
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    manifest = json.loads((out / "run.json").read_text())
+    assert stamp["trainer"] == "generic" and stamp["model"] == "tiny" and stamp["run_id"] == manifest["run_id"]
+
+    def results():  # the lock is bookkeeping: a later run rewrites its holder
+        return {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file() and p.name != rundir.LOCK}
+
+    before = results()
     again = [*args, "training.resume_from_checkpoint=true"]
     with pytest.raises(NothingTrained, match="resumed from .*checkpoint-6 at step 6 and ran no step"):
         run(compose_config(again), again)
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == before
+    assert results() == before
 
 
 def test_the_trainer_callback_stops_at_the_next_step_when_asked():

@@ -10,7 +10,8 @@ module holds one concern:
   features a trainer cannot use, models a trainer cannot train;
 - ``features``: distillation, enhanced evaluation and sweeps;
 - ``launcher``: where training runs;
-- ``paths``: the filesystem (paths that do not exist, saved models, a used output dir, checkpoints).
+- ``paths``: the filesystem (paths that do not exist, saved models, a used output dir, checkpoints);
+- ``resume``: a resume continues this run with its checkpoint's recipe.
 
 Light package: no torch.
 """
@@ -22,7 +23,7 @@ from typing import Iterable
 from omegaconf import DictConfig
 
 from autotrain_hydra.schema.errors import Report
-from autotrain_hydra.schema.rules import applicability, features, keys, launcher, paths, values
+from autotrain_hydra.schema.rules import applicability, features, keys, launcher, paths, resume, values
 from autotrain_hydra.schema.rules.context import Context
 
 # In order: the report lists issues in the order the rules found them.
@@ -43,7 +44,7 @@ RULES = (
     features.sweep,
     launcher.launcher,
 )
-FILESYSTEM_RULES = (paths.paths_exist, paths.reward_model, paths.output_dir, paths.resume)
+FILESYSTEM_RULES = (paths.paths_exist, paths.reward_model, paths.output_dir, paths.resume, resume.same_recipe)
 
 
 def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: bool = True) -> Report:

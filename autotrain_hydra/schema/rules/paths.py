@@ -8,7 +8,7 @@ import json
 import os
 from typing import List, Optional
 
-from autotrain_hydra import paths
+from autotrain_hydra import paths, rundir
 from autotrain_hydra.schema.errors import Report
 from autotrain_hydra.schema.rules.context import Context
 
@@ -16,8 +16,8 @@ PATH_KEYS = (("model.name", "model"), ("trainer.model_ref", "reference model"),
              ("distillation.teacher_model", "teacher model"), ("data.path", "data"),
              ("data.valid_path", "validation data"), ("eval.dataset_path", "evaluation data"))
 MODEL_KEYS = ("model.name", "trainer.model_ref", "distillation.teacher_model")
-# Files a run directory holds before the run writes anything (Hydra's own).
-RUN_DIR_SCAFFOLD = {".hydra", "train.log", "multirun.yaml"}
+# Files a run directory holds before the run writes anything (Hydra's own; the lock a run leaves, rundir.LOCK).
+RUN_DIR_SCAFFOLD = {".hydra", "train.log", "multirun.yaml", ".autotrain_hydra.lock"}
 
 
 def looks_like_path(value: str) -> bool:
@@ -236,11 +236,9 @@ def resume(ctx: Context) -> None:
         ctx.report.error(f"checkpoint not found: {value} is not a directory", "training.resume_from_checkpoint", value,
                          "give a checkpoint-N folder of <output_dir>/checkpoints, or true for the last complete one")
         return
-    if value is True and isinstance(ctx.get("output_dir"), str):
-        checkpoint = paths.last_complete_checkpoint(os.path.join(os.path.expanduser(ctx.get("output_dir")),
-                                                                 "checkpoints"))
-    else:
-        checkpoint = os.path.expanduser(value) if isinstance(value, str) else None
+    from autotrain_hydra.schema.rules.resume import checkpoint_of
+
+    checkpoint = checkpoint_of(ctx)  # with true: the newest of this run's (run.json) complete checkpoints
     state = paths.checkpoint_state(checkpoint) if checkpoint else None
     if not state:
         return
@@ -250,7 +248,9 @@ def resume(ctx: Context) -> None:
                          f"trainer={ctx.trainer} would train one model with two recipes", "trainer.name", ctx.trainer,
                          f"resume with trainer={wrote}, or start trainer={ctx.trainer} in a new output_dir")
     step, max_steps = state.get("global_step"), ctx.get("training.max_steps")
-    if isinstance(step, int) and isinstance(max_steps, int) and 0 < max_steps <= step:
+    # a run stopped after its last checkpoint, before its results were written, is finished from it
+    unfinished = value is True and step == max_steps and not rundir.complete(os.path.expanduser(ctx.get("output_dir")))
+    if isinstance(step, int) and isinstance(max_steps, int) and 0 < max_steps <= step and not unfinished:
         ctx.report.error(f"training.max_steps={max_steps}, and the checkpoint {checkpoint} is at step {step}: "
                          "resuming would train nothing", "training.max_steps", max_steps,
                          f"set training.max_steps above {step} to train further, or start in a new output_dir")
