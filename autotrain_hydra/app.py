@@ -251,10 +251,16 @@ class Command:
             while cause is not None and not isinstance(cause, OSError) and id(cause) not in seen:
                 seen.add(id(cause))
                 cause = cause.__cause__ or cause.__context__
-            if cause is None:
-                raise
+            from omegaconf.errors import InterpolationResolutionError
+
             from autotrain_hydra.errors import InputError
 
+            if cause is None and isinstance(e, InterpolationResolutionError):  # ${oc.env:UNSET}, ${nope}
+                raise InputError(f"hydra.run.dir={OmegaConf.to_container(cfg.hydra.run, resolve=False)['dir']} "
+                                 f"cannot be resolved: {str(e).splitlines()[0]}.\n    fix: set the variable, or "
+                                 "give hydra.run.dir as a path") from None
+            if cause is None:
+                raise
             raise InputError(f"hydra.run.dir: the run dir cannot be made ({cause.strerror or cause}: "
                              f"{cause.filename or ''}).\n    fix: start from a folder you can write to, or set "
                              "hydra.run.dir (or output_dir) to one") from None

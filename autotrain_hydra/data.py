@@ -98,14 +98,10 @@ def load_split(path: str, split: str):
 def _dir_files(folder: str) -> Dict[str, List[str]]:
     """Each split of a directory → its data files (of the formats this runner reads), as ``datasets`` assigns files
     to splits by their names (a directory without split names is all ``train``)."""
-    from datasets.data_files import DataFilesDict, get_data_patterns
+    from autotrain_hydra.compat.datasets import files_by_split
 
-    try:
-        found = DataFilesDict.from_local_or_remote(get_data_patterns(folder), base_path=folder)
-    except Exception:  # no data files at all: the loader says so
-        return {}
-    return {str(split): sorted(f for f in files if os.path.splitext(f)[1].lower() in FILE_FORMATS)
-            for split, files in found.items()}
+    return {split: sorted(f for f in files if os.path.splitext(f)[1].lower() in FILE_FORMATS)
+            for split, files in files_by_split(folder).items()}
 
 
 def split_files(folder: str, split: str) -> List[str]:

@@ -135,9 +135,9 @@ def last_complete_checkpoint(folder: str, warn: Optional[Callable[[str], None]] 
                 warn(f"checkpoint {path} is incomplete (cut short by a crash?): skipped")
             continue
         wrote = (checkpoint_state(path) or {}).get("stamp", {}).get("run_id")
-        if run_id is not None and wrote is not None and wrote != run_id:
+        if run_id is not None and wrote != run_id:  # unstamped: a kill between the checkpoint and its stamp
             if warn is not None:
-                warn(f"checkpoint {path} was written by another run ({wrote}, not {run_id}): skipped")
+                warn(f"checkpoint {path} was written by another run ({wrote or 'no stamp'}, not {run_id}): skipped")
             continue
         return path
     return None
@@ -146,5 +146,5 @@ def last_complete_checkpoint(folder: str, warn: Optional[Callable[[str], None]] 
 def stamp_checkpoint(path: str, stamp: dict) -> None:
     """Say in a checkpoint which run, trainer and model wrote it, and the run's fingerprint (``rundir.stamp``): a
     resume with another trainer, model or recipe is refused, and a resume takes only its own run's checkpoints."""
-    with open(os.path.join(path, STAMP), "w", encoding="utf-8") as f:
+    with written_whole(os.path.join(path, STAMP)) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(stamp, f)

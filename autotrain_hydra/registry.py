@@ -38,13 +38,14 @@ TRAINING = frozenset({
     "training.resume_from_checkpoint",
 })
 # keys a resume may change: how long to train, how often to log, evaluate and save, and how (not what) to compute;
-# every other key a trainer reads shapes the training a checkpoint continues (schema.fingerprint)
+# every other key a trainer reads shapes the training a checkpoint continues (schema.recipe); the safety switches
+# (pickle weights, remote code) shape nothing
 RESUME_MAY_CHANGE = frozenset({
     "training.max_steps", "training.epochs", "training.save_steps", "training.save_total_limit",
     "training.logging_steps", "training.eval_steps", "training.eval_strategy", "training.eval_batch_size",
     "training.resume_from_checkpoint", "training.gradient_checkpointing", "training.attn_implementation",
     "training.torch_compile", "training.use_liger_kernel", "data.valid_path", "data.valid_split",
-    "peft.merge_adapter",
+    "peft.merge_adapter", "model.allow_pickle_weights", "model.trust_remote_code",
 })
 # what transformers' Trainer honours on top (periodic evaluation, torch.compile, Liger kernels)
 TRAINER_LOOP = frozenset({"training.eval_strategy", "training.eval_steps", "training.torch_compile",

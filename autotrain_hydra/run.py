@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from autotrain_hydra import paths, registry, rundir
 from autotrain_hydra.errors import InputError, NothingTrained, RunError
 from autotrain_hydra.schema.errors import Report
-from autotrain_hydra.schema.fingerprint import fingerprint
+from autotrain_hydra.schema.recipe import recipe
 from autotrain_hydra.schema.resolve import JobPlace, Resolved, place, resolve
 from autotrain_hydra.schema.rules import validate
-from autotrain_hydra.schema.rules.paths import RUN_DIR_SCAFFOLD, check_output_dir, output_dir_in_use, resuming
+from autotrain_hydra.schema.rules.paths import RUN_DIR_SCAFFOLD, check_output_dir, output_dir_in_use, resumes_here
 
 log = logging.getLogger("autotrain_hydra")
 
@@ -74,7 +74,7 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
         log.info(note)
     output_dir = cfg.output_dir
     in_use = Report()  # a dir given by the user, or one another run took meanwhile
-    check_output_dir(in_use, output_dir, cfg.overwrite_output_dir or resuming(cfg))
+    check_output_dir(in_use, output_dir, cfg.overwrite_output_dir or resumes_here(cfg))
     in_use.raise_if_errors(before_anything=False)  # inside the job: Hydra has made its run dir
 
     from autotrain_hydra import data as data_mod
@@ -94,22 +94,22 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
         return None
     made_here = not os.path.isdir(output_dir) or not output_dir_in_use(output_dir)
     with rundir.owned(output_dir):  # one owner per run dir, for the whole run
-        if rundir.recover(output_dir, log.info) and resuming(cfg) and rundir.complete(output_dir):
+        if rundir.recover(output_dir, log.info) and resumes_here(cfg) and rundir.complete(output_dir):
             return _already_complete(output_dir)
-        if cfg.overwrite_output_dir and not resuming(cfg):
+        if cfg.overwrite_output_dir and not resumes_here(cfg):
             aside = rundir.set_aside(output_dir, keep=_this_runs_scaffold(output_dir))
             if aside:
                 log.info("overwrite_output_dir=true: the earlier run's files in %s were moved to %s; they are "
                          "removed when this run's results are written", output_dir, aside)
         manifest = rundir.start(output_dir, cfg.trainer.name, str(cfg.model.name), str(cfg.data.path),
-                                fingerprint(cfg), resuming(cfg))
+                                recipe(cfg), resumes_here(cfg))
         try:
             objective, failure = _train_and_commit(cfg, report, notes, plan, manifest)
-        except InputError:
-            if made_here and not resuming(cfg):  # refused while loading (before a step): the dir is as before
-                rundir.abandon(output_dir)
+        except InputError as e:
+            if made_here and not resumes_here(cfg) and rundir.produced_nothing(output_dir):
+                rundir.abandon(output_dir)  # refused while loading, before a step: the dir is as before the run
             else:
-                rundir.failed(output_dir, "refused: an input error")
+                rundir.failed(output_dir, str(e))
             raise
         except BaseException as e:
             rundir.failed(output_dir, str(e) or type(e).__name__)
@@ -178,38 +178,44 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
     if lacking:
         metrics["missing_metrics"] = lacking
     metrics["run_id"] = manifest.run_id
-    write_outputs(job, metrics, report, notes)
-    manifest.status = "failed" if lacking else "complete"
-    manifest.error = f"enhanced evaluation did not compute {', '.join(lacking)}" if lacking else None
-    manifest.finished = rundir.now()
-    manifest.checkpoints = _checkpoints_of(output_dir, manifest.run_id)
-    rundir.write_manifest(staged, manifest)
-    rundir.commit(output_dir)
+    failure: Optional[RunError] = None
     if lacking:
-        return objective, RunError(
+        failure = RunError(
             f"enhanced evaluation did not compute {', '.join(lacking)} (eval.metrics) for trainer={cfg.trainer.name}: "
             "the run's other results are written (metrics.json: missing_metrics).\n    fix: give eval data the "
             "metric can be computed on (eval.dataset_path or data.valid_path)")
-    if metrics.get("weights_changed") is False:
-        return objective, NothingTrained(
+    elif metrics.get("weights_changed") is False:
+        failure = NothingTrained(
             f"the run changed no weight of the model in {metrics.get('global_step')} optimizer step(s): the model "
             f"saved in {output_dir} is the one it started from (metrics.json: weights_changed=false).\n"
             "    fix: a learning rate too small for the weights' precision moves none of them (raise training.lr, or "
             "train in fp32); with peft=lora check that peft.target_modules names modules of this model")
+    from autotrain_hydra.trainers.common import disk_full_said
+
+    with disk_full_said(job):
+        write_outputs(job, metrics, report, notes)
+        manifest.status, manifest.error = ("failed", str(failure)) if failure else ("complete", None)
+        manifest.finished, manifest.step = rundir.now(), metrics.get("global_step")
+        manifest.checkpoints = _checkpoints_of(output_dir, manifest.run_id)
+        rundir.write_manifest(staged, manifest)
+        rundir.commit(output_dir)
+    if failure is not None:
+        return objective, failure
     log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
              metrics["objective_name"], objective, output_dir)
     return float(objective), None
 
 
 def _checkpoints_of(output_dir: str, run_id: str) -> List[str]:
-    """This run's complete checkpoints (by the stamp each carries)."""
+    """This run's complete checkpoints (by the stamp each carries), by step."""
     folder = os.path.join(output_dir, "checkpoints")
     found = []
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        state = paths.checkpoint_state(os.path.join(folder, name))
-        if state is not None and state["stamp"].get("run_id") in (None, run_id):
-            found.append(f"checkpoints/{name}")
-    return found
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name)
+        if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit() and paths.checkpoint_complete(path):
+            if (paths.checkpoint_state(path) or {}).get("stamp", {}).get("run_id") == run_id:
+                found.append((int(name[len("checkpoint-"):]), f"checkpoints/{name}"))
+    return [name for _, name in sorted(found)]
 
 
 def objective_of(cfg: DictConfig, metrics: Dict[str, Any]) -> Tuple[str, Optional[float]]:

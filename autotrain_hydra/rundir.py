@@ -3,10 +3,10 @@
 - **The lock** (``.autotrain_hydra.lock``): an exclusive ``flock`` held by the process that runs the job, for the
   whole job. The kernel releases it when the process ends, however it ends (a ``kill -9`` leaves no stale lock). A
   second run into the same dir is refused at once, naming the holder (pid, host, start time, command).
-- **The manifest** (``run.json``): the run's id, trainer, model, data, the fingerprint of every key that shapes
-  training (``schema.fingerprint``), its status (``running``, ``complete``, ``failed``) and, once complete, the
-  checkpoints that belong to it. Each checkpoint is stamped with the run id and fingerprint (``paths.STAMP``), so a
-  resume takes only this run's checkpoints and lists any key that changed.
+- **The manifest** (``run.json``): the run's id, trainer, model, data, the recipe: every key that shapes
+  training (``schema.recipe``), its status (``running``, ``complete``, ``failed``) and, once its results are
+  written, the step they are from and the checkpoints that belong to it. Each checkpoint is stamped with the run id
+  and recipe (``paths.STAMP``), so a resume takes only this run's checkpoints and lists any key that changed.
 - **The results** (model, tokenizer, metrics.json, config.yaml, model card, plots, predictions, the manifest marked
   complete) are written into ``.staging/`` and committed together: a journal naming them is written whole
   (``.commit.json``), then each is moved into place and the journal removed. A kill before the journal leaves the
@@ -24,7 +24,9 @@ import contextlib
 import datetime
 import errno
 import json
+import logging
 import os
+import time
 import shutil
 import socket
 import sys
@@ -34,15 +36,20 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from autotrain_hydra import secrets
 from autotrain_hydra.errors import InputError
-from autotrain_hydra.paths import checkpoint_complete, written_whole
+from autotrain_hydra.paths import checkpoint_state, written_whole
 
 LOCK = ".autotrain_hydra.lock"
 MANIFEST = "run.json"
 STAGING = ".staging"
 JOURNAL = ".commit.json"
 ASIDE = ".overwritten-"
-OLD_SAVING = ".saving-"  # the temporary folders of earlier versions: removed by recover
+SAVING = ".saving-"  # a checkpoint folder being written (PPO) and the final-save folders of earlier versions
 BOOKKEEPING = {LOCK, STAGING, JOURNAL}  # ours: not the results of a run
+
+
+log = logging.getLogger("autotrain_hydra")
+HELD = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)  # flock's answers for a lock another process holds
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)  # a filesystem without flock
 
 
 class DirInUse(InputError):
@@ -60,32 +67,45 @@ def holder(out: str) -> Optional[str]:
         return None
     import fcntl
 
-    with open(path, "a+", encoding="utf-8") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            return f.read().strip() or "another process"
-        fcntl.flock(f, fcntl.LOCK_UN)
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in HELD:  # no locks on this filesystem: nobody can be said to hold it
+                    return None
+                return f.read().strip() or "another process"
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:  # not readable: the run that owns it will say
+        return None
     return None
 
 
 @contextlib.contextmanager
 def owned(out: str, key: str = "output_dir") -> Iterator[None]:
-    """Hold ``out``'s lock for the block; a dir another process holds is refused (exit 2) naming the holder."""
+    """Hold ``out``'s lock for the block; a dir another process holds is refused (exit 2) naming the holder. On a
+    filesystem without ``flock`` (some Lustre and NFS mounts) the run goes on unlocked, saying so."""
     import fcntl
 
     os.makedirs(out, exist_ok=True)
     fd = os.open(os.path.join(out, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            who = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
-            raise DirInUse(f"{key} {out} is in use by another run ({who}): two runs never write into one dir.\n"
-                           f"    fix: wait for that run to end, or choose another {key}") from None
+        for attempt in range(20):  # a holder() probe holds a shared lock for an instant
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno in NO_LOCKS:
+                    log.warning("%s: this filesystem has no file locks (%s): two runs into this dir at once would not "
+                                "be refused", out, os.strerror(e.errno))
+                    break
+                if e.errno not in HELD:
+                    raise
+                if attempt == 19:
+                    who = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+                    raise DirInUse(f"{key} {out} is in use by another run ({who}): two runs never write into one "
+                                   f"dir.\n    fix: wait for that run to end, or choose another {key}") from None
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, secrets.redact(f"pid {os.getpid()} on {socket.gethostname()}, started {now()}: "
                                      f"{' '.join(sys.argv)[:300]}\n").encode(), 0)
@@ -101,11 +121,12 @@ class Manifest:
     trainer: str
     model: str
     data: str
-    fingerprint: Dict[str, Any]
+    recipe: Dict[str, Any]
     status: str = "running"
     started: str = ""
     finished: Optional[str] = None
     error: Optional[str] = None
+    step: Optional[int] = None  # the optimizer step the written results are from
     checkpoints: Optional[List[str]] = None
 
     def as_dict(self) -> Dict[str, Any]:
@@ -128,14 +149,14 @@ def write_manifest(folder: str, manifest: Manifest) -> None:
         json.dump(secrets.redact_obj(manifest.as_dict()), f, indent=2, default=str)
 
 
-def start(out: str, trainer: str, model: str, data: str, fingerprint: Dict[str, Any], resuming: bool) -> Manifest:
-    """The manifest of the run starting in ``out`` (under its lock): a resume continues the dir's run (its id),
-    anything else is a new run."""
+def start(out: str, trainer: str, model: str, data: str, recipe: Dict[str, Any], resuming: bool) -> Manifest:
+    """The manifest of the run starting in ``out`` (under its lock): a resume of the dir's own run continues it (its
+    id; the manifest is left as it is until the run writes its results), anything else is a new run."""
     earlier = read_manifest(out) if resuming else None
     if earlier is not None:  # left as it is until this run commits (a resume refused at once changes nothing)
         return earlier
-    manifest = Manifest(run_id=uuid.uuid4().hex[:12], trainer=trainer, model=model, data=data,
-                        fingerprint=fingerprint, started=now())
+    manifest = Manifest(run_id=uuid.uuid4().hex[:12], trainer=trainer, model=model, data=data, recipe=recipe,
+                        started=now())
     write_manifest(out, manifest)
     return manifest
 
@@ -150,15 +171,19 @@ def failed(out: str, error: str) -> None:
         write_manifest(out, manifest)
 
 
+def produced_nothing(out: str) -> bool:
+    """No model staged and no checkpoint written: the run was refused before it trained."""
+    checkpoints = os.path.join(out, "checkpoints")
+    return not os.path.exists(staging(out)) and not (os.path.isdir(checkpoints) and os.listdir(checkpoints))
+
+
 def abandon(out: str) -> None:
-    """A run refused before it trained (an input error found while loading) in a dir it made: its bookkeeping is
-    removed, and the dir too when nothing else is in it (the dir is as before the run)."""
-    for name in (MANIFEST, STAGING, "checkpoints", LOCK):
-        path = os.path.join(out, name)
-        if name == "checkpoints" and os.path.isdir(path) and os.listdir(path):
-            continue
+    """A run refused before it trained (an input error found while loading, ``produced_nothing``) in a dir it
+    made: its manifest and lock are removed, and the dir too when nothing else is in it (as before the run). The
+    lock file is removed while held: the process is about to end, and a new run makes a new one."""
+    for name in (MANIFEST, "checkpoints", LOCK):
         with contextlib.suppress(OSError):
-            _remove(path)
+            _remove(os.path.join(out, name)) if name != "checkpoints" else os.rmdir(os.path.join(out, name))
     with contextlib.suppress(OSError):
         os.rmdir(out)  # only when empty
 
@@ -168,7 +193,7 @@ def stamp(out: str, trainer: str, model: str) -> Dict[str, Any]:
     manifest = read_manifest(out)
     found: Dict[str, Any] = {"trainer": trainer, "model": model}
     if manifest is not None:
-        found.update(run_id=manifest.run_id, fingerprint=manifest.fingerprint)
+        found.update(run_id=manifest.run_id, recipe=manifest.recipe)
     return found
 
 
@@ -235,12 +260,15 @@ def recover(out: str, say: Callable[[str], None]) -> bool:
             os.remove(journal)
     checkpoints = os.path.join(out, "checkpoints")
     for name in os.listdir(checkpoints) if os.path.isdir(checkpoints) else []:
-        path = os.path.join(checkpoints, name)
-        if name.startswith(OLD_SAVING) or (name.startswith("checkpoint-") and not checkpoint_complete(path)):
+        path = os.path.join(checkpoints, name)  # trainer_state.json is written last: without it, a checkpoint cut short
+        if name.startswith(SAVING) or (name.startswith("checkpoint-") and checkpoint_state(path) is None):
             shutil.rmtree(path, ignore_errors=True)
             say(f"{path}: removed, a checkpoint the earlier run did not finish writing")
+    done = complete(out)
     for name in os.listdir(out):
-        if name == STAGING or name.startswith(OLD_SAVING):
+        if name.startswith(ASIDE) and done:  # an overwrite whose new results are written: the old ones go
+            shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+        elif name == STAGING or name.startswith(SAVING):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)
             say(f"{out}: removed {name}/, a save the earlier run did not finish")
         elif _is_temporary(name):  # a file written whole (paths.written_whole) by a process killed meanwhile
@@ -253,6 +281,13 @@ def complete(out: str) -> bool:
     """``out`` holds a run's complete results: its manifest says so, and no commit is pending."""
     manifest = read_manifest(out)
     return manifest is not None and manifest.status == "complete" and not os.path.exists(os.path.join(out, JOURNAL))
+
+
+def committed_step(out: str) -> Optional[int]:
+    """The optimizer step of the results written in ``out`` (None when there are none, or a commit is pending)."""
+    manifest = read_manifest(out)
+    written = manifest is not None and manifest.step is not None and manifest.status in ("complete", "failed")
+    return manifest.step if written and not os.path.exists(os.path.join(out, JOURNAL)) else None
 
 
 def _is_temporary(name: str) -> bool:

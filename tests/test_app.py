@@ -100,6 +100,12 @@ def test_a_run_dir_named_on_the_command_line_with_results_is_refused_before_hydr
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # .hydra/ and the log untouched
     assert overrides_of(run) == ["training.seed=1"]  # hydra.* overrides are in hydra.yaml
 
+    monkeypatch.setenv("AUTOTRAIN_TEST_TARGET", str(run))  # the same dir through an interpolation
+    with pytest.raises(SystemExit) as stop:
+        main(["hydra.run.dir=${oc.env:AUTOTRAIN_TEST_TARGET}", "training.seed=2"])
+    assert stop.value.code == 2 and f"Error: hydra.run.dir {run} is not empty" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
     # told to overwrite, the same command goes on
     main(["hydra.run.dir=outputs/exp1", "training.seed=3", "overwrite_output_dir=true"])
     assert overrides_of(run) == ["training.seed=3", "overwrite_output_dir=true"]
@@ -208,3 +214,8 @@ def test_a_run_dir_that_cannot_be_made_is_a_clear_error(tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert e.value.code == 2 and "Traceback" not in err
     assert "Error: hydra.run.dir: the run dir cannot be made (Not a directory: outputs/sft)" in err
+    with pytest.raises(SystemExit) as e:
+        main(["training.max_steps=1", "hydra.run.dir=${oc.env:AUTOTRAIN_TEST_UNSET}/r"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "Traceback" not in err
+    assert "Error: hydra.run.dir=${oc.env:AUTOTRAIN_TEST_UNSET}/r cannot be resolved" in err

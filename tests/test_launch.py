@@ -203,7 +203,7 @@ def test_same_experiment_in_one_process_two_processes_and_submitit(tmp_path, mon
     # rank 0 alone wrote models: the two checkpoints and the final model, once each
     records = [line.split(" ", 1) for line in saves.read_text().splitlines()]
     assert {rank for rank, _ in records} == {"0"}, records
-    assert len([p for _, p in records if ".saving-" in p]) == 1 and len(records) == 3
+    assert len([p for _, p in records if p.rstrip("/").endswith(".staging")]) == 1 and len(records) == 3
     log = (run_dir / "train.log").read_text()
     assert "[rank 0/2]" in log and "rank 0 of 2: training done" in log and "[rank 1/2]" not in log
     assert "[rank 1/2]" in out  # the other rank's lines reach the console, marked

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,12 +78,13 @@ class NonFinite(Exception):
 
 
 def non_finite_weights(model: Any) -> Optional[str]:
-    """The first parameter of ``model`` holding a NaN or an infinity, or None when all are finite."""
+    """The first parameter of ``model`` (a module, or a state dict) holding a NaN or an infinity, or None."""
     import torch
 
+    named = model.items() if isinstance(model, dict) else model.named_parameters()
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.numel() and not bool(torch.isfinite(p).all()):
+        for name, p in named:
+            if isinstance(p, torch.Tensor) and p.numel() and p.is_floating_point() and not bool(torch.isfinite(p).all()):
                 return name
     return None
 
@@ -100,8 +102,20 @@ def disk_full(e: BaseException) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def disk_full_said(job: Job) -> Iterator[None]:
+    """A write in the block that fails for want of space ends the run (exit 1) naming the last complete checkpoint."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if disk_full(e):
+            raise disk_full_error(job, e) from e
+        raise
+
+
 def disk_full_error(job: Job, e: BaseException) -> RunError:
-    return RunError(f"the disk is full: a write into {job.output_dir} failed ({str(e).splitlines()[0][:200]}). "
+    first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+    return RunError(f"the disk is full: a write into {job.output_dir} failed ({first}). "
                     f"Last complete checkpoint: {last_good_checkpoint(job)}.\n    fix: free space (or choose an "
                     "output_dir on another disk, or raise training.save_steps / lower training.save_total_limit); "
                     "then resume with training.resume_from_checkpoint=true")
@@ -218,7 +232,7 @@ def training_kwargs(job: Job, has_eval: bool) -> Dict[str, Any]:
         per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
         gradient_accumulation_steps=t.gradient_accumulation,
         optim=optimizer_name(t.optimizer),
-        lr_scheduler_type=t.scheduler,  # the schedule itself is ours (WarmupFromStepOne)
+        lr_scheduler_type=t.scheduler,  # the schedule itself is ours (TrainerHooks)
         warmup_steps=float(t.warmup_ratio) if t.warmup_ratio else 0,
         weight_decay=t.weight_decay,
         max_grad_norm=t.max_grad_norm,
@@ -285,19 +299,28 @@ def scheduler(name: str, optimizer: Any, warmup: int, total: int) -> Any:
     return LambdaLR(optimizer, lr_factor(name, warmup, total))
 
 
-class WarmupFromStepOne:
-    """Trainer mixin: our learning-rate schedule (``lr_factor``), through ``create_scheduler``, the override point
-    transformers' Trainer documents for it; and the loss of every micro-batch checked (``training_step``, public):
-    a NaN/inf stops the run at that optimizer step, before any later save (the logged losses are only every
-    ``logging_steps``)."""
+class TrainerHooks:
+    """Trainer mixin, through methods transformers' Trainer documents as override points: our learning-rate schedule
+    (``lr_factor``, ``create_scheduler``), and the loss of every optimizer step checked (``training_step``): each
+    micro-batch's finiteness is kept on the device and read once per optimizer step (one sync), so a NaN/inf stops
+    the run at that step, before any later save (the logged losses are only every ``logging_steps``)."""
+
+    _finite = None
+    _micro = 0
 
     def training_step(self, *args: Any, **kwargs: Any) -> Any:
         import torch
 
         loss = super().training_step(*args, **kwargs)
-        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
-            raise NonFinite(f"the training loss became {float(loss.detach().float().mean())} at step "
-                            f"{self.state.global_step + 1}")
+        if isinstance(loss, torch.Tensor):
+            ok = torch.isfinite(loss.detach()).all()
+            self._finite = ok if self._finite is None else self._finite & ok
+            self._micro += 1
+            if self._micro % max(1, self.args.gradient_accumulation_steps) == 0:
+                finite, self._finite = bool(self._finite), None
+                if not finite:
+                    raise NonFinite(f"the training loss became {float(loss.detach().float().mean())} at step "
+                                    f"{self.state.global_step + 1}")
         return loss
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
@@ -310,10 +333,10 @@ class WarmupFromStepOne:
 
 def trainer_class(base: type) -> type:
     """``base`` (transformers' Trainer or a TRL trainer) with our learning-rate schedule."""
-    return type(base.__name__, (WarmupFromStepOne, base), {"__doc__": base.__doc__})
+    return type(base.__name__, (TrainerHooks, base), {"__doc__": base.__doc__})
 
 
-def checkpoint_stamp(job: Job):
+def checkpoint_guard(job: Job):
     """A TrainerCallback that checks the weights are finite before a checkpoint is saved (a NaN/inf weight stops
     the run: no checkpoint is written from it) and writes into each checkpoint which run, trainer and model made it
     (``paths.STAMP``)."""
@@ -336,10 +359,12 @@ def checkpoint_stamp(job: Job):
 
 
 def nothing_left(job: Job, checkpoint: str, global_step: int) -> None:
-    """A resume from a checkpoint at the run's last step: when the run's results are there already it would train
-    nothing and rewrite them (refused, before anything is saved); when they are not (the run was stopped while
-    writing them), the run finishes: its results are written from that checkpoint."""
-    if os.path.exists(os.path.join(job.output_dir, "metrics.json")):
+    """A resume from a checkpoint at the run's last step: when the results written in the dir are from that step
+    already it would train nothing and rewrite them (refused, before anything is saved); when they are not (the run
+    was stopped while writing them, or an extended run after its last checkpoint), the run finishes: its results
+    are written from that checkpoint."""
+    committed = rundir.committed_step(job.output_dir)
+    if committed is not None and committed >= global_step:
         raise ran_no_step(job, checkpoint, global_step)
     log.info("%s is at the run's last step (%d): the run had trained to its end and was stopped before its results "
              "were written; writing them from it", checkpoint, global_step)
@@ -418,13 +443,14 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     guard = finite_loss_guard()
     trainer.add_callback(guard)
     trainer.add_callback(final_step_logged())
-    trainer.add_callback(checkpoint_stamp(job))
+    trainer.add_callback(checkpoint_guard(job))
     trainer.add_callback(stop_when_asked())
     trainer.add_callback(no_step_past_the_end())
     before = fingerprint(trainer.model)
     checkpoint = checkpoint_to_resume(job)
     try:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        with disk_full_said(job):
+            result = trainer.train(resume_from_checkpoint=checkpoint)
     except AtTheEnd:  # the checkpoint's weights and state are loaded; no step ran
         from transformers.trainer_utils import TrainOutput
 
@@ -432,10 +458,6 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
         result = TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
     except NonFinite as e:
         raise non_finite_loss(job, e.what) from None
-    except (OSError, RuntimeError) as e:
-        if disk_full(e):
-            raise disk_full_error(job, e) from e
-        raise
     if checkpoint is not None and result.global_step <= (checkpoint_state(checkpoint) or {}).get("global_step", -1):
         nothing_left(job, checkpoint, result.global_step)
     if guard.bad_step is not None:
@@ -508,19 +530,18 @@ def save_output(job: Job, model: Any, trainer: Any,
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         remove_empty_checkpoints(out)
-        stage_model(job, model, lambda tmp: write(tmp, model, state_dict))
+        stage_model(job, model, lambda tmp: write(tmp, model, state_dict), state_dict)
     accelerator.wait_for_everyone()
 
 
-def stage_model(job: Job, model: Any, write: Callable[[str], None]) -> None:
+def stage_model(job: Job, model: Any, write: Callable[[str], None],
+                state_dict: Optional[Dict[str, Any]] = None) -> None:
     """Write the final model into the run dir's staging folder (``rundir``: the run commits it with its metrics,
-    config and card, all together), after checking that every weight is finite (a NaN model is never saved)."""
-    bad = non_finite_weights(model)
+    config and card, all together), after checking that every weight is finite (a NaN model is never saved): the
+    gathered ``state_dict`` of a sharded run (FSDP, ZeRO-3), else the model's own. A trainer's other result files
+    go into ``rundir.staging(job.output_dir)`` after this (it starts the staging folder afresh)."""
+    bad = non_finite_weights(state_dict if state_dict is not None else model)
     if bad is not None:
         raise non_finite_loss(job, f"the weight {bad} of the trained model is NaN or infinite")
-    try:
+    with disk_full_said(job):
         write(rundir.fresh_staging(job.output_dir))
-    except (OSError, RuntimeError) as e:
-        if disk_full(e):
-            raise disk_full_error(job, e) from e
-        raise

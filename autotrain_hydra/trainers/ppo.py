@@ -425,16 +425,20 @@ class PPO:
 
     # -- checkpoints (the same layout and completeness rule as the Trainer's: trainer_state.json written last)
     def save_checkpoint(self, it: int, before: float) -> None:
-        import json
-        import shutil
-        import tempfile
-
-        from autotrain_hydra.trainers.common import non_finite_loss, non_finite_weights
+        from autotrain_hydra.trainers.common import disk_full_said, non_finite_loss, non_finite_weights
 
         bad = non_finite_weights(self.accelerator.unwrap_model(self.policy))
         if bad is not None:  # no checkpoint is written from a NaN/inf weight
             raise non_finite_loss(self.job, f"the weight {bad} became NaN or infinite at iteration {it}",
                                   "lower training.lr or trainer.rl.clip_range")
+        with disk_full_said(self.job):
+            self._write_checkpoint(it, before)
+
+    def _write_checkpoint(self, it: int, before: float) -> None:
+        import json
+        import shutil
+        import tempfile
+
         folder = os.path.join(self.job.output_dir, "checkpoints")
         os.makedirs(folder, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".saving-", dir=folder)

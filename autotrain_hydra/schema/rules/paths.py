@@ -17,7 +17,7 @@ PATH_KEYS = (("model.name", "model"), ("trainer.model_ref", "reference model"),
              ("data.valid_path", "validation data"), ("eval.dataset_path", "evaluation data"))
 MODEL_KEYS = ("model.name", "trainer.model_ref", "distillation.teacher_model")
 # Files a run directory holds before the run writes anything (Hydra's own; the lock a run leaves, rundir.LOCK).
-RUN_DIR_SCAFFOLD = {".hydra", "train.log", "multirun.yaml", ".autotrain_hydra.lock"}
+RUN_DIR_SCAFFOLD = {".hydra", "train.log", "multirun.yaml", rundir.LOCK}
 
 
 def looks_like_path(value: str) -> bool:
@@ -156,6 +156,20 @@ def resuming(cfg) -> bool:
     return get(cfg, "training.resume_from_checkpoint") not in (None, False)
 
 
+def resumes_here(cfg) -> bool:
+    """The run continues the output dir's own run: ``resume_from_checkpoint=true``, or a checkpoint under
+    ``<output_dir>/checkpoints`` (a checkpoint of another dir starts a new run, which needs a dir of its own)."""
+    from autotrain_hydra.schema.keys import get
+
+    value, out = get(cfg, "training.resume_from_checkpoint"), get(cfg, "output_dir")
+    if value is True:
+        return True
+    if not isinstance(value, str) or not isinstance(out, str):
+        return False
+    inside = os.path.join(os.path.realpath(os.path.expanduser(out)), "checkpoints") + os.sep
+    return os.path.realpath(os.path.expanduser(value)).startswith(inside)
+
+
 def output_dir_in_use(path: str) -> bool:
     path = os.path.expanduser(path)
     return os.path.isdir(path) and bool(set(os.listdir(path)) - RUN_DIR_SCAFFOLD)
@@ -211,6 +225,9 @@ def check_output_dir(report: Report, path: str, overwrite: bool, key: str = "out
         report.error(f"{key} {path} cannot be written: {why}", key, path,
                      f"set {key} to a folder on a filesystem this user can write to"
                      + (" (Hydra writes its .hydra/ and train.log there)" if key == "hydra.run.dir" else ""))
+    elif os.path.isdir(absolute) and (holder := rundir.holder(absolute)):  # a run is writing there now
+        report.error(f"{key} {path} is in use by another run ({holder}): two runs never write into one dir", key,
+                     path, f"wait for that run to end, or choose another {key}")
     elif not overwrite and output_dir_in_use(path):
         report.error(f"{key} {path} is not empty: a run never overwrites earlier results", key, path,
                      f"choose a new {key}, or set overwrite_output_dir=true to replace what is there")
@@ -223,7 +240,7 @@ def output_dir(ctx: Context) -> None:
     # In a sweep, output_dir holds the trials' dirs (<output_dir>/<trial number>): each is checked when its trial
     # starts, and the same command run again continues the study into new numbers.
     in_a_sweep = ctx.enabled("sweep")
-    check_output_dir(ctx.report, out, in_a_sweep or bool(ctx.get("overwrite_output_dir")) or resuming(ctx.cfg))
+    check_output_dir(ctx.report, out, in_a_sweep or bool(ctx.get("overwrite_output_dir")) or resumes_here(ctx.cfg))
 
 
 def resume(ctx: Context) -> None:
@@ -249,7 +266,8 @@ def resume(ctx: Context) -> None:
                          f"resume with trainer={wrote}, or start trainer={ctx.trainer} in a new output_dir")
     step, max_steps = state.get("global_step"), ctx.get("training.max_steps")
     # a run stopped after its last checkpoint, before its results were written, is finished from it
-    unfinished = value is True and step == max_steps and not rundir.complete(os.path.expanduser(ctx.get("output_dir")))
+    committed = rundir.committed_step(os.path.expanduser(ctx.get("output_dir"))) if value is True else None
+    unfinished = value is True and step == max_steps and (committed is None or committed < step)
     if isinstance(step, int) and isinstance(max_steps, int) and 0 < max_steps <= step and not unfinished:
         ctx.report.error(f"training.max_steps={max_steps}, and the checkpoint {checkpoint} is at step {step}: "
                          "resuming would train nothing", "training.max_steps", max_steps,

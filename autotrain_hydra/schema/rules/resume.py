@@ -2,7 +2,7 @@
 
 ``training.resume_from_checkpoint=true`` takes the newest complete checkpoint of the run that owns the output dir
 (``run.json``); one written by an earlier run of the dir is skipped. A key that shapes training (``schema.
-fingerprint``: every key the trainer reads but how long to train, how often to log/evaluate/save and how to compute)
+recipe``: every key the trainer reads but how long to train, how often to log/evaluate/save and how to compute)
 that differs from the checkpoint's is refused, each listed with both values: the checkpoint's optimizer and
 schedule would carry the old value on while config.yaml recorded the new one.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from autotrain_hydra import paths, rundir
-from autotrain_hydra.schema.fingerprint import changes, fingerprint
+from autotrain_hydra.schema.recipe import changes, recipe
 from autotrain_hydra.schema.rules.context import Context
 
 
@@ -32,10 +32,10 @@ def checkpoint_of(ctx: Context):
 def same_recipe(ctx: Context) -> None:
     checkpoint = checkpoint_of(ctx)
     state = paths.checkpoint_state(checkpoint) if checkpoint else None
-    then = (state or {}).get("stamp", {}).get("fingerprint")
+    then = (state or {}).get("stamp", {}).get("recipe")
     if not then or (state["stamp"].get("trainer") not in (None, ctx.trainer)):  # another trainer: paths.resume says
         return
-    changed = changes(then, fingerprint(ctx.cfg))
+    changed = changes(then, recipe(ctx.cfg))
     if changed:
         listed = "; ".join(changed)
         ctx.report.error(f"resuming {checkpoint} with a changed recipe: {listed}. The checkpoint's optimizer, "

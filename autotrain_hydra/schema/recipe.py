@@ -1,4 +1,4 @@
-"""The fingerprint of a run: every key its trainer reads that shapes the training a checkpoint continues.
+"""The recipe of a run: every key its trainer reads that shapes the training a checkpoint continues.
 
 Written into the run's manifest and each of its checkpoints (``rundir``); a resume compares it with the config it
 is given (``rules/resume.py``). Each key is kept as a digest of its value (a secret typed into a key never reaches
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any, Dict, List
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,11 +24,13 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def fingerprint(cfg: DictConfig) -> Dict[str, Any]:
+def recipe(cfg: DictConfig) -> Dict[str, Any]:
     """``{key: {"digest": ..., "value": ...}}`` over the keys the trainer reads, less ``registry.RESUME_MAY_CHANGE``."""
     out: Dict[str, Any] = {}
     for key in sorted(registry.spec(cfg.trainer.name).reads - registry.RESUME_MAY_CHANGE):
         value = get(cfg, key)
+        if isinstance(value, str) and os.path.exists(os.path.expanduser(value)):  # a path, however it is spelled
+            value = os.path.realpath(os.path.expanduser(value))
         entry: Dict[str, Any] = {"digest": _digest(value)}
         if value is None or isinstance(value, (bool, int, float)):
             entry["value"] = value
@@ -36,7 +39,7 @@ def fingerprint(cfg: DictConfig) -> Dict[str, Any]:
 
 
 def changes(then: Dict[str, Any], now: Dict[str, Any]) -> List[str]:
-    """The keys whose value differs between two fingerprints, each as ``key: <then> → <now>`` (values shown when
+    """The keys whose value differs between two recipes, each as ``key: <then> → <now>`` (values shown when
     they are numbers, booleans or null; a key only one of them has is a change too)."""
     lines = []
     for key in sorted(set(then) | set(now)):
