@@ -281,6 +281,18 @@ def test_a_resume_continues_its_own_run_with_its_own_recipe(tmp_path):
     assert leftovers(out) == []
     assert "0.002" in (out / "config.yaml").read_text()
 
+    # the complete run extended to 9 steps, stopped after its last checkpoint while writing: finished from it
+    longer = [*args, "training.max_steps=9", "training.resume_from_checkpoint=true"]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(rundir, "commit", lambda out: (_ for _ in ()).throw(KeyboardInterrupt("killed while saving")))
+        with pytest.raises(KeyboardInterrupt):
+            run(compose_config(longer), longer)
+    assert json.loads((out / "metrics.json").read_text())["global_step"] == 6  # the 6-step results, whole
+    run(compose_config(longer), longer)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == 9 and "results written from checkpoint-9, the run's last step" in metrics["notes"]
+    assert json.loads((out / "run.json").read_text())["step"] == 9
+
 
 @pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_names_the_last_complete_one(tmp_path, monkeypatch):
