@@ -72,9 +72,9 @@ def test_crash_and_resume_ends_like_an_uninterrupted_run(tmp_path, monkeypatch, 
 
 
 @pytest.mark.slow
-def test_sigterm_then_sigkill_mid_training_then_resume(tmp_path):
-    """`python -m autotrain_hydra` stopped by SIGTERM (exit 130, saying how to go on), resumed and killed -9, resumed
-    again: the same steps and the same loss as a run never stopped."""
+def test_sigterm_mid_training_then_resume(tmp_path):
+    """`python -m autotrain_hydra` stopped by SIGTERM (exit 130, saying how to go on), then resumed: the same steps
+    and the same loss as a run never stopped."""
     out = tmp_path / "run"
     args = [*SHORT, "training.max_steps=12", "trainer.max_seq_length=64", f"output_dir={out}"]
 
@@ -95,8 +95,7 @@ def test_sigterm_then_sigkill_mid_training_then_resume(tmp_path):
     code, err = start_and_stop([], "checkpoint-4", signal.SIGTERM)
     assert code == 130 and "Traceback" not in err, err[-2000:]
     assert f"to go on: the same command with output_dir={out} training.resume_from_checkpoint=true" in err
-    code, _ = start_and_stop(["training.resume_from_checkpoint=true"], "checkpoint-8", signal.SIGKILL)
-    assert code == -signal.SIGKILL
+    # (kill -9 at random moments, then resume: tests/test_rundir.py's random-kill test)
     resumed = train(out, "trainer.max_seq_length=64", "training.max_steps=12", "training.resume_from_checkpoint=true")
     whole = train(tmp_path / "whole", "training.max_steps=12", "trainer.max_seq_length=64")
     assert resumed["global_step"] == whole["global_step"] == 12
