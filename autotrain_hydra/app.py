@@ -15,6 +15,7 @@ Every mistake a user can make is a ``UserError`` carrying its exit code (``error
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -23,7 +24,7 @@ from typing import Any, List, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from autotrain_hydra import paths, secrets
+from autotrain_hydra import paths, rundir, secrets
 from autotrain_hydra.errors import EXIT_CONFIG_ERROR, EXIT_OK, InputError, Stopped, UserError
 from autotrain_hydra.processes import sigterm_as_interrupt
 
@@ -53,6 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _main(argv: List[str]) -> int:
     secrets.guard_logging()  # no log record of this process carries a secret
+    sys.argv = [secrets.redact(a) for a in sys.argv]  # trackers (W&B) record the command line
     refuse_launched_rank()
     from autotrain_hydra.compat import hydra as hy
 
@@ -228,8 +230,12 @@ class Command:
             return EXIT_OK
         run_dir = self.claim_run_dir(cfg, resolved.cfg)
         out = resolved.cfg.output_dir or run_dir
+        # one machine: the dir is this process's before Hydra writes its .hydra/ there (several machines: machine 0's,
+        # which run.execute locks once it knows its rank)
+        one_machine = resolved.cfg.launcher.name != "multinode"
         try:
-            with sigterm_as_interrupt():  # SIGTERM (kill, a scheduler) stops the run as Ctrl-C does: exit 130
+            with rundir.owned(os.path.abspath(os.path.expanduser(out))) if one_machine else contextlib.nullcontext(), \
+                    sigterm_as_interrupt():  # SIGTERM (kill, a scheduler) stops the run as Ctrl-C does: exit 130
                 hy.run(cfg, Task(resolved=resolved.cfg, notes=resolved.notes, report=report))
         except KeyboardInterrupt as e:
             raise Stopped(str(e) or "Ctrl-C", f"before the run finished; its complete checkpoints are kept in "

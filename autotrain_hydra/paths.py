@@ -146,5 +146,7 @@ def last_complete_checkpoint(folder: str, warn: Optional[Callable[[str], None]] 
 def stamp_checkpoint(path: str, stamp: dict) -> None:
     """Say in a checkpoint which run, trainer and model wrote it, and the run's fingerprint (``rundir.stamp``): a
     resume with another trainer, model or recipe is refused, and a resume takes only its own run's checkpoints."""
+    from autotrain_hydra.secrets import redact_obj
+
     with written_whole(os.path.join(path, STAMP)) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump(stamp, f)
+        json.dump(redact_obj(stamp), f)

@@ -96,6 +96,7 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
     with rundir.owned(output_dir):  # one owner per run dir, for the whole run
         if rundir.recover(output_dir, log.info) and resumes_here(cfg) and rundir.complete(output_dir):
             return _already_complete(output_dir)
+        aside = None
         if cfg.overwrite_output_dir and not resumes_here(cfg):
             aside = rundir.set_aside(output_dir, keep=_this_runs_scaffold(output_dir))
             if aside:
@@ -106,7 +107,9 @@ def execute(cfg: DictConfig, report: Report, notes: List[str] = (), say_warnings
         try:
             objective, failure = _train_and_commit(cfg, report, notes, plan, manifest)
         except InputError as e:
-            if made_here and not resumes_here(cfg) and rundir.produced_nothing(output_dir):
+            if aside and rundir.produced_nothing(output_dir):
+                rundir.restore(output_dir, aside)  # refused while loading: the earlier run's files back in place
+            elif made_here and not resumes_here(cfg) and rundir.produced_nothing(output_dir):
                 rundir.abandon(output_dir)  # refused while loading, before a step: the dir is as before the run
             else:
                 rundir.failed(output_dir, str(e))

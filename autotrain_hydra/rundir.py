@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from autotrain_hydra import secrets
 from autotrain_hydra.errors import InputError
-from autotrain_hydra.paths import checkpoint_state, written_whole
+from autotrain_hydra.paths import checkpoint_state, last_complete_checkpoint, written_whole
 
 LOCK = ".autotrain_hydra.lock"
 MANIFEST = "run.json"
@@ -48,6 +48,7 @@ BOOKKEEPING = {LOCK, STAGING, JOURNAL}  # ours: not the results of a run
 
 
 log = logging.getLogger("autotrain_hydra")
+_HELD: set = set()  # the dirs this process holds: owned() is re-entrant (the entry point locks before Hydra writes)
 HELD = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)  # flock's answers for a lock another process holds
 NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)  # a filesystem without flock
 
@@ -63,7 +64,7 @@ def now() -> str:
 def holder(out: str) -> Optional[str]:
     """Who holds ``out``'s lock (pid, host, start, command), or None when nobody does."""
     path = os.path.join(out, LOCK)
-    if not os.path.isfile(path):
+    if not os.path.isfile(path) or os.path.realpath(out) in _HELD:  # nobody, or this process
         return None
     import fcntl
 
@@ -88,6 +89,10 @@ def owned(out: str, key: str = "output_dir") -> Iterator[None]:
     import fcntl
 
     os.makedirs(out, exist_ok=True)
+    real = os.path.realpath(out)
+    if real in _HELD:
+        yield
+        return
     fd = os.open(os.path.join(out, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         for attempt in range(20):  # a holder() probe holds a shared lock for an instant
@@ -106,12 +111,17 @@ def owned(out: str, key: str = "output_dir") -> Iterator[None]:
                     raise DirInUse(f"{key} {out} is in use by another run ({who}): two runs never write into one "
                                    f"dir.\n    fix: wait for that run to end, or choose another {key}") from None
                 time.sleep(0.05)
+        _HELD.add(real)
         os.ftruncate(fd, 0)
         os.pwrite(fd, secrets.redact(f"pid {os.getpid()} on {socket.gethostname()}, started {now()}: "
                                      f"{' '.join(sys.argv)[:300]}\n").encode(), 0)
         yield
     finally:
-        os.close(fd)  # releases the lock; the file stays (removing it would race with the next owner)
+        _HELD.discard(real)
+        if not os.path.exists(os.path.join(out, MANIFEST)):  # refused before the run started: leave no trace
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(out, LOCK))
+        os.close(fd)  # releases the lock; the file of a run that started stays (removing it would race)
 
 
 # ------------------------------------------------------------------------------------------------ the manifest
@@ -153,7 +163,12 @@ def start(out: str, trainer: str, model: str, data: str, recipe: Dict[str, Any],
     """The manifest of the run starting in ``out`` (under its lock): a resume of the dir's own run continues it (its
     id; the manifest is left as it is until the run writes its results), anything else is a new run."""
     earlier = read_manifest(out) if resuming else None
-    if earlier is not None:  # left as it is until this run commits (a resume refused at once changes nothing)
+    if earlier is not None:
+        if last_complete_checkpoint(os.path.join(out, "checkpoints"), run_id=earlier.run_id) is not None:
+            return earlier  # left as it is until this run commits (a resume refused at once changes nothing)
+        # no checkpoint of the run: it starts again from the beginning, with this config's recipe
+        earlier.trainer, earlier.model, earlier.data, earlier.recipe = trainer, model, data, recipe
+        write_manifest(out, earlier)
         return earlier
     manifest = Manifest(run_id=uuid.uuid4().hex[:12], trainer=trainer, model=model, data=data, recipe=recipe,
                         started=now())
@@ -295,12 +310,37 @@ def _is_temporary(name: str) -> bool:
     return len(parts) == 3 and parts[2] == "tmp" and parts[1].isdigit()
 
 
+def _subdirs(out: str, name: str) -> List[str]:
+    path = os.path.join(out, name)
+    try:
+        return [n for n in os.listdir(path) if os.path.isdir(os.path.join(path, n))] if os.path.isdir(path) else []
+    except OSError:
+        return []
+
+
+def restore(out: str, aside: str) -> None:
+    """Undo ``set_aside`` (the new run was refused before it trained): the earlier run's files back in place."""
+    with contextlib.suppress(OSError):
+        os.remove(os.path.join(out, MANIFEST))
+    for name in os.listdir(aside):
+        if not os.path.lexists(os.path.join(out, name)):
+            os.replace(os.path.join(aside, name), os.path.join(out, name))
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def set_aside(out: str, keep: Callable[[str], bool]) -> Optional[str]:
     """``overwrite_output_dir=true``: move the earlier run's files (those ``keep`` does not keep) into
     ``.overwritten-<time>/``; they are removed when this run's results are committed. Returns that folder."""
     names = [n for n in os.listdir(out) if n not in BOOKKEEPING and not n.startswith(ASIDE) and not keep(n)]
     if not names:
         return None
+    for name in names:  # a sweep's trial dirs (or any run dir inside): never moved while a run holds one
+        for lock in (os.path.join(out, name, LOCK), *[os.path.join(out, name, n, LOCK) for n in _subdirs(out, name)]):
+            who = holder(os.path.dirname(lock))
+            if who:
+                raise DirInUse(f"output_dir {out} holds {os.path.dirname(lock)}, in use by a running run ({who}): "
+                               "overwrite_output_dir=true would move it away under that run.\n    fix: wait for it "
+                               "to end, or choose another output_dir")
     aside = os.path.join(out, f"{ASIDE}{datetime.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}")
     os.makedirs(aside)
     for name in names:

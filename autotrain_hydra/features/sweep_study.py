@@ -69,9 +69,16 @@ def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optio
     than the grace period is failed by ``fail_stale_trials``, which queues its re-run through the storage's
     ``failed_trial_callback``: ``rerun_stale``); anything else (None: in memory, a storage object) as is."""
     if isinstance(url, str) and "://" in url:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval) if heartbeat_interval
-                                          else None, grace_period=int(grace_period) if grace_period else None,
-                                          failed_trial_callback=rerun_stale if heartbeat_interval else None)
+        try:
+            return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval) if heartbeat_interval
+                                              else None, grace_period=int(grace_period) if grace_period else None,
+                                              failed_trial_callback=rerun_stale if heartbeat_interval else None)
+        except ModuleNotFoundError as e:  # the database's driver (psycopg2, pymysql, ...)
+            from autotrain_hydra.errors import InputError
+            from autotrain_hydra.secrets import redact_url
+
+            raise InputError(f"sweep.storage {redact_url(url)} needs the {e.name} package, which is not installed."
+                             f"\n    fix: pip install {e.name} (or use a sqlite:/// storage)") from None
     return url
 
 
