@@ -115,3 +115,26 @@ def composed_with_hydra(*overrides):
 
     hy.initialize(str(paths.config_dir()))
     return hy.compose("config", list(overrides), multirun=False)
+
+
+def poison_weights_at(monkeypatch, step):
+    """A callback (run before the checkpoint's) that makes every weight NaN at the end of optimizer step ``step``."""
+    import torch
+
+    from autotrain_hydra.trainers import common
+
+    original = common.finite_loss_guard
+
+    def guard():
+        g = original()
+
+        def on_step_end(args, state, control, model=None, **kwargs):
+            if state.global_step == step:
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.fill_(float("nan"))
+
+        g.on_step_end = on_step_end
+        return g
+
+    monkeypatch.setattr(common, "finite_loss_guard", guard)

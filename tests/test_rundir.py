@@ -18,7 +18,7 @@ from autotrain_hydra import paths, rundir
 from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.run import run
 from autotrain_hydra.trainers import common
-from tests.helpers import python_m
+from tests.helpers import poison_weights_at, python_m
 
 TEMPORARY = (".staging", ".commit.json", ".saving-", ".overwritten-")
 
@@ -199,27 +199,6 @@ def train(out, *overrides):
     args = [*SHORT, f"output_dir={out}", *overrides]
     run(compose_config(args), args)
     return json.loads((Path(out) / "metrics.json").read_text())
-
-
-def poison_weights_at(monkeypatch, step):
-    """A callback (run before the checkpoint's) that makes every weight NaN at the end of optimizer step ``step``."""
-    import torch
-
-    original = common.finite_loss_guard
-
-    def guard():
-        g = original()
-
-        def on_step_end(args, state, control, model=None, **kwargs):
-            if state.global_step == step:
-                with torch.no_grad():
-                    for p in model.parameters():
-                        p.fill_(float("nan"))
-
-        g.on_step_end = on_step_end
-        return g
-
-    monkeypatch.setattr(common, "finite_loss_guard", guard)
 
 
 @pytest.mark.slow

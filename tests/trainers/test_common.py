@@ -16,6 +16,7 @@ from autotrain_hydra.__main__ import main
 from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.run import run
 from autotrain_hydra.trainers import common
+from tests.helpers import poison_weights_at
 
 RESUMABLE = {  # trainer → overrides for a short run with checkpoints every 2 steps
     "generic": ["trainer=generic", "training.block_size=32"],
@@ -120,21 +121,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mon
     import torch
     from transformers import AutoModelForCausalLM
 
-    original = common.finite_loss_guard
-
-    def poisoned():
-        g = original()
-
-        def on_step_end(args, state, control, model=None, **kwargs):
-            if state.global_step == 5:  # after checkpoint-4: the weights go NaN
-                with torch.no_grad():
-                    for p in model.parameters():
-                        p.fill_(float("nan"))
-
-        g.on_step_end = on_step_end
-        return g
-
-    monkeypatch.setattr(common, "finite_loss_guard", poisoned)
+    poison_weights_at(monkeypatch, 5)  # after checkpoint-4: the weights go NaN
     out = tmp_path / "o"
     with pytest.raises(common.NumericalError, match=r"the training loss became nan at step 6.*Last good checkpoint: "
                                                     r".*checkpoint-4"):
