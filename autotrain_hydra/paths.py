@@ -77,11 +77,22 @@ def claim_dir(path: str) -> str:
             candidate = f"{path}_{n}"
 
 
+def temporary_name(path: str) -> str:
+    """Where ``written_whole`` writes ``path`` first: ``<path>.<pid>.tmp``."""
+    return f"{path}.{os.getpid()}.tmp"
+
+
+def is_temporary(name: str) -> bool:
+    """A name ``temporary_name`` gives (left behind by a process killed while writing)."""
+    parts = name.rsplit(".", 2)
+    return len(parts) == 3 and parts[2] == "tmp" and parts[1].isdigit()
+
+
 @contextlib.contextmanager
 def written_whole(path: str) -> Iterator[str]:
     """A temporary path beside ``path``, moved onto it when the block ends (``os.replace``): a reader, or another
     process writing the same file on a shared disk, never sees it half-written; on an error ``path`` is unchanged."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)

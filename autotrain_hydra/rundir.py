@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from autotrain_hydra import secrets
 from autotrain_hydra.errors import InputError
-from autotrain_hydra.paths import checkpoint_state, last_complete_checkpoint, written_whole
+from autotrain_hydra.paths import checkpoint_state, is_temporary, last_complete_checkpoint, written_whole
 
 LOCK = ".autotrain_hydra.lock"
 MANIFEST = "run.json"
@@ -286,7 +286,7 @@ def recover(out: str, say: Callable[[str], None]) -> bool:
         elif name == STAGING or name.startswith(SAVING):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)
             say(f"{out}: removed {name}/, a save the earlier run did not finish")
-        elif _is_temporary(name):  # a file written whole (paths.written_whole) by a process killed meanwhile
+        elif is_temporary(name):  # a file written whole (paths.written_whole) by a process killed meanwhile
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(out, name))
     return finished
@@ -303,11 +303,6 @@ def committed_step(out: str) -> Optional[int]:
     manifest = read_manifest(out)
     written = manifest is not None and manifest.step is not None and manifest.status in ("complete", "failed")
     return manifest.step if written and not os.path.exists(os.path.join(out, JOURNAL)) else None
-
-
-def _is_temporary(name: str) -> bool:
-    parts = name.rsplit(".", 2)
-    return len(parts) == 3 and parts[2] == "tmp" and parts[1].isdigit()
 
 
 def _subdirs(out: str, name: str) -> List[str]:

@@ -175,24 +175,28 @@ def output_dir_in_use(path: str) -> bool:
     return os.path.isdir(path) and bool(set(os.listdir(path)) - RUN_DIR_SCAFFOLD)
 
 
-def _file_on_the_way(path: str) -> Optional[str]:
-    """The path itself, or the nearest existing folder above it, when that is a file (a dir cannot be made there)."""
+def _nearest_existing(path: str) -> Optional[str]:
+    """The path itself when it exists, else the nearest existing path above it (None when nothing above exists)."""
     while path and not os.path.exists(path):
         parent = os.path.dirname(path)
         if parent == path:
             return None
         path = parent
-    return path if path and not os.path.isdir(path) else None
+    return path or None
+
+
+def _file_on_the_way(path: str) -> Optional[str]:
+    """The path itself, or the nearest existing path above it, when that is a file (a dir cannot be made there)."""
+    found = _nearest_existing(path)
+    return found if found and not os.path.isdir(found) else None
 
 
 def _nearest_dir(path: str) -> Optional[str]:
     """The path itself when it is a folder, else the nearest existing folder above it (where it would be made)."""
-    while path and not os.path.isdir(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            return None
-        path = parent
-    return path or None
+    found = _nearest_existing(path)
+    while found and not os.path.isdir(found):  # a file on the way: its folder
+        found = os.path.dirname(found) or None
+    return found
 
 
 def not_writable(path: str) -> Optional[str]:
