@@ -26,13 +26,14 @@ from autotrain_hydra import registry
 from autotrain_hydra.errors import EXIT_CONFIG_ERROR
 from autotrain_hydra.schema.errors import show_value
 from autotrain_hydra.schema.keys import alias_for, default
-from autotrain_hydra.schema.params import FEATURES, PARAMS, TRAINERS, Param
+from autotrain_hydra.schema.params import FEATURES, OWN_KEYS, PARAMS, TRAINERS, Param
 
 SWITCHES = {f.flag: f"features:{f.name}" for f in FEATURES}  # flag → the feature it adds (one list, at the end)
 TRUE, FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 GUIDE_GROUPS = [  # --help headings, in the guide's order
     ("core", "Core parameters (every trainer)"), ("training", "Training configuration (every trainer)"),
     ("peft", "LoRA / PEFT"), ("data", "Data columns"), ("trainer", "Trainer-specific"), ("ppo", "PPO (--trainer ppo)"),
+    ("grpo", "GRPO (--trainer grpo; beyond the guide)"), ("kto", "KTO (--trainer kto; beyond the guide)"),
     ("distillation", "Knowledge distillation (--use-distillation; "
                      f"{', '.join(sorted(registry.with_feature('distillation', 'supported'), key=TRAINERS.index))})"),
     ("sweep", "Hyperparameter sweep (--use-sweep; every trainer)"),
@@ -66,6 +67,8 @@ def derived_flag(key: str) -> str:
     leaf = leaf.replace("_", "-")
     if head == "trainer.rl":
         return f"--rl-{leaf}"
+    if head.startswith("trainer.") and head[len("trainer."):] in OWN_KEYS:  # --grpo-num-generations
+        return f"--{head[len('trainer.'):]}-{leaf}"
     if head in ("eval", "sweep", "launcher"):
         return "--launcher" if key == "launcher.name" else f"--{head}-{leaf}"
     if head == "distillation":

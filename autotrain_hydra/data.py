@@ -282,7 +282,7 @@ def normalized(value: Any) -> Any:
 # the columns its trainer reads; every problem is counted and its first places named (file:line), all of them in
 # one DataError. A dataset name (the hub) or a saved dataset cannot be scanned: the loaders check those rows.
 EXAMPLES = 10  # places named per problem; every one is counted
-TEXT, CHAT = "text", "chat"
+TEXT, CHAT, BOOL = "text", "chat", "boolean"
 # what pandas (the csv reader of ``datasets``) reads as a missing value
 CSV_NULLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
@@ -539,6 +539,12 @@ def _value_fix(check: ColumnCheck) -> str:
 
 def _check_value(scan: _Scan, at: int, check: ColumnCheck, value: Any, state: _ColumnState) -> None:
     subject = f"{check.key} ({check.column!r})"
+    if check.kinds == (BOOL,):  # kto's label: true (desirable) or false (undesirable), nothing else
+        if not isinstance(value, bool):
+            scan.add(at, f"{subject} is {_json_type(value)}, not a boolean", f"every row needs true (desirable) or "
+                     f"false (undesirable) in {check.column!r} ({check.key}): fix or remove those rows",
+                     f"e.g. {_short(value)}")
+        return
     if value is None:
         scan.add(at, f"{subject} is null", _value_fix(check))
         return
@@ -667,7 +673,16 @@ def _trainer_reads(cfg: Any, column: str, reference: bool = False, shape: Option
         if d.rejected_text_column:
             checks.append(ColumnCheck(d.rejected_text_column, "data.rejected_text_column", one_kind=True))
         return tuple(checks)
-    if d.prompt_text_column:  # prompts (ppo)
+    if shape == "feedback":  # kto: unpaired (a boolean label per row), or pairs (data.rejected_text_column)
+        checks = [ColumnCheck(column, "data.text_column", one_kind=True, reference=reference)]
+        if d.prompt_text_column:
+            checks.insert(0, ColumnCheck(d.prompt_text_column, "data.prompt_text_column", one_kind=True))
+        if d.rejected_text_column:
+            checks.append(ColumnCheck(d.rejected_text_column, "data.rejected_text_column", one_kind=True))
+        else:
+            checks.append(ColumnCheck(d.label_column, "data.label_column", (BOOL,)))
+        return tuple(checks)
+    if d.prompt_text_column:  # prompts (ppo, grpo)
         return (ColumnCheck(d.prompt_text_column, "data.prompt_text_column"),)
     return (ColumnCheck(column, "data.text_column"),)
 
@@ -689,7 +704,7 @@ def input_sources(cfg: Any) -> List[InputSource]:
         "data.valid_path" if d.valid_path else "data.valid_split" if d.valid_split else "data.path")
     sources = [InputSource(d.path, d.train_split or "train", "data.path",
                            _trainer_reads(cfg, d.text_column, reference == "data.path"), limit=d.max_samples,
-                           pairs=spec.data_shape == "preference")]
+                           pairs=spec.data_shape == "preference" or bool(spec.data_shape == "feedback" and d.rejected_text_column))]
     if d.valid_path:
         sources.append(InputSource(d.valid_path, "train", "data.valid_path",
                                    _trainer_reads(cfg, d.text_column, reference == "data.valid_path")))

@@ -18,6 +18,7 @@ from autotrain_hydra.schema.params import FEATURES, PARAMS, TRAINERS
 
 HEADINGS = {"core": "Core (every trainer)", "training": "Training", "peft": "LoRA (peft=lora)",
             "data": "Data columns", "trainer": "Trainer-specific", "ppo": "PPO (trainer=ppo)",
+            "grpo": "GRPO (trainer=grpo)", "kto": "KTO (trainer=kto)",
             "distillation": "Knowledge distillation (features=[distillation])",
             "sweep": "Hyperparameter sweep (features=[sweep])", "eval": "Enhanced evaluation (features=[eval])",
             "launcher": "Launcher (launcher=local | multiprocess | multinode | fsdp | deepspeed_zero2 | "
@@ -38,7 +39,7 @@ def render(overrides: Sequence[str] = ()) -> str:
     cfg = _effective(overrides)
     chosen = ", ".join(overrides) if overrides else "the defaults: trainer=sft model=tiny"
     lines: List[str] = [
-        "autotrain_hydra: fine-tune a causal LM with one of six trainers, every run a Hydra config.",
+        f"autotrain_hydra: fine-tune a causal LM with one of {len(TRAINERS)} trainers, every run a Hydra config.",
         "",
         "usage: python -m autotrain_hydra [group=option ...] [key=value ...] [--cfg job] [--multirun]",
         "  python -m autotrain_hydra                                  # SFT, tiny model, sample chat data",

@@ -53,8 +53,12 @@ CHAT_TEMPLATES = {
 
 
 # ----------------------------------------------------------------------------------------------- tiny model
+# the samples the tiny tokenizer is trained on (a later sample reuses their texts: it leaves the tiny model as it is)
+CORPUS = ("chat", "chat_valid", "preference", "preference_valid", "prompts", "prompts_valid", "text", "text_valid")
+
+
 def _corpus_files():
-    return sorted((paths.ASSETS_DIR / "data").glob("*.jsonl"))
+    return [paths.ASSETS_DIR / "data" / f"{name}.jsonl" for name in sorted(CORPUS)]
 
 
 def _corpus_lines():

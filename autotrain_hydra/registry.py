@@ -59,6 +59,13 @@ RL = frozenset({"trainer.rl.reward_model_path", "trainer.rl.gamma", "trainer.rl.
                 "trainer.rl.value_loss_coef", "trainer.rl.clip_range", "trainer.rl.num_ppo_epochs",
                 "trainer.rl.chunk_size", "trainer.rl.mini_batch_size", "trainer.rl.max_new_tokens",
                 "trainer.rl.temperature", "trainer.rl.stop_on_eos"})
+# GRPO's own keys (TRL's names), under trainer.grpo so that the guide's --rl-* stay "only for PPO"
+GRPO = frozenset({"trainer.grpo.reward_funcs", "trainer.grpo.reward_model_path", "trainer.grpo.reward_weights",
+                  "trainer.grpo.num_generations", "trainer.grpo.max_prompt_length",
+                  "trainer.grpo.max_completion_length", "trainer.grpo.temperature", "trainer.grpo.beta",
+                  "trainer.grpo.epsilon", "trainer.grpo.loss_type", "trainer.grpo.num_iterations",
+                  "trainer.grpo.use_vllm"})
+KTO = frozenset({"trainer.kto.beta", "trainer.kto.desirable_weight", "trainer.kto.undesirable_weight"})
 
 # Required by every trainer (the guide's "Required Parameters" common to all six).
 CORE_REQUIRED = ("model.name", "data.path", "training.lr", "training.epochs", "training.batch_size")
@@ -107,7 +114,7 @@ class TrainerSpec:
     name: str  # trainer=<name>; configs/trainer/<name>.yaml
     label: str  # in messages: "DPO trainer"
     summary: str  # one line for --help
-    data_shape: str  # text | chat | preference | prompts: the built-in sample (configs/data/<data_shape>.yaml)
+    data_shape: str  # text | chat | preference | prompts | feedback: the built-in sample (configs/data/<shape>.yaml)
     module: str  # the module whose train(job) trains, saves the model into job.output_dir and returns its metrics
     reads: FrozenSet[str]  # config keys (TRAINER_SCOPED sections) its run reads; the rest are warned about
     requires: Tuple[str, ...] = CORE_REQUIRED  # keys that must be set (not null)
@@ -128,6 +135,8 @@ class TrainerSpec:
     not_supported: str = ""  # how "X is not supported ..." names it: "with PPO trainer" (default), "for reward models"
     token_count: str = "no"  # the tokens trained on, counted by transformers' Trainer: all (padding-free batches),
     # non_padding (padded batches), no (batches with no input_ids to count: ORPO's, the reward model's; PPO counts none)
+    sample_settings: Mapping[str, object] = field(default_factory=dict)  # keys the built-in sample comes with, set
+    # (and said) when the data are the built-in sample and the user left the key at its default (grpo: its reward)
 
     @property
     def unsupported_phrase(self) -> str:
@@ -197,6 +206,31 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
         sweep_space={"training.lr": LR_SPACE, "trainer.rl.kl_coef": "interval(0.01, 0.5)"},
         sweep_metric="eval_mean_reward_after", text_column_fallbacks=("prompt", "query"), distillation="refused",
         launchable=False,
+    ),
+    TrainerSpec(
+        name="grpo", label="GRPO",
+        summary="Group Relative Policy Optimization: RL from reward functions and/or a trained reward model",
+        data_shape="prompts", module="autotrain_hydra.trainers.grpo",
+        reads=_LM | {"data.prompt_text_column"} | GRPO,
+        metrics=COMMON_METRICS | LOSS_LOOP_METRICS | {"mean_reward"},
+        eval_data_metrics=frozenset({"eval_mean_reward_before", "eval_mean_reward_after"}), always_evaluates=True,
+        eval_metrics=POLICY_METRICS, default_eval_metrics=POLICY_METRICS, evaluation="policy",
+        sweep_space={"training.lr": LR_SPACE, "trainer.grpo.beta": "interval(0.0, 0.2)"},
+        sweep_metric="eval_mean_reward_after", text_column_fallbacks=("prompt", "query"), distillation="refused",
+        # the built-in prompts are arithmetic questions with short answers: a reward for answering with a number,
+        # and completions of 16 tokens
+        sample_settings={"trainer.grpo.reward_funcs": ("autotrain_hydra.rewards.has_number",),
+                         "trainer.grpo.max_completion_length": 16},
+    ),
+    TrainerSpec(
+        name="kto", label="KTO",
+        summary="Kahneman-Tversky Optimization on unpaired feedback (a completion and whether it is desirable)",
+        data_shape="feedback", module="autotrain_hydra.trainers.kto",
+        reads=_LM | PAIRS | {"data.label_column", "trainer.model_ref"} | KTO,
+        requires=CORE_REQUIRED + ("data.prompt_text_column",),
+        eval_data_metrics=frozenset({"eval_loss", "eval_logp_margin_before", "eval_logp_margin_after"}),
+        sweep_space={"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.kto.beta": "interval(0.05, 0.5)"},
+        text_column_fallbacks=("completion", "chosen"), distillation="refused", token_count="non_padding",
     ),
 )}
 

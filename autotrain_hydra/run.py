@@ -222,10 +222,14 @@ def _checkpoints_of(output_dir: str, run_id: str) -> List[str]:
 
 
 def objective_of(cfg: DictConfig, metrics: Dict[str, Any]) -> Tuple[str, Optional[float]]:
-    """(name, value) of what the run returns: ``sweep.metric`` in a sweep, else the eval loss when there is eval
-    data, else the final train loss; the value is None unless it is a finite number."""
+    """(name, value) of what the run returns: ``sweep.metric`` in a sweep, else a policy's mean reward after
+    training (ppo, grpo), else the eval loss when there is eval data, else the final train loss; the value is None
+    unless it is a finite number."""
+    spec = registry.spec(cfg.trainer.name)
     if cfg.sweep.enabled:
         name = cfg.sweep.metric
+    elif spec.evaluation == "policy":  # a policy's loss says little: its reward is what it is trained for
+        name = spec.sweep_metric
     else:
         name = "eval_loss" if "eval_loss" in metrics else "train_loss"
     value = metrics.get(name)

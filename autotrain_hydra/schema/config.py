@@ -33,6 +33,35 @@ class RLConfig:
 
 
 @dataclass
+class GRPOConfig:
+    """trainer=grpo: TRL's GRPOTrainer, under TRL's names (docs/usage.md, "GRPO")."""
+
+    # the rewards: functions (a dotted path, a file.py:function, or a {_target_: ..., _partial_: true, ...} mapping)
+    # and/or a reward model (the dir trainer=reward writes); weights: one per function, then the model
+    reward_funcs: List[Any] = field(default_factory=list)
+    reward_model_path: Optional[str] = None
+    reward_weights: Optional[List[float]] = None  # null: 1.0 each
+    num_generations: int = 4  # completions per prompt (the group); divides the effective batch
+    max_prompt_length: Optional[int] = 512  # prompts keep their last N tokens; null: no limit
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    beta: float = 0.0  # KL coefficient to the reference model (0: no reference model is loaded, as in TRL)
+    epsilon: float = 0.2  # clip range of the importance ratio
+    loss_type: str = "dapo"  # grpo | dr_grpo | dapo | bnpo
+    num_iterations: int = 1  # optimisation passes per generated batch
+    use_vllm: bool = False  # generate with vLLM (a CUDA GPU with the vllm package)
+
+
+@dataclass
+class KTOConfig:
+    """trainer=kto: TRL's KTOTrainer, under TRL's names."""
+
+    beta: float = 0.1
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
+
+
+@dataclass
 class TrainerConfig:
     """One node for every trainer-specific key, so a key set for the wrong trainer composes and is warned about."""
 
@@ -52,6 +81,8 @@ class TrainerConfig:
     label_smoothing: float = 0.0
     # PPO
     rl: RLConfig = field(default_factory=RLConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    kto: KTOConfig = field(default_factory=KTOConfig)
 
 
 @dataclass
@@ -92,6 +123,7 @@ class DataConfig:
     text_column: str = "text"
     prompt_text_column: Optional[str] = None
     rejected_text_column: Optional[str] = None
+    label_column: str = "label"  # kto: the boolean column (true: a desirable completion) of unpaired feedback
     max_samples: Optional[int] = None
 
 

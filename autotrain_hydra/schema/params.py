@@ -35,10 +35,14 @@ SWEEP_BACKENDS = ("optuna", "wandb")
 SWEEP_DIRECTIONS = ("minimize", "maximize")
 SWEEP_SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PEFT_METHODS = ("none", "lora")
+GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 LAUNCHERS = ("local", "multiprocess", "multinode")
 STRATEGIES = ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
 SHARDED = STRATEGIES[1:]  # need CUDA GPUs: the model's training state is split across processes
 SHARDED_WEIGHTS = ("fsdp", "deepspeed_zero3")  # the weights themselves are split
+
+
+OWN_KEYS = ("grpo", "kto")  # trainers whose own keys live under trainer.<name>
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,19 @@ class Param:
         """The guide's name for it in warnings: the flag, underscored (``--dpo-beta`` → ``dpo_beta``)."""
         if self.flag:
             return self.flag.lstrip("-").replace("-", "_")
+        if self.group in OWN_KEYS:  # trainer.grpo.beta → grpo_beta (kto has a beta too)
+            return f"{self.group}_{self.key.rsplit('.', 1)[-1]}"
         return self.key.rsplit(".", 1)[-1]
 
 
 def _rl(key: str, flag: Optional[str], check: Optional[Check]) -> Param:
     return Param(f"trainer.rl.{key}", flag, check=check, group="ppo")
+
+
+def _own(trainer: str, key: str, check: Optional[Check] = None) -> Param:
+    """A key of one trainer beyond the guide, under ``trainer.<trainer>`` with TRL's name; its flag is derived
+    (``trainer.grpo.num_generations`` → ``--grpo-num-generations``) and it is named ``grpo_num_generations``."""
+    return Param(f"trainer.{trainer}.{key}", None, check=check, group=trainer)
 
 
 PARAMS: Tuple[Param, ...] = (
@@ -124,6 +136,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("data.max_samples", check=null_or_ge(1), group="data"),
     Param("data.prompt_text_column", "--prompt-text-column", group="data"),
     Param("data.rejected_text_column", "--rejected-text-column", group="data"),
+    Param("data.label_column", group="data"),
     # SFT
     Param("trainer.chat_template", "--chat-template", group="trainer"),
     Param("trainer.add_eos_token", "--add-eos-token", group="trainer"),
@@ -150,6 +163,23 @@ PARAMS: Tuple[Param, ...] = (
     _rl("max_new_tokens", None, ge(1)),
     _rl("temperature", None, gt(0)),
     _rl("stop_on_eos", None, None),
+    # GRPO (beyond the guide: TRL's GRPOTrainer)
+    _own("grpo", "reward_funcs"),  # each item resolved and signature-checked by schema.rules.rewards
+    _own("grpo", "reward_model_path"),
+    _own("grpo", "reward_weights"),
+    _own("grpo", "num_generations", ge(2)),
+    _own("grpo", "max_prompt_length", null_or_ge(1)),
+    _own("grpo", "max_completion_length", ge(1)),
+    _own("grpo", "temperature", gt(0)),
+    _own("grpo", "beta", ge(0)),
+    _own("grpo", "epsilon", gt(0)),
+    _own("grpo", "loss_type", one_of(GRPO_LOSS_TYPES)),
+    _own("grpo", "num_iterations", ge(1)),
+    _own("grpo", "use_vllm"),
+    # KTO (beyond the guide: TRL's KTOTrainer)
+    _own("kto", "beta", gt(0)),
+    _own("kto", "desirable_weight", gt(0)),
+    _own("kto", "undesirable_weight", gt(0)),
     # Knowledge distillation
     Param("distillation.teacher_model", "--teacher-model", feature="distillation", group="distillation"),
     Param("distillation.teacher_prompt_template", "--teacher-prompt-template", feature="distillation",

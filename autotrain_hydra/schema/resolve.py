@@ -8,7 +8,8 @@
    (the same path, so no note). Names that are no local path (hub models and data sets, ``tiny``, named chat
    templates) and interpolations stay as written; a job that runs where it was launched changes nothing;
 1. **built-in sample**: with ``data.path`` null, the data node is filled from the trainer's built-in sample
-   (``configs/data/<shape>.yaml``): only keys the user neither typed nor changed from their default;
+   (``configs/data/<shape>.yaml``): only keys the user neither typed nor changed from their default; so are the
+   settings the sample comes with (the registry's ``sample_settings``: grpo's reward function for its prompts);
 2. **the sample's validation file**: a ``data.valid_path`` that is a shipped sample's (from ``data=<shape>``, not
    typed) is dropped when the training data are the user's own, or when the user typed another source of eval data
    (``data.valid_fraction``, ``data.valid_split``): it belongs to the sample;
@@ -139,6 +140,7 @@ def _set(cfg: DictConfig, key: str, value) -> None:
 # Keys that hold a local path, or a name that may be one (a model, a data set, a chat template file). Paths that
 # always are: made absolute whether they exist or not (output_dir is made by the run).
 PATH_KEYS = ("model.name", "trainer.model_ref", "distillation.teacher_model", "trainer.rl.reward_model_path",
+             "trainer.grpo.reward_model_path",
              "data.path", "data.valid_path", "eval.dataset_path", "eval.bertscore_model", "trainer.chat_template",
              "launcher.accelerate_config", "training.resume_from_checkpoint", "output_dir")
 ALWAYS_PATHS = ("output_dir", "training.resume_from_checkpoint", "launcher.accelerate_config")
@@ -162,6 +164,7 @@ def launch_dir() -> str:
 
 def _absolute_paths(cfg: DictConfig) -> None:
     """In a job Hydra moved out of the launch dir: its relative paths, made absolute against the launch dir."""
+    from autotrain_hydra.reward_funcs import is_file_item
     from autotrain_hydra.schema.params import CHAT_TEMPLATES
     from autotrain_hydra.schema.rules.paths import looks_like_path
 
@@ -176,6 +179,13 @@ def _absolute_paths(cfg: DictConfig) -> None:
         absolute = os.path.normpath(os.path.join(base, value))
         if key in ALWAYS_PATHS or looks_like_path(value) or os.path.exists(absolute):
             _set(cfg, key, absolute)
+    funcs = get(cfg, "trainer.grpo.reward_funcs")  # ./my_rewards.py:function items
+    if OmegaConf.is_list(funcs) and not _is_interpolation(cfg, "trainer.grpo.reward_funcs"):
+        items = OmegaConf.to_container(funcs)
+        moved = [os.path.normpath(os.path.join(base, i)) if is_file_item(i) and not os.path.isabs(
+            os.path.expanduser(i)) else i for i in items]
+        if moved != items:
+            _set(cfg, "trainer.grpo.reward_funcs", moved)
 
 
 def _is_interpolation(cfg: DictConfig, key: str) -> bool:
@@ -198,7 +208,17 @@ def _data_sample(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
         if k == "defaults" or key in typed or get(cfg, key) != default(key):
             continue  # a value the user gave is never replaced
         _set(cfg, key, v)
-    return f"data.path not set: trainer={trainer} uses the built-in sample data ({shape}: {get(cfg, 'data.path')})"
+    note = f"data.path not set: trainer={trainer} uses the built-in sample data ({shape}: {get(cfg, 'data.path')})"
+    for key, value in registry.spec(trainer).sample_settings.items():  # what the sample comes with (grpo: a reward)
+        if key not in typed and get(cfg, key) == default(key):
+            _set(cfg, key, list(value) if isinstance(value, tuple) else value)
+            note += f"; {key}={_shown(get(cfg, key))}, the sample's"
+    return note
+
+
+def _shown(value) -> str:
+    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
 
 
 def _is_sample(path) -> bool:

@@ -151,11 +151,11 @@ class RewardScorer:
     """Scores prompt + response with the reward model (mean of its heads), in the reward tokenizer's terms."""
 
     def __init__(self, path: str, policy_tokenizer: Any, device: torch.device, max_length: int,
-                 model_cfg: Any = None):
+                 model_cfg: Any = None, key: str = "trainer.rl.reward_model_path"):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         # safetensors weights only, unless model.allow_pickle_weights (model_cfg: the run's model node)
-        models.refuse_pickle_weights(path, "trainer.rl.reward_model_path", model_cfg)
+        models.refuse_pickle_weights(path, key, model_cfg)
         self.model = AutoModelForSequenceClassification.from_pretrained(
             path, **models.weights_kwargs(model_cfg)).to(device).eval()
         self.model.requires_grad_(False)
@@ -180,9 +180,14 @@ class RewardScorer:
                 mask[i, : len(s)] = 1
             batch = {"input_ids": ids, "attention_mask": mask}
         else:
-            texts = self.policy_tokenizer.batch_decode(sequences, skip_special_tokens=True)
-            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                   return_tensors="pt")
+            return self.score_texts(self.policy_tokenizer.batch_decode(sequences, skip_special_tokens=True))
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        return self.model(**batch).logits.float().mean(-1)
+
+    @torch.no_grad()
+    def score_texts(self, texts: List[str]) -> torch.Tensor:
+        """Scores of prompt + response texts, tokenized by the reward model's tokenizer (cut to max_length)."""
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
         return self.model(**batch).logits.float().mean(-1)
 

@@ -10,6 +10,7 @@ module holds one concern:
   features a trainer cannot use, models a trainer cannot train;
 - ``features``: distillation, enhanced evaluation and sweeps;
 - ``launcher``: where training runs;
+- ``trainers``: one trainer's own settings (GRPO's rewards and generation groups, KTO's batches);
 - ``paths``: the filesystem (paths that do not exist, saved models, a used output dir, checkpoints);
 - ``resume``: a resume continues this run with its checkpoint's recipe.
 
@@ -23,7 +24,7 @@ from typing import Iterable
 from omegaconf import DictConfig
 
 from autotrain_hydra.schema.errors import Report
-from autotrain_hydra.schema.rules import applicability, features, keys, launcher, paths, resume, values
+from autotrain_hydra.schema.rules import applicability, features, keys, launcher, paths, resume, trainers, values
 from autotrain_hydra.schema.rules.context import Context
 
 # In order: the report lists issues in the order the rules found them.
@@ -43,8 +44,11 @@ RULES = (
     features.benchmark,
     features.sweep,
     launcher.launcher,
+    trainers.grpo_groups,
+    trainers.grpo_vllm,
+    trainers.kto_batch,
 )
-FILESYSTEM_RULES = (paths.paths_exist, paths.reward_model, paths.output_dir, paths.resume, resume.same_recipe)
+FILESYSTEM_RULES = (trainers.grpo_rewards, paths.paths_exist, paths.reward_model, paths.output_dir, paths.resume, resume.same_recipe)
 
 
 def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: bool = True) -> Report:

@@ -91,7 +91,7 @@ def _model_keys(ctx: Context) -> List[str]:
 
     reads = _reads(ctx)
     keys = ["model.name"]
-    keys += [k for k in ("trainer.model_ref", "trainer.rl.reward_model_path") if k in reads]
+    keys += [k for k in ("trainer.model_ref", *REWARD_MODEL_KEYS) if k in reads]
     if ctx.enabled("distillation") and ctx.trainer in registry.with_feature("distillation", "supported"):
         keys.append("distillation.teacher_model")
     if ctx.enabled("eval"):
@@ -134,14 +134,18 @@ def reward_model_problem(path: str) -> Optional[str]:
     return None
 
 
+REWARD_MODEL_KEYS = ("trainer.rl.reward_model_path", "trainer.grpo.reward_model_path")
+
+
 def reward_model(ctx: Context) -> None:
-    path = ctx.get("trainer.rl.reward_model_path")
-    if "trainer.rl.reward_model_path" in _reads(ctx) and isinstance(path, str):
-        problem = reward_model_problem(os.path.expanduser(path))
-        if problem:
-            ctx.report.error(f"Reward model not found: {path} {problem}", "trainer.rl.reward_model_path", path,
-                             "train one first (trainer=reward output_dir=./reward_model) and point "
-                             "trainer.rl.reward_model_path at its output_dir")
+    for key in REWARD_MODEL_KEYS:
+        path = ctx.get(key)
+        if key in _reads(ctx) and isinstance(path, str):
+            problem = reward_model_problem(os.path.expanduser(path))
+            if problem:
+                ctx.report.error(f"Reward model not found: {path} {problem}", key, path,
+                                 "train one first (trainer=reward output_dir=./reward_model) and point "
+                                 f"{key} at its output_dir")
 
 
 def _reads(ctx: Context) -> frozenset:

@@ -1,0 +1,213 @@
+"""``trainer.grpo.reward_funcs``: each item resolved to the callable it names, and its signature checked against
+what GRPO passes it — the same code before any model loads (``schema.rules.rewards``) and in the run
+(``trainers.grpo``), so what was checked is what runs.
+
+An item is one of:
+
+- a dotted path, ``package.module.function`` (the package's own: ``autotrain_hydra.rewards.has_number``);
+- a Python file and a function in it, ``./my_rewards.py:function`` (relative to the dir the command starts in);
+- a mapping with Hydra's ``_target_`` (``hydra.utils.instantiate``): with ``_partial_: true`` and keyword arguments
+  for a function with settings, or without ``_partial_`` for a factory or a class whose instance is the reward.
+
+A reward function is called as TRL calls it: ``f(prompts=..., completions=..., completion_ids=..., <each other
+column of the data>=..., trainer_state=..., log_extra=..., log_metric=...)`` and returns one float (or None) per
+completion. A function that cannot take those arguments (``def f(x)``, or a required argument nothing fills) is
+refused before any model loads.
+
+Light module: imports the user's reward modules (which may import what they like), nothing heavy itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, List, Optional, Sequence
+
+KEY = "trainer.grpo.reward_funcs"
+# what TRL passes every reward function beside the data's columns
+TRL_ARGUMENTS = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric")
+SIGNATURE = "def f(prompts, completions, **kwargs) -> list[float]"
+
+
+class RewardFuncError(ValueError):
+    """An item of trainer.grpo.reward_funcs that cannot be used: what is wrong, and the fix."""
+
+    def __init__(self, index: int, item: Any, message: str, fix: str):
+        super().__init__(message)
+        self.index, self.item, self.message, self.fix = index, item, message, fix
+
+    @property
+    def key(self) -> str:
+        return f"{KEY}[{self.index}]"
+
+
+@dataclass
+class RewardFunc:
+    item: Any  # as written in the config
+    func: Callable[..., Any]
+    name: str  # its metrics are rewards/<name>
+
+
+def shown(item: Any) -> str:
+    if isinstance(item, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in item.items()) + "}"
+    return str(item)
+
+
+def is_file_item(item: Any) -> bool:
+    """``path/to/file.py:function``."""
+    return isinstance(item, str) and ":" in item and item.rsplit(":", 1)[0].endswith(".py")
+
+
+def _from_file(index: int, item: str) -> Callable:
+    path, name = item.rsplit(":", 1)
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(full):
+        raise RewardFuncError(index, item, f"reward function file not found: {path} ({full} does not exist)",
+                              "give the path of a .py file (relative to the dir you start the run in) and the "
+                              "function in it, e.g. ./my_rewards.py:brevity")
+    module_name = "autotrain_hydra_reward_" + hashlib.sha256(full.encode()).hexdigest()[:12]
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, full)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # the user's file: any error it raises while importing
+            raise RewardFuncError(index, item, f"{path} does not import: {type(e).__name__}: {e}",
+                                  f"fix the error in {path}") from None
+        sys.modules[module_name] = module
+    if not hasattr(module, name):
+        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                 and getattr(v, "__module__", None) == module_name]
+        raise RewardFuncError(index, item, f"{path} has no function {name!r}",
+                              f"name one of its functions: {', '.join(found) or '(it defines none)'}")
+    return getattr(module, name)
+
+
+def _from_dotted(index: int, item: str) -> Callable:
+    module_name, _, name = item.rpartition(".")
+    if not module_name:
+        raise RewardFuncError(index, item, f"{item!r} is neither a dotted path (package.module.function) nor a file "
+                              "and a function (./file.py:function)",
+                              "write e.g. autotrain_hydra.rewards.has_number, or ./my_rewards.py:my_reward")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # ModuleNotFoundError, or anything the module raises while importing
+        raise RewardFuncError(index, item, f"{item} does not import: {type(e).__name__}: {e}",
+                              "check the module path (is its package installed, or on PYTHONPATH?), or give a file: "
+                              "./my_rewards.py:function") from None
+    if not hasattr(module, name):
+        raise RewardFuncError(index, item, f"module {module_name} has no {name!r}",
+                              f"name a function of {module_name}")
+    return getattr(module, name)
+
+
+def _from_target(index: int, item: dict) -> Callable:
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(item)
+    except Exception as e:  # hydra's InstantiationException wraps the import or call error
+        text = str(e).strip().splitlines()
+        raise RewardFuncError(index, item, f"{shown(item)} cannot be instantiated: {text[0] if text else e}",
+                              "check _target_ (a dotted path to a function or class) and its arguments; a function "
+                              "with settings needs _partial_: true") from None
+
+
+def resolve_item(index: int, item: Any) -> RewardFunc:
+    """The callable an item names (not yet signature-checked)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(item, (DictConfig, ListConfig)):
+        item = OmegaConf.to_container(item, resolve=True)
+    if isinstance(item, dict):
+        if "_target_" not in item:
+            raise RewardFuncError(index, item, f"{shown(item)} has no _target_",
+                                  "a mapping names its function with _target_: {_target_: package.module.function, "
+                                  "_partial_: true, <argument>: <value>}")
+        func = _from_target(index, item)
+    elif is_file_item(item):
+        func = _from_file(index, item)
+    elif isinstance(item, str) and item.strip():
+        func = _from_dotted(index, item.strip())
+    else:
+        raise RewardFuncError(index, item, f"{shown(item)!r} is not a reward function",
+                              "give a dotted path, a ./file.py:function, or a {_target_: ...} mapping")
+    if not callable(func):
+        raise RewardFuncError(index, item, f"{shown(item)} is a {type(func).__name__}, not a function",
+                              "name a function (or a class whose instances are called with the completions)")
+    return RewardFunc(item, func, name_of(func))
+
+
+def name_of(func: Callable) -> str:
+    base = func.func if isinstance(func, functools.partial) else func
+    return getattr(base, "__name__", None) or type(base).__name__
+
+
+def signature_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optional[str]:
+    """Why ``func`` cannot be called as GRPO calls it (with the data's ``columns``, when known), or None."""
+    if inspect.isclass(func):
+        return (f"{func.__name__} is a class: GRPO would call it to score and get an instance, not rewards "
+                "(give a {_target_: ...} mapping without _partial_ to make the instance)")
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None  # a builtin or C callable: nothing to read, left to the run
+    passed = {name: None for name in (*TRL_ARGUMENTS, *(columns or ()))}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    if columns is None and not takes_any:  # the columns are unknown: only what is always passed
+        passed = {name: None for name in TRL_ARGUMENTS}
+    try:
+        sig.bind(**passed)
+    except TypeError as e:
+        return f"its signature {name_of(func)}{sig} cannot take what GRPO passes ({e})"
+    return None
+
+
+def shipped_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optional[str]:
+    """A setting of a shipped reward function (autotrain_hydra.rewards) that cannot work: a value outside its
+    choices, a data column that is not there."""
+    from autotrain_hydra import rewards
+
+    base = func.func if isinstance(func, functools.partial) else func
+    kwargs = dict(func.keywords) if isinstance(func, functools.partial) else {}
+    for arg, choices in rewards.CHOICES.get(base, {}).items():
+        if arg in kwargs and kwargs[arg] not in choices:
+            return f"{arg}={kwargs[arg]!r} is not one of {', '.join(choices)}"
+    if base is rewards.keywords and not kwargs.get("words"):
+        return "it needs the words to look for (words: [...])"
+    reads = rewards.COLUMNS_READ.get(base)
+    if reads and columns is not None:
+        missing = [c for c in reads(kwargs) if c not in columns]
+        if missing:
+            return (f"it reads the column {missing[0]!r}, which the data lack (their columns beside the prompt: "
+                    f"{', '.join(columns) or 'none'}); set column: to the one holding the reference answers")
+    return None
+
+
+def resolve(items: Iterable[Any], columns: Optional[Sequence[str]] = None) -> List[RewardFunc]:
+    """Every item resolved and checked; the first problem raised as a RewardFuncError."""
+    out = []
+    for i, item in enumerate(items or ()):
+        found = resolve_item(i, item)
+        problem = signature_problem(found.func, columns)
+        if problem:
+            raise RewardFuncError(i, item, f"{shown(item)}: {problem}",
+                                  f"define it as {SIGNATURE} (the data's other columns arrive as keyword arguments)")
+        problem = shipped_problem(found.func, columns)
+        if problem:
+            raise RewardFuncError(i, item, f"{shown(item)}: {problem}",
+                                  "see its arguments in docs/usage.md (GRPO: the shipped reward functions)")
+        out.append(found)
+    names = [f.name for f in out]
+    for i, name in enumerate(names):  # TRL logs rewards/<name>: two of one name would share a metric
+        if names.count(name) > 1:
+            out[i].name = f"{name}_{names[:i + 1].count(name)}"
+    return out

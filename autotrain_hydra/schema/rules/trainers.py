@@ -1,0 +1,141 @@
+"""Rules of one trainer's own settings, beyond the guide: GRPO's rewards and generation groups, KTO's batches.
+
+- ``grpo_rewards``: at least one reward source; each reward function resolved and signature-checked
+  (``autotrain_hydra.reward_funcs``, the code the run uses), against the columns of the data; one weight per source;
+- ``grpo_groups``: the completions of a prompt (``trainer.grpo.num_generations``) fill whole batches: the count
+  divides the effective batch (per-device batch × gradient accumulation × processes) and the eval batch;
+- ``grpo_vllm``: ``use_vllm`` where vLLM can run (the package here; a GPU is checked before load);
+- ``kto_batch``: KTO estimates its KL term from the other rows of a batch: two rows at least.
+
+Light module (the user's reward modules are imported to check them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from typing import List, Optional
+
+from autotrain_hydra.schema.checks import is_number
+from autotrain_hydra.schema.rules.context import Context
+
+FUNCS, MODEL, WEIGHTS = "trainer.grpo.reward_funcs", "trainer.grpo.reward_model_path", "trainer.grpo.reward_weights"
+
+
+def _items(ctx: Context) -> list:
+    from omegaconf import OmegaConf
+
+    value = ctx.get(FUNCS)
+    if value is None:
+        return []
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    return value if isinstance(value, list) else [value]
+
+
+def data_columns(ctx: Context) -> Optional[List[str]]:
+    """The columns the reward functions get: the data's, without the prompt column (passed as ``prompts``); None
+    when the data cannot be peeked (a dataset name)."""
+    from autotrain_hydra.schema import data_peek
+
+    present = data_peek.columns(ctx.get("data.path"), ctx.get("data.train_split") or "train")
+    if present is None:
+        return None
+    prompt = ctx.get("data.prompt_text_column") or ctx.get("data.text_column")
+    return [c for c in present if c != prompt]
+
+
+def grpo_rewards(ctx: Context) -> None:
+    from autotrain_hydra import reward_funcs
+
+    if ctx.trainer != "grpo":
+        return
+    items, model = _items(ctx), ctx.get(MODEL)
+    if not items and not model:
+        ctx.report.error(f"grpo requires a reward: {FUNCS} or {MODEL}", FUNCS, [],
+                         f"set {FUNCS}=[package.module.function] (or ./my_rewards.py:function; shipped ones: "
+                         f"autotrain_hydra.rewards), and/or {MODEL}=<the output_dir of a trainer=reward run>")
+        return
+    try:
+        found = reward_funcs.resolve(items, data_columns(ctx))
+    except reward_funcs.RewardFuncError as e:
+        ctx.report.error(e.message, e.key, reward_funcs.shown(e.item), e.fix)
+        return
+    weights = ctx.get(WEIGHTS)
+    if weights is not None:
+        sources = len(found) + (1 if model else 0)
+        names = [f.name for f in found] + (["the reward model"] if model else [])
+        values = list(weights) if not isinstance(weights, (str, int, float)) else None
+        if values is None or not all(is_number(w) for w in values):
+            ctx.report.error(f"{WEIGHTS} must be a list of numbers", WEIGHTS, weights,
+                             f"give one number per reward source ({', '.join(names)}), e.g. {WEIGHTS}=[1.0]")
+        elif len(values) != sources:
+            plural = lambda n, word: f"{n} {word}" + ("s" if n != 1 else "")  # noqa: E731
+            ctx.report.error(f"{WEIGHTS} has {plural(len(values), 'weight')} for {plural(sources, 'reward source')} "
+                             f"({', '.join(names)})", WEIGHTS, values,
+                             f"give {plural(sources, 'weight')}, in that order (the reward functions, then the reward "
+                             "model)")
+
+
+def _processes(ctx: Context) -> Optional[int]:
+    """How many processes train (None: one per GPU, unknown here)."""
+    name = ctx.get("launcher.name")
+    if name == "local":
+        return 1
+    n, machines = ctx.get("launcher.num_processes"), ctx.get("launcher.num_machines") or 1
+    if not (is_number(n) and is_number(machines)):
+        return None
+    return int(n) * (int(machines) if name == "multinode" else 1)
+
+
+def _divisors(n: int) -> str:
+    return ", ".join(str(d) for d in range(2, n + 1) if n % d == 0) or "none above 1"
+
+
+def grpo_groups(ctx: Context) -> None:
+    if ctx.trainer != "grpo":
+        return
+    g, batch, accum = (ctx.get(k) for k in ("trainer.grpo.num_generations", "training.batch_size",
+                                            "training.gradient_accumulation"))
+    processes = _processes(ctx)
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (g, batch, accum)) or g < 2:
+        return  # reported with the values
+    world = processes or 1
+    total = batch * accum * world
+    if total % g:
+        where = f" × {world} processes" if world > 1 else ""
+        multiple = g * batch // math.gcd(g, batch)
+        ctx.report.error(
+            f"trainer.grpo.num_generations={g} must divide the effective batch (training.batch_size={batch} × "
+            f"training.gradient_accumulation={accum}{where} = {total}): each step scores whole groups of {g} "
+            "completions of one prompt", "trainer.grpo.num_generations", g,
+            f"set trainer.grpo.num_generations to a divisor of {total} ({_divisors(total)}), or training.batch_size "
+            f"to {multiple} (or training.gradient_accumulation so that the product is a multiple of {g})")
+        return
+    eval_batch = ctx.get("training.eval_batch_size") or batch
+    if ctx.get("training.eval_strategy") != "no" and isinstance(eval_batch, int) and (eval_batch * world) % g:
+        ctx.report.error(
+            f"trainer.grpo.num_generations={g} must divide the eval batch (training.eval_batch_size="
+            f"{eval_batch}{f' × {world} processes' if world > 1 else ''}): the periodic evaluation generates "
+            f"whole groups too", "training.eval_batch_size", eval_batch,
+            f"set training.eval_batch_size to a multiple of {g}, or training.eval_strategy=no")
+
+
+def grpo_vllm(ctx: Context) -> None:
+    if ctx.trainer != "grpo" or ctx.get("trainer.grpo.use_vllm") is not True:
+        return
+    if importlib.util.find_spec("vllm") is None:
+        ctx.report.error("trainer.grpo.use_vllm=true needs the vllm package (and a CUDA GPU), which this machine "
+                         "lacks", "trainer.grpo.use_vllm", True,
+                         "set trainer.grpo.use_vllm=false (generation with transformers), or pip install vllm on "
+                         "a GPU machine")
+
+
+def kto_batch(ctx: Context) -> None:
+    if ctx.trainer != "kto":
+        return
+    batch = ctx.get("training.batch_size")
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch < 2:
+        ctx.report.error("trainer=kto needs training.batch_size >= 2: KTO estimates its KL term from the other rows "
+                         "of each batch (a batch of one has none)", "training.batch_size", batch,
+                         "set training.batch_size=2 or more (with training.gradient_accumulation for memory)")

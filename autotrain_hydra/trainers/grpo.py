@@ -1,0 +1,290 @@
+"""trainer=grpo: Group Relative Policy Optimization with TRL's GRPOTrainer.
+
+For each prompt (``data.prompt_text_column``, else ``data.text_column``; chat messages are rendered through the chat
+template with the generation prompt, then truncated to their last ``trainer.grpo.max_prompt_length`` tokens), the
+policy samples ``num_generations`` completions (``max_completion_length``, ``temperature``); each is scored by every
+reward source — the functions of ``trainer.grpo.reward_funcs`` (resolved and checked by
+``autotrain_hydra.reward_funcs``, as validation did) and the reward model of ``trainer.grpo.reward_model_path``
+(scored like PPO's: its own tokenizer, the mean of its heads) — weighted by ``reward_weights`` and summed; a
+completion's advantage is its reward against its group's (TRL: mean, scaled by the group's std). The loss is TRL's
+(``loss_type``, clip ``epsilon``, KL ``beta`` to the reference model: the starting policy, or with LoRA the adapter
+disabled; ``num_iterations`` passes per generated batch). Every completion of a step is in the effective batch, so
+``num_generations`` divides ``training.batch_size`` × ``training.gradient_accumulation`` × processes (checked before
+load).
+
+Reported: the mean reward (and per function) during training, from TRL's log; the mean reward of the policy's
+samples on the held-out prompts before and after training (``eval_mean_reward_before``/``_after``, and
+``eval_rewards/<name>_before``/``_after``): the eval prompts are ``eval.dataset_path`` with ``features=[eval]``, else
+the validation prompts, else the first 16 training prompts, each sampled until at least 128 completions are scored
+with a fixed seed (the same draws before and after); ``completions.jsonl`` in the output dir holds the completions
+after training with their rewards, and a few are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from typing import Any, Dict, List
+
+from autotrain_hydra import data as data_mod
+from autotrain_hydra import models, reward_funcs, rundir
+from autotrain_hydra.errors import InputError
+from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
+                                             training_kwargs)
+
+log = logging.getLogger(__name__)
+
+EVAL_SAMPLES = 128  # completions scored for the mean reward before and after training
+EVAL_PROMPTS_FALLBACK = 16  # training prompts used when there are no eval prompts
+LOGGED_SAMPLES = 3  # completions written to the log after training
+REWARD_MODEL = "reward_model"  # its metrics: rewards/reward_model/mean
+
+
+class Named:
+    """A reward function under another name (TRL's metrics are ``rewards/<name>``): two of one name are told apart."""
+
+    def __init__(self, func: Any, name: str):
+        self.func, self.__name__ = func, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+
+class RewardModelReward:
+    """``trainer.grpo.reward_model_path`` as a reward function: prompt + completion scored by the reward model."""
+
+    __name__ = REWARD_MODEL
+
+    def __init__(self, job: Job, tokenizer: Any):
+        import torch
+
+        from autotrain_hydra.trainers.ppo import RewardScorer
+
+        cfg = job.cfg
+        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        self.scorer = RewardScorer(os.path.expanduser(cfg.trainer.grpo.reward_model_path), tokenizer, device,
+                                   cfg.training.block_size, cfg.model, key="trainer.grpo.reward_model_path")
+
+    def __call__(self, prompts: List[Any], completions: List[Any], **kwargs: Any) -> List[float]:
+        from autotrain_hydra.rewards import _text
+
+        texts = [_text(p) + _text(c) for p, c in zip(prompts, completions)]
+        out: List[float] = []
+        for i in range(0, len(texts), 16):
+            out += self.scorer.score_texts(texts[i: i + 16]).tolist()
+        return out
+
+
+# ----------------------------------------------------------------------------------------------- prompts
+def prompt_rows(job: Job, ds: Any, source: str, tokenizer: Any, key: str, column: str) -> Any:
+    """The rows as GRPO reads them: ``prompt`` (text: rendered, truncated) and the data's other columns (the
+    reward functions' keyword arguments)."""
+    from datasets import Dataset
+
+    data_mod.require_columns(ds, [column], source, [key])
+    limit = job.cfg.trainer.grpo.max_prompt_length
+    rows, truncated = [], 0
+    for row in ds:
+        value = row[column]
+        if data_mod.is_conversation(value):
+            text = tokenizer.apply_chat_template(data_mod.chat_messages(value), add_generation_prompt=True,
+                                                 tokenize=False)
+        elif isinstance(value, str):
+            text = value
+        else:
+            raise data_mod.DataError(f"a prompt of {source} ({key}={column!r}) is {type(value).__name__}, neither "
+                                     "text nor a list of messages")
+        if limit:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(ids) > limit:
+                text, truncated = tokenizer.decode(ids[-limit:]), truncated + 1
+        rows.append({**{k: v for k, v in row.items() if k != column}, "prompt": text})
+    if truncated:
+        job.notes.append(f"{truncated} of {len(rows)} prompts of {source} were longer than "
+                         f"trainer.grpo.max_prompt_length={limit} tokens: they keep their last {limit}")
+        log.warning(job.notes[-1])
+    return Dataset.from_list(rows)
+
+
+def load_prompts(job: Job, tokenizer: Any) -> Dict[str, Any]:
+    cfg = job.cfg
+    splits = data_mod.load_splits(cfg.data)
+    column = cfg.data.prompt_text_column or cfg.data.text_column
+    key = "data.prompt_text_column" if cfg.data.prompt_text_column else "data.text_column"
+    out = {"train": prompt_rows(job, splits.train, splits.source, tokenizer, key, column), "valid": None,
+           "eval": None}
+    if splits.valid is not None:
+        out["valid"] = prompt_rows(job, splits.valid, "the validation prompts", tokenizer, key, column)
+    if cfg.eval.enabled and cfg.eval.dataset_path:  # enhanced evaluation's prompts: the mean reward's
+        ds = data_mod.load_split(cfg.eval.dataset_path, "train")
+        out["eval"] = prompt_rows(job, ds, cfg.eval.dataset_path, tokenizer, key, column)
+    else:
+        out["eval"] = out["valid"] or out["train"].select(range(min(EVAL_PROMPTS_FALLBACK, len(out["train"]))))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- rewards
+def reward_sources(job: Job, tokenizer: Any, columns: List[str]) -> List[Any]:
+    """The reward functions (as validation resolved them), then the reward model."""
+    g = job.cfg.trainer.grpo
+    try:
+        found = reward_funcs.resolve(list(g.reward_funcs or ()), columns)
+    except reward_funcs.RewardFuncError as e:  # checked before load; here when the code changed since
+        raise InputError(f"{e.key}: {e.message}\n    fix: {e.fix}") from None
+    sources: List[Any] = [f.func if f.name == reward_funcs.name_of(f.func) else Named(f.func, f.name) for f in found]
+    if g.reward_model_path:
+        sources.append(RewardModelReward(job, tokenizer))
+        job.notes.append(f"reward model: {g.reward_model_path}")
+    names = [f.name for f in found] + ([REWARD_MODEL] if g.reward_model_path else [])
+    job.notes.append("rewards: " + ", ".join(names))
+    return sources
+
+
+def source_names(sources: List[Any]) -> List[str]:
+    return [reward_funcs.name_of(s) for s in sources]
+
+
+def score(sources: List[Any], weights: List[float], prompts: List[str], completions: List[str],
+          completion_ids: List[List[int]], columns: Dict[str, List[Any]], state: Any) -> Dict[str, List[float]]:
+    """Every source's reward of each completion (None → nan), and their weighted sum (``total``), as TRL sums
+    them (a nan of one source counts as 0 in the sum)."""
+    import inspect
+
+    out: Dict[str, List[float]] = {}
+    for name, func in zip(source_names(sources), sources):
+        values = func(prompts=prompts, completions=completions, completion_ids=completion_ids, trainer_state=state,
+                      log_extra=lambda *a, **k: None, log_metric=lambda *a, **k: None, **columns)
+        if inspect.isawaitable(values):
+            import asyncio
+
+            values = asyncio.run(values)
+        values = [float("nan") if v is None else float(v) for v in values]
+        if len(values) != len(completions):
+            raise InputError(f"the reward function {name} returned {len(values)} rewards for {len(completions)} "
+                             "completions.\n    fix: return one reward (a float, or None) per completion")
+        out[name] = values
+    out["total"] = [sum(w * v for w, v in zip(weights, vals) if not math.isnan(v))
+                    for vals in zip(*(out[n] for n in source_names(sources)))]
+    return out
+
+
+def _mean(values: List[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+def evaluate_policy(job: Job, model: Any, tokenizer: Any, rows: Any, sources: List[Any], weights: List[float],
+                    state: Any) -> Dict[str, Any]:
+    """Sample completions of ``model`` for the eval prompts (each prompt repeated until EVAL_SAMPLES are drawn, with a
+    fixed seed) and score them: the mean total reward, the mean of each source, and the samples."""
+    import torch
+
+    g, t = job.cfg.trainer.grpo, job.cfg.training
+    repeats = math.ceil(EVAL_SAMPLES / len(rows))
+    prompts = [p for p in rows["prompt"] for _ in range(repeats)]
+    columns = {c: [v for v in rows[c] for _ in range(repeats)] for c in rows.column_names if c != "prompt"}
+    device = next(model.parameters()).device
+    size = max(t.eval_batch_size or t.batch_size, 8)
+    state_rng = torch.random.get_rng_state()
+    torch.manual_seed(t.seed + 1)
+    was_training = model.training
+    model.eval()
+    completions: List[str] = []
+    completion_ids: List[List[int]] = []
+    try:
+        with torch.no_grad():
+            for i in range(0, len(prompts), size):
+                ids, mask = data_mod.left_pad([tokenizer(p)["input_ids"] for p in prompts[i: i + size]],
+                                              tokenizer.pad_token_id)
+                out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
+                                     temperature=g.temperature, top_k=0, top_p=1.0,
+                                     max_new_tokens=g.max_completion_length, pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=tokenizer.eos_token_id)
+                for row in out[:, ids.shape[1]:].tolist():
+                    if tokenizer.eos_token_id in row:
+                        row = row[: row.index(tokenizer.eos_token_id) + 1]
+                    completion_ids.append(row)
+                    completions.append(tokenizer.decode(row, skip_special_tokens=True))
+    finally:
+        model.train(was_training)
+        torch.random.set_rng_state(state_rng)
+    scores = score(sources, weights, prompts, completions, completion_ids, columns, state)
+    samples = [{"prompt": p, "completion": c, "rewards": {n: scores[n][i] for n in scores}}
+               for i, (p, c) in enumerate(zip(prompts, completions))]
+    return {"mean": _mean(scores["total"]), "per_source": {n: _mean(v) for n, v in scores.items() if n != "total"},
+            "samples": samples}
+
+
+def _record(metrics: Dict[str, Any], result: Dict[str, Any], when: str) -> None:
+    metrics[f"eval_mean_reward_{when}"] = result["mean"]
+    for name, value in result["per_source"].items():
+        metrics[f"eval_rewards/{name}_{when}"] = value
+
+
+# ----------------------------------------------------------------------------------------------- training
+def grpo_config(job: Job, has_eval: bool, sources: int) -> Any:
+    """TRL's GRPOConfig from ours, built before any model loads (what it refuses is a config error, exit 2)."""
+    from trl import GRPOConfig
+
+    g = job.cfg.trainer.grpo
+    weights = list(g.reward_weights) if g.reward_weights is not None else [1.0] * sources
+    try:
+        return GRPOConfig(**training_kwargs(job, has_eval), num_generations=g.num_generations,
+                          max_completion_length=g.max_completion_length, temperature=g.temperature, beta=g.beta,
+                          epsilon=g.epsilon, loss_type=g.loss_type, num_iterations=g.num_iterations,
+                          use_vllm=g.use_vllm, vllm_mode="colocate", reward_weights=weights, top_k=0,
+                          log_completions=False, shuffle_dataset=True)
+    except ValueError as e:
+        raise InputError(f"TRL's GRPOConfig refuses these settings: {e}\n    fix: see docs/usage.md (GRPO) for how "
+                         "trainer.grpo.num_generations relates to the batch") from None
+
+
+def train(job: Job) -> Dict[str, Any]:
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl import GRPOTrainer
+
+    cfg = job.cfg
+    tokenizer = models.load_tokenizer(cfg.model)
+    prompts = load_prompts(job, tokenizer)
+    columns = [c for c in prompts["train"].column_names if c != "prompt"]
+    has_eval = prompts["valid"] is not None
+    sources = reward_sources(job, tokenizer, columns)
+    args = grpo_config(job, has_eval, len(sources))
+    weights = list(args.reward_weights)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
+    peft_config = models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None
+    if cfg.trainer.grpo.beta:
+        job.notes.append("reference model: " + ("the base model with the LoRA adapter disabled" if peft_config
+                                                else "a frozen copy of the base model"))
+    trainer = trainer_class(GRPOTrainer)(model=model, reward_funcs=sources, args=args,
+                                         train_dataset=prompts["train"], eval_dataset=prompts["valid"],
+                                         processing_class=tokenizer, peft_config=peft_config)
+    before = evaluate_policy(job, trainer.model, tokenizer, prompts["eval"], sources, weights, trainer.state)
+    metrics = train_and_collect(job, trainer, has_eval=has_eval)
+    after = evaluate_policy(job, trainer.model, tokenizer, prompts["eval"], sources, weights, trainer.state)
+    _record(metrics, before, "before")
+    _record(metrics, after, "after")
+    history = [e for e in trainer.state.log_history if "reward" in e]
+    if history:
+        metrics["mean_reward"] = history[-1]["reward"]
+        for name in source_names(sources):
+            if f"rewards/{name}/mean" in history[-1]:
+                metrics[f"rewards/{name}"] = history[-1][f"rewards/{name}/mean"]
+        metrics["history"]["mean_reward"] = [(e["step"], e["reward"]) for e in history]
+    for s in after["samples"][:LOGGED_SAMPLES]:
+        log.info("after training: %r -> %r (reward %.3g)", s["prompt"][-60:], s["completion"][:120],
+                 s["rewards"]["total"])
+    tokenizer.padding_side = "right"
+    save_model(job, trainer.model, tokenizer, trainer)
+    write_samples(job, after["samples"])
+    return metrics
+
+
+def write_samples(job: Job, samples: List[Dict[str, Any]]) -> None:
+    """``completions.jsonl``: the completions sampled after training, with their rewards (committed with the model)."""
+    with open(os.path.join(rundir.staging(job.output_dir), "completions.jsonl"), "w", encoding="utf-8") as f:
+        for s in samples:
+            f.write(json.dumps(s, ensure_ascii=False) + "\n")
+
