@@ -235,6 +235,8 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
 )}
 
 TRAINERS: Tuple[str, ...] = tuple(SPECS)
+# the trainers of the trainer-parameter guide: its warnings name these (grpo and kto came later)
+GUIDE_TRAINERS: FrozenSet[str] = frozenset({"generic", "sft", "dpo", "orpo", "reward", "ppo"})
 DEFAULT_TRAINER = "sft"
 
 

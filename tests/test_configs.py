@@ -4,6 +4,8 @@ the rules say; every preset composes; the tiny preset's tuning applies to the ti
 import itertools
 
 import pytest
+
+from autotrain_hydra import registry
 from omegaconf import OmegaConf
 
 from autotrain_hydra.compat.hydra import compose_config
@@ -36,8 +38,8 @@ def test_combination_composes_and_validates(trainer, peft, features, tmp_path):
     assert cfg.data.path, "the trainer's sample data is picked"
     report = validate(cfg, overrides)
     errors = [i.message for i in report.errors]
-    if trainer == "ppo" and "distillation" in features:
-        assert errors == ["Distillation is not supported with PPO trainer"]
+    if trainer in ("ppo", "grpo", "kto") and "distillation" in features:
+        assert errors == [f"Distillation is not supported with {registry.spec(trainer).label} trainer"]
     else:
         assert errors == []
     if trainer == "reward" and "distillation" in features:
@@ -47,7 +49,8 @@ def test_combination_composes_and_validates(trainer, peft, features, tmp_path):
 @pytest.mark.parametrize("trainer,sample,columns", [
     ("generic", "text.jsonl", ("text", None, None)), ("sft", "chat.jsonl", ("messages", None, None)),
     ("dpo", "preference.jsonl", ("chosen", "prompt", "rejected")),
-    ("reward", "preference.jsonl", ("chosen", "prompt", "rejected")), ("ppo", "prompts.jsonl", ("prompt", "prompt", None))])
+    ("reward", "preference.jsonl", ("chosen", "prompt", "rejected")), ("ppo", "prompts.jsonl", ("prompt", "prompt", None)),
+    ("grpo", "prompts.jsonl", ("prompt", "prompt", None)), ("kto", "feedback.jsonl", ("completion", "prompt", None))])
 def test_trainer_picks_matching_sample(trainer, sample, columns):
     cfg = resolve(compose_config([f"trainer={trainer}"])).cfg
     assert cfg.data.path.endswith(sample)

@@ -101,7 +101,8 @@ def test_every_key_a_trainer_does_not_read_is_warned_about(trainer):
 
 
 # a value other than the default for each key whose default is null or a word
-OTHER = {"trainer.max_seq_length": 64, "training.eval_steps": 5, "training.eval_strategy": "steps",
+OTHER = {"trainer.grpo.reward_funcs": ["autotrain_hydra.rewards.has_number"], "trainer.grpo.reward_weights": [2.0],
+         "trainer.grpo.max_prompt_length": 64, "trainer.max_seq_length": 64, "training.eval_steps": 5, "training.eval_strategy": "steps",
          "trainer.chat_template": "chatml", "training.attn_implementation": "eager"}
 
 

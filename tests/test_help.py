@@ -15,7 +15,7 @@ def test_help_lists_every_key_and_group():
     text = render()
     for p in PARAMS:
         assert p.key in text
-    assert "trainer: dpo, generic, orpo, ppo, reward, sft" in text and "base_trainer" not in text
+    assert "trainer: dpo, generic, grpo, kto, orpo, ppo, reward, sft" in text and "base_trainer" not in text
 
 
 def test_help_shows_the_effective_defaults_of_the_chosen_presets():

@@ -13,11 +13,12 @@ PACKAGE = ROOT / "autotrain_hydra"
 PLUGIN = ROOT / "hydra_plugins" / "autotrain_hydra_sweeper"  # the sweeper Hydra finds: an entry point
 # What schema/ may import from the package: the facts layer (registry, errors, paths, run dirs, secrets) and itself.
 SCHEMA_MAY_IMPORT = ("autotrain_hydra.registry", "autotrain_hydra.errors", "autotrain_hydra.paths",
-                     "autotrain_hydra.rundir", "autotrain_hydra.secrets", "autotrain_hydra.schema")
+                     "autotrain_hydra.rundir", "autotrain_hydra.secrets", "autotrain_hydra.rewards",
+                     "autotrain_hydra.reward_funcs", "autotrain_hydra.schema")
 # The layers of docs/architecture.md, lowest first: a module imports from its own layer and those below it.
 LAYERS = [
     ("autotrain_hydra.registry", "autotrain_hydra.errors", "autotrain_hydra.paths", "autotrain_hydra.processes",
-     "autotrain_hydra.secrets", "autotrain_hydra.rundir"),
+     "autotrain_hydra.secrets", "autotrain_hydra.rundir", "autotrain_hydra.rewards", "autotrain_hydra.reward_funcs"),
     ("autotrain_hydra.schema",),
     ("autotrain_hydra.compat",),
     ("autotrain_hydra.data", "autotrain_hydra.models", "autotrain_hydra.attention"),

@@ -38,7 +38,7 @@ def test_every_trainer_scoped_key_of_the_rules_table_applies_somewhere():
 def test_applicability_in_the_rules_table_is_the_registry_s():
     assert PARAM_BY_KEY["training.packing"].trainers == {"generic", "sft"}
     assert PARAM_BY_KEY["training.torch_compile"].trainers == set(registry.TRAINERS) - {"ppo"}
-    assert PARAM_BY_KEY["trainer.model_ref"].trainers == {"dpo", "orpo"}
+    assert PARAM_BY_KEY["trainer.model_ref"].trainers == {"dpo", "orpo", "kto"}
     assert PARAM_BY_KEY["data.rejected_text_column"].required == {"dpo", "orpo", "reward"}
     assert PARAM_BY_KEY["training.lr"].required == set(registry.TRAINERS)
 

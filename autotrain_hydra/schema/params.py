@@ -281,4 +281,10 @@ REMOVED_TRAINERS = {
 
 
 def ignored_message(param: Param) -> str:
-    return f"{param.name} only applies to {registry.label(param.trainers)}, will be ignored"
+    """The guide's "<name> only applies to <trainers>, will be ignored". A flag of the guide names the guide's
+    trainers that read it, in the guide's words ("model_ref only applies to DPO/ORPO trainers") also where a later
+    trainer reads it too (kto): the fix of the warning names every trainer (``keys_for_other_trainers``)."""
+    trainers = param.trainers
+    if param.flag and trainers & registry.GUIDE_TRAINERS:
+        trainers = trainers & registry.GUIDE_TRAINERS
+    return f"{param.name} only applies to {registry.label(trainers)}, will be ignored"

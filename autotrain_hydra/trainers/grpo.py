@@ -1,7 +1,8 @@
 """trainer=grpo: Group Relative Policy Optimization with TRL's GRPOTrainer.
 
 For each prompt (``data.prompt_text_column``, else ``data.text_column``; chat messages are rendered through the chat
-template with the generation prompt, then truncated to their last ``trainer.grpo.max_prompt_length`` tokens), the
+template with the generation prompt, then truncated to their last ``trainer.grpo.max_prompt_length`` tokens, and so
+that prompt + completion fit in ``training.block_size``), the
 policy samples ``num_generations`` completions (``max_completion_length``, ``temperature``); each is scored by every
 reward source — the functions of ``trainer.grpo.reward_funcs`` (resolved and checked by
 ``autotrain_hydra.reward_funcs``, as validation did) and the reward model of ``trainer.grpo.reward_model_path``
@@ -84,7 +85,9 @@ def prompt_rows(job: Job, ds: Any, source: str, tokenizer: Any, key: str, column
     from datasets import Dataset
 
     data_mod.require_columns(ds, [column], source, [key])
-    limit = job.cfg.trainer.grpo.max_prompt_length
+    g = job.cfg.trainer.grpo
+    room = max(1, job.cfg.training.block_size - g.max_completion_length)  # block_size caps prompt + completion
+    limit = min(g.max_prompt_length, room) if g.max_prompt_length else room
     rows, truncated = [], 0
     for row in ds:
         value = row[column]
@@ -102,8 +105,10 @@ def prompt_rows(job: Job, ds: Any, source: str, tokenizer: Any, key: str, column
                 text, truncated = tokenizer.decode(ids[-limit:]), truncated + 1
         rows.append({**{k: v for k, v in row.items() if k != column}, "prompt": text})
     if truncated:
-        job.notes.append(f"{truncated} of {len(rows)} prompts of {source} were longer than "
-                         f"trainer.grpo.max_prompt_length={limit} tokens: they keep their last {limit}")
+        job.notes.append(f"{truncated} of {len(rows)} prompts of {source} were longer than {limit} tokens "
+                         f"(trainer.grpo.max_prompt_length={g.max_prompt_length}, and training.block_size="
+                         f"{job.cfg.training.block_size} less trainer.grpo.max_completion_length): they keep their "
+                         f"last {limit}")
         log.warning(job.notes[-1])
     return Dataset.from_list(rows)
 

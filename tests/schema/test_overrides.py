@@ -74,6 +74,6 @@ def test_precheck_passes_good_command_lines(argv, tmp_path, monkeypatch):
 def test_a_config_group_set_to_null_is_named():
     report, good = run_check("trainer=null", "features=null", "peft=lora")
     assert [(e.message, e.fix) for e in report.errors] == [
-        ("config group trainer needs an option, not null", "choose one of dpo, generic, orpo, ppo, reward, sft"),
+        ("config group trainer needs an option, not null", "choose one of dpo, generic, grpo, kto, orpo, ppo, reward, sft"),
         ("config group features needs an option, not null", "features=[] for none")]
     assert good == ["peft=lora"]

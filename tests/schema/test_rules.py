@@ -162,6 +162,10 @@ BAD_VALUES = [
     ("peft.lora_r", 0), ("peft.lora_alpha", 0), ("peft.lora_dropout", 1.0), ("peft.method", "qlora"),
     ("trainer.dpo_beta", 0), ("trainer.orpo_alpha", -1), ("trainer.max_prompt_length", 0),
     ("trainer.max_completion_length", 0), ("trainer.num_labels", 0), ("trainer.label_smoothing", 0.5),
+    ("trainer.grpo.num_generations", 1), ("trainer.grpo.max_prompt_length", 0),
+    ("trainer.grpo.max_completion_length", 0), ("trainer.grpo.temperature", 0), ("trainer.grpo.beta", -0.1),
+    ("trainer.grpo.epsilon", 0), ("trainer.grpo.loss_type", "ppo"), ("trainer.grpo.num_iterations", 0),
+    ("trainer.kto.beta", 0), ("trainer.kto.desirable_weight", 0), ("trainer.kto.undesirable_weight", -1),
     ("trainer.rl.gamma", 1.5), ("trainer.rl.gae_lambda", -0.1), ("trainer.rl.kl_coef", -1),
     ("trainer.rl.value_loss_coef", -1), ("trainer.rl.clip_range", 0), ("trainer.rl.num_ppo_epochs", 0),
     ("trainer.rl.chunk_size", 0), ("trainer.rl.mini_batch_size", 0), ("distillation.temperature", 0),
@@ -329,9 +333,9 @@ def test_keys_ppo_does_not_read_are_warned_and_those_it_reads_are_not(tmp_path):
                  "training.torch_compile=true", "training.gradient_checkpointing=true", "training.logging_steps=3",
                  "training.eval_strategy=no", "training.use_liger_kernel=true"]
     assert messages(check(*overrides), "warning") == [
-        "eval_strategy only applies to Generic/SFT/DPO/ORPO/Reward trainers, will be ignored",
-        "torch_compile only applies to Generic/SFT/DPO/ORPO/Reward trainers, will be ignored",
-        "use_liger_kernel only applies to Generic/SFT/DPO/ORPO/Reward trainers, will be ignored"]
+        "eval_strategy only applies to Generic/SFT/DPO/ORPO/Reward/GRPO/KTO trainers, will be ignored",
+        "torch_compile only applies to Generic/SFT/DPO/ORPO/Reward/GRPO/KTO trainers, will be ignored",
+        "use_liger_kernel only applies to Generic/SFT/DPO/ORPO/Reward/GRPO/KTO trainers, will be ignored"]
 
 
 def test_packing_with_a_preference_trainer_is_warned():

@@ -69,7 +69,7 @@ def test_each_trainer_sweeps_by_default_on_a_metric_it_reports():
         overrides = (f"trainer={trainer}", "features=[sweep]", *extra)
         cfg = resolved(*overrides)
         assert cfg.sweep.metric == registry.spec(trainer).sweep_metric in reported_metrics(cfg)
-        assert cfg.sweep.direction == ("maximize" if trainer == "ppo" else "minimize")
+        assert cfg.sweep.direction == ("maximize" if trainer in ("ppo", "grpo") else "minimize")
         assert not check(*overrides).errors, check(*overrides).render()
 
 
