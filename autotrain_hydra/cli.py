@@ -105,6 +105,8 @@ def hydra_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
     if SAFE.match(text):
         return text
@@ -125,6 +127,15 @@ def model_presets() -> Dict[str, str]:
     return presets
 
 
+def _is_list_key(key: str) -> bool:
+    """A key whose schema type is a list (``trainer.grpo.reward_funcs``, ``trainer.grpo.reward_weights``)."""
+    import typing
+
+    from autotrain_hydra.schema.keys import key_type
+
+    return typing.get_origin(key_type(key)) in (list, typing.List)
+
+
 def _value_for(param: Param, raw: str) -> str:
     key = param.key
     if key in ("eval.metrics", "eval.benchmark", "report_to", "peft.target_modules") and raw.lstrip().startswith("["):
@@ -134,6 +145,14 @@ def _value_for(param: Param, raw: str) -> str:
             raise FlagError(f"{param.flag or derived_flag(key)} {raw!r} is not a JSON list ({e.msg}); write it like "
                             f"'[\"bleu\", \"rouge\"]'") from e
         return hydra_value([str(i) for i in items])
+    if _is_list_key(key):  # a JSON list (its items as they are: numbers, text, {_target_: ...} mappings), or one item
+        if not raw.lstrip().startswith("["):
+            return hydra_value([raw])
+        try:
+            return hydra_value(json.loads(raw))
+        except json.JSONDecodeError as e:
+            raise FlagError(f"{param.flag or derived_flag(key)} {raw!r} is not a JSON list ({e.msg}); write it like "
+                            "'[\"a\", \"b\"]' or '[1.0, 0.5]'") from e
     if key == "report_to":
         return hydra_value([v for v in raw.split(",") if v])
     if key == "sweep.params":

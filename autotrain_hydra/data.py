@@ -370,6 +370,10 @@ def _json_type(value: Any) -> str:
         return "a JSON object"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, str):
+        return "text"
+    if value is None:
+        return "null"
     return f"a {type(value).__name__}"
 
 
@@ -533,6 +537,9 @@ class _ColumnState:
 
 
 def _value_fix(check: ColumnCheck) -> str:
+    if check.kinds == (BOOL,):
+        return (f"every row needs true (desirable) or false (undesirable) in {check.column!r} ({check.key}): fix or "
+                "remove those rows")
     wants = "text" if check.kinds == (TEXT,) else "text or a list of {role, content} messages"
     return f"every row needs {wants} in {check.column!r} ({check.key}): fix or remove those rows"
 
@@ -541,9 +548,9 @@ def _check_value(scan: _Scan, at: int, check: ColumnCheck, value: Any, state: _C
     subject = f"{check.key} ({check.column!r})"
     if check.kinds == (BOOL,):  # kto's label: true (desirable) or false (undesirable), nothing else
         if not isinstance(value, bool):
-            scan.add(at, f"{subject} is {_json_type(value)}, not a boolean", f"every row needs true (desirable) or "
-                     f"false (undesirable) in {check.column!r} ({check.key}): fix or remove those rows",
-                     f"e.g. {_short(value)}")
+            scan.add(at, f"{subject} is {_json_type(value)}, not a boolean", _value_fix(check), f"e.g. {_short(value)}")
+        else:
+            state.kind_counts[BOOL] = state.kind_counts.get(BOOL, 0) + 1
         return
     if value is None:
         scan.add(at, f"{subject} is null", _value_fix(check))

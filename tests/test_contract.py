@@ -11,7 +11,8 @@ ignored while the trainer uses it. Also the keys a trainer does not read get the
 What it checks is that a key is read, not what is done with it: a key handed to transformers' TrainingArguments
 counts as read, and transformers honours it. The run takes the paths where keys are read on condition: PPO runs by
 epochs (``training.max_steps`` unset: both are read), without a prompt column (its fallback, ``data.text_column``, is
-read) and with a checkpoint (``training.save_total_limit``).
+read) and with a checkpoint (``training.save_total_limit``); GRPO likewise without a prompt column, with a reward
+function and a reward model.
 """
 
 import copy
@@ -33,6 +34,9 @@ RUN = ["peft=lora", "training.max_steps=2", "training.eval_strategy=steps", "tra
 # PPO: by epochs (2 iterations of 48 prompts from the 96), the text column as the prompt column, small rollouts
 PPO = ["training.max_steps=-1", "training.epochs=1", "trainer.rl.chunk_size=48", "data.prompt_text_column=null",
        "trainer.rl.mini_batch_size=24", "trainer.rl.num_ppo_epochs=1", "trainer.rl.max_new_tokens=2"]
+# GRPO: groups of 2 (the batch is 2), short completions, the prompt column's fallback, a reward function and model
+GRPO = ["trainer.grpo.num_generations=2", "trainer.grpo.max_completion_length=4", "data.prompt_text_column=null",
+        "trainer.grpo.reward_funcs=[autotrain_hydra.rewards.has_number]"]
 READS = []
 
 
@@ -71,6 +75,8 @@ def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_pat
     overrides = [f"trainer={trainer}", *RUN]
     if trainer == "ppo":
         overrides += [*PPO, f"trainer.rl.reward_model_path={tiny_scorer}"]
+    if trainer == "grpo":
+        overrides += [*GRPO, f"trainer.grpo.reward_model_path={tiny_scorer}"]
     resolved = resolve(compose_config(overrides), overrides)
     assert not validate(resolved.cfg, overrides).errors
     cfg = recording(place(resolved.cfg, JobPlace(str(tmp_path / "out"))))

@@ -1,0 +1,91 @@
+"""trainer.grpo.reward_funcs: each form of item resolves to the callable it names, and what GRPO cannot call is
+refused with the item's index, what is wrong and the fix."""
+
+import functools
+
+import pytest
+
+from autotrain_hydra import reward_funcs, rewards
+from autotrain_hydra.reward_funcs import RewardFuncError, resolve
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    path = tmp_path / "my_rewards.py"
+    path.write_text(
+        "def brevity(prompts, completions, **kwargs):\n    return [1.0 / (1 + len(c)) for c in completions]\n"
+        "def needs_answer(prompts, completions, answer, **kwargs):\n    return [float(a in c) for a, c in "
+        "zip(answer, completions)]\n"
+        "def bad(x):\n    return [0.0]\n"
+        "class Scaled:\n    def __init__(self, scale=1.0):\n        self.scale = scale\n"
+        "    def __call__(self, prompts, completions, **kwargs):\n        return [self.scale] * len(completions)\n")
+    return path
+
+
+def test_the_three_forms_resolve(user_file):
+    found = resolve(["autotrain_hydra.rewards.has_number", f"{user_file}:brevity",
+                     {"_target_": "autotrain_hydra.rewards.length_target", "_partial_": True, "target": 3}])
+    assert [f.name for f in found] == ["has_number", "brevity", "length_target"]
+    assert found[0].func is rewards.has_number
+    assert found[1].func(prompts=["p"], completions=["abc"]) == [0.25]
+    assert isinstance(found[2].func, functools.partial) and found[2].func(None, ["abc"]) == [1.0]
+
+
+def test_a_target_without_partial_makes_the_instance(user_file, monkeypatch):
+    monkeypatch.syspath_prepend(str(user_file.parent))
+    found = resolve([{"_target_": "my_rewards.Scaled", "scale": 2.0}])
+    assert found[0].name == "Scaled" and found[0].func(prompts=["p"], completions=["a", "b"]) == [2.0, 2.0]
+
+
+def test_a_column_argument_binds_when_the_data_have_it(user_file):
+    assert resolve([f"{user_file}:needs_answer"], columns=["answer"])[0].name == "needs_answer"
+    with pytest.raises(RewardFuncError, match=r"cannot take what GRPO passes \(missing a required argument: "
+                                              r"'answer'\)"):
+        resolve([f"{user_file}:needs_answer"], columns=["solution"])
+
+
+@pytest.mark.parametrize("item,message,fix", [
+    ("nope.mod.f", "nope.mod.f does not import: ModuleNotFoundError: No module named 'nope'", "check the module path"),
+    ("autotrain_hydra.rewards.nothing", "module autotrain_hydra.rewards has no 'nothing'", "name a function"),
+    ("has_number", "'has_number' is neither a dotted path", "autotrain_hydra.rewards.has_number"),
+    ("autotrain_hydra.rewards.CHOICES", "is a dict, not a function", "name a function"),
+    ({"_partial_": True}, "has no _target_", "_target_"),
+    ({"_target_": "nope.f", "_partial_": True}, "cannot be instantiated", "check _target_"),
+    ({"_target_": "autotrain_hydra.rewards.reference_match", "_partial_": True, "mode": "fuzzy"},
+     "mode='fuzzy' is not one of contains, exact, number", "docs/usage.md"),
+    ({"_target_": "autotrain_hydra.rewards.keywords", "_partial_": True}, "it needs the words", "docs/usage.md"),
+    ({"_target_": "autotrain_hydra.rewards.reference_match", "_partial_": True},
+     "it reads the column 'answer', which the data lack (their columns beside the prompt: id)", "docs/usage.md"),
+    (3, "'3' is not a reward function", "dotted path"),
+])
+def test_what_grpo_cannot_call_is_refused(item, message, fix):
+    with pytest.raises(RewardFuncError) as e:
+        resolve(["autotrain_hydra.rewards.has_number", item], columns=["id"])
+    assert e.value.key == "trainer.grpo.reward_funcs[1]"
+    assert message in e.value.message and fix in e.value.fix
+
+
+def test_a_file_item_is_checked(user_file, tmp_path):
+    with pytest.raises(RewardFuncError, match=r"its signature bad\(x\) cannot take what GRPO passes") as e:
+        resolve([f"{user_file}:bad"])
+    assert e.value.fix.startswith("define it as def f(prompts, completions, **kwargs)")
+    with pytest.raises(RewardFuncError, match="has no function 'missing'") as e:
+        resolve([f"{user_file}:missing"])
+    assert "brevity, needs_answer, bad" in e.value.fix
+    with pytest.raises(RewardFuncError, match="reward function file not found"):
+        resolve([f"{tmp_path}/none.py:f"])
+    broken = tmp_path / "broken.py"
+    broken.write_text("import nothing_here\n")
+    with pytest.raises(RewardFuncError, match="does not import: ModuleNotFoundError"):
+        resolve([f"{broken}:f"])
+
+
+def test_a_class_given_by_path_is_refused(user_file):
+    with pytest.raises(RewardFuncError, match="Scaled is a class"):
+        resolve([f"{user_file}:Scaled"])
+
+
+def test_two_functions_of_one_name_get_two_metrics():
+    found = resolve(["autotrain_hydra.rewards.has_number", "autotrain_hydra.rewards.has_number"])
+    assert [f.name for f in found] == ["has_number_1", "has_number_2"]
+    assert reward_funcs.name_of(found[0].func) == "has_number"
