@@ -81,6 +81,17 @@ def test_multiruns_started_in_the_same_second_get_their_own_sweep_dirs(same_seco
             [f"training.lr={float(lr)}", f"training.seed={s}"] for s in (1, 2)]  # as Hydra writes
 
 
+def test_each_job_of_a_multirun_with_output_dir_writes_into_its_own_numbered_dir(same_second, no_training, capsys):
+    """Bug: a job's config is composed in Hydra's RUN mode, so hydra.mode did not tell a trial from a single run:
+    every trial of ``--multirun ... output_dir=X`` (and of features=[sweep]) wrote into X itself, the second one
+    refused because the first had written there."""
+    out = same_second / "out"
+    main(["--multirun", "training.seed=1,2", f"output_dir={out}"])
+    assert no_training == [str(out / "0"), str(out / "1")]
+    main(["training.seed=3", f"output_dir={same_second / 'single'}"])
+    assert no_training[-1] == str(same_second / "single")
+
+
 def test_a_run_dir_named_on_the_command_line_with_results_is_refused_before_hydra_writes(tmp_path, monkeypatch,
                                                                                         no_training, capsys):
     monkeypatch.chdir(tmp_path)

@@ -208,7 +208,12 @@ def job_number() -> Optional[int]:
     if not HydraConfig.initialized():
         return None
     hc = HydraConfig.get()
-    return hc.job.num if hc.mode == RunMode.MULTIRUN else None
+    # a launcher numbers each job of a multirun (hydra.job.num); a single run has none. A job's own config is
+    # composed in Hydra's RUN mode (ConfigLoaderImpl.load_sweep_config), so hydra.mode does not say which it is
+    # (it was read here once, and every trial of a sweep with output_dir=... wrote into output_dir itself)
+    if hc.mode == RunMode.RUN or OmegaConf.is_missing(hc.job, "num"):
+        return None
+    return hc.job.num
 
 
 def job_dir() -> Optional[str]:

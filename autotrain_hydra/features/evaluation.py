@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from omegaconf import DictConfig
 
 from autotrain_hydra import data as data_mod
-from autotrain_hydra import models
+from autotrain_hydra import models, registry
 from autotrain_hydra.errors import InputError
 from autotrain_hydra.schema.metrics import eval_metrics
 from autotrain_hydra.schema.rules.features import BERTSCORE_HINT, MISSING_BERTSCORE_MODEL
@@ -126,12 +126,21 @@ def eval_rows(cfg: DictConfig) -> Tuple[Any, str, str]:
         rows = data_mod.load_split(cfg.eval.dataset_path, "train")
         column = text_column_for(rows.column_names, cfg.trainer.name, cfg.data.text_column) or cfg.data.text_column
         data_mod.require_columns(rows, [column], cfg.eval.dataset_path, ["data.text_column"])
-        return rows, cfg.eval.dataset_path, column
+        return _desirable(cfg, rows), cfg.eval.dataset_path, column
     splits = data_mod.load_splits(cfg.data)
     if splits.valid is None:
         raise data_mod.DataError("enhanced evaluation has no eval data: set eval.dataset_path or data.valid_path")
-    return (splits.valid, cfg.data.valid_path or cfg.data.valid_split or f"held-out {cfg.data.valid_fraction}",
-            cfg.data.text_column)
+    return (_desirable(cfg, splits.valid),
+            cfg.data.valid_path or cfg.data.valid_split or f"held-out {cfg.data.valid_fraction}", cfg.data.text_column)
+
+
+def _desirable(cfg: DictConfig, rows: Any) -> Any:
+    """Unpaired feedback (kto): the references are the desirable completions only (label true)."""
+    label = cfg.data.label_column
+    if registry.spec(cfg.trainer.name).data_shape != "feedback" or cfg.data.rejected_text_column \
+            or label not in rows.column_names:
+        return rows
+    return rows.filter(lambda r: r[label] is True)
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
