@@ -137,6 +137,8 @@ class TrainerSpec:
     # non_padding (padded batches), no (batches with no input_ids to count: ORPO's, the reward model's; PPO counts none)
     sample_settings: Mapping[str, object] = field(default_factory=dict)  # keys the built-in sample comes with, set
     # (and said) when the data are the built-in sample and the user left the key at its default (grpo: its reward)
+    sample_settings_unless: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)  # ... and none of these
+    # keys is set (grpo: the sample's reward function is not added beside a reward model the user chose)
 
     @property
     def unsupported_phrase(self) -> str:
@@ -221,6 +223,7 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
         # and completions of 16 tokens
         sample_settings={"trainer.grpo.reward_funcs": ("autotrain_hydra.rewards.has_number",),
                          "trainer.grpo.max_completion_length": 16},
+        sample_settings_unless={"trainer.grpo.reward_funcs": ("trainer.grpo.reward_model_path",)},
     ),
     TrainerSpec(
         name="kto", label="KTO",

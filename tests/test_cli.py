@@ -23,6 +23,10 @@ def sample_value(param):
     default = get(_DEFAULTS, param.key)
     if param.key in ("eval.metrics", "eval.benchmark", "report_to", "peft.target_modules"):
         return '["a", "b"]', "[a,b]"
+    if param.key == "trainer.grpo.reward_funcs":  # a list: JSON, its mappings as Hydra's
+        return '["a.b", {"_target_": "a.c", "_partial_": true, "n": 2}]', "[a.b,{_target_:a.c,_partial_:true,n:2}]"
+    if param.key == "trainer.grpo.reward_weights":
+        return "[1.0, 0.5]", "[1.0,0.5]"
     if param.key == "sweep.params":
         return '{"lr": [1e-5, 1e-4]}', "'{\"lr\": [1e-5, 1e-4]}'"
     if isinstance(default, float):

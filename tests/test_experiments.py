@@ -13,7 +13,8 @@ from tests.helpers import fake_reward_dir
 
 EXPERIMENTS = sorted(p.stem for p in (paths.config_dir() / "experiment").glob("*.yaml"))
 GUIDE_FILES = {"train.jsonl": "text.jsonl", "instructions.jsonl": "chat.jsonl", "test.jsonl": "chat_valid.jsonl",
-               "preferences.jsonl": "preference.jsonl", "prompts.jsonl": "prompts.jsonl"}
+               "preferences.jsonl": "preference.jsonl", "prompts.jsonl": "prompts.jsonl",
+               "feedback.jsonl": "feedback.jsonl"}
 
 
 def guide_layout(root):

@@ -43,7 +43,7 @@ class GRPOConfig:
     reward_weights: Optional[List[float]] = None  # null: 1.0 each
     num_generations: int = 4  # completions per prompt (the group); divides the effective batch
     max_prompt_length: Optional[int] = 512  # prompts keep their last N tokens; null: no limit
-    max_completion_length: int = 64
+    max_completion_length: int = 256
     temperature: float = 1.0
     beta: float = 0.0  # KL coefficient to the reference model (0: no reference model is loaded, as in TRL)
     epsilon: float = 0.2  # clip range of the importance ratio

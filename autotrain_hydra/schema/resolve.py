@@ -209,8 +209,10 @@ def _data_sample(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
             continue  # a value the user gave is never replaced
         _set(cfg, key, v)
     note = f"data.path not set: trainer={trainer} uses the built-in sample data ({shape}: {get(cfg, 'data.path')})"
-    for key, value in registry.spec(trainer).sample_settings.items():  # what the sample comes with (grpo: a reward)
-        if key not in typed and get(cfg, key) == default(key):
+    spec = registry.spec(trainer)
+    for key, value in spec.sample_settings.items():  # what the sample comes with (grpo: a reward)
+        unless = [k for k in spec.sample_settings_unless.get(key, ()) if get(cfg, k) not in (None, default(k))]
+        if key not in typed and get(cfg, key) == default(key) and not unless:
             _set(cfg, key, list(value) if isinstance(value, tuple) else value)
             note += f"; {key}={_shown(get(cfg, key))}, the sample's"
     return note

@@ -27,7 +27,7 @@ def test_grpo_needs_a_reward_source_and_the_sample_brings_its_own():
     assert not check("trainer=grpo").errors
     # a reward model alone is a reward source; the sample's reward is not added beside a source the user chose
     cfg = resolved("trainer=grpo", f"trainer.grpo.reward_model_path={fake_reward_dir()}")
-    assert list(cfg.trainer.grpo.reward_funcs) == ["autotrain_hydra.rewards.has_number"]
+    assert list(cfg.trainer.grpo.reward_funcs) == [] and cfg.trainer.grpo.max_completion_length == 16
     assert not errors("trainer=grpo", PROMPTS, f"trainer.grpo.reward_model_path={fake_reward_dir()}")
 
 
@@ -60,6 +60,7 @@ def test_reward_weights_one_per_source():
                               "trainer.grpo.reward_weights has 2 weights for 1 reward source (has_number)")
     assert fix == "give 1 weight, in that order (the reward functions, then the reward model)"
     assert not errors("trainer=grpo", f"trainer.grpo.reward_model_path={fake_reward_dir()}",
+                      "trainer.grpo.reward_funcs=[autotrain_hydra.rewards.has_number]",
                       "trainer.grpo.reward_weights=[1.0,0.5]")
 
 
