@@ -412,3 +412,18 @@ def test_slurm_host_lists_expand_as_scontrol_does(text, hosts):
     from autotrain_hydra.launch import hostlist
 
     assert hostlist(text) == hosts
+
+
+@pytest.mark.slow
+def test_grpo_trains_in_two_processes_and_rank_0_alone_writes(tmp_path):
+    """GRPO's groups are scored across ranks (TRL gathers the rewards): two data-parallel CPU processes train, and the
+    run dir holds one model and one completions.jsonl (rank 0's)."""
+    out = tmp_path / "out"
+    proc = python_m("trainer=grpo", f"output_dir={out}", "launcher=multiprocess", "launcher.num_processes=2",
+                    "training.batch_size=4", "training.max_steps=2", "training.eval_strategy=no", cwd=tmp_path)
+    text, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, text[-4000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["global_step"] == 2 and metrics["weights_changed"]
+    assert (out / "model.safetensors").is_file()
+    assert len((out / "completions.jsonl").read_text().splitlines()) >= 128

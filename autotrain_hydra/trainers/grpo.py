@@ -288,7 +288,12 @@ def train(job: Job) -> Dict[str, Any]:
 
 
 def write_samples(job: Job, samples: List[Dict[str, Any]]) -> None:
-    """``completions.jsonl``: the completions sampled after training, with their rewards (committed with the model)."""
+    """``completions.jsonl``: the completions sampled after training, with their rewards (committed with the model;
+    rank 0 writes it, as it writes the model)."""
+    from autotrain_hydra.processes import rank_and_world
+
+    if rank_and_world()[0] != 0:
+        return
     with open(os.path.join(rundir.staging(job.output_dir), "completions.jsonl"), "w", encoding="utf-8") as f:
         for s in samples:
             f.write(json.dumps(s, ensure_ascii=False) + "\n")
