@@ -138,3 +138,16 @@ def poison_weights_at(monkeypatch, step):
         return g
 
     monkeypatch.setattr(common, "finite_loss_guard", guard)
+
+
+def assert_a_trained_causal_lm(out):
+    """The run dir holds a Llama causal LM that reloads, with weights other than the tiny base model's."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from autotrain_hydra import models
+
+    policy = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(models.tiny_model_dir())
+    assert type(policy).__name__ == "LlamaForCausalLM"
+    assert not torch.equal(policy.model.embed_tokens.weight, base.model.embed_tokens.weight)

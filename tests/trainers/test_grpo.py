@@ -5,11 +5,10 @@ every source is scored before and after; the settings reach TRL."""
 import json
 
 import pytest
-import torch
 
 from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.run import run
-from tests.helpers import spy_init
+from tests.helpers import assert_a_trained_causal_lm, spy_init
 
 
 def grpo_run(tmp_path, *overrides):
@@ -20,10 +19,6 @@ def grpo_run(tmp_path, *overrides):
 
 @pytest.mark.slow
 def test_out_of_the_box_the_mean_reward_on_held_out_prompts_rises(tmp_path):
-    from transformers import AutoModelForCausalLM
-
-    from autotrain_hydra import models
-
     out, m = grpo_run(tmp_path, "training.epochs=2", "training.logging_steps=8")
     # the held-out prompts, 128 completions each time (same seed): the sample's reward rises
     assert m["eval_mean_reward_after"] > m["eval_mean_reward_before"] + 0.1, m
@@ -34,10 +29,7 @@ def test_out_of_the_box_the_mean_reward_on_held_out_prompts_rises(tmp_path):
     samples = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
     assert len(samples) >= 128 and set(samples[0]) == {"prompt", "completion", "rewards"}
     assert set(samples[0]["rewards"]) == {"has_number", "total"}
-    policy = AutoModelForCausalLM.from_pretrained(out)
-    base = AutoModelForCausalLM.from_pretrained(models.tiny_model_dir())
-    assert type(policy).__name__ == "LlamaForCausalLM"
-    assert not torch.equal(policy.model.embed_tokens.weight, base.model.embed_tokens.weight)
+    assert_a_trained_causal_lm(out)
 
 
 @pytest.mark.slow

@@ -4,29 +4,21 @@ column names become desirable/undesirable rows; the settings reach TRL."""
 import json
 
 import pytest
-import torch
 
 from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.errors import DataError
 from autotrain_hydra.trainers.common import Job
-from tests.helpers import spy_init, train_pairs
+from tests.helpers import assert_a_trained_causal_lm, spy_init, train_pairs
 
 
 @pytest.mark.slow
 def test_out_of_the_box_the_margin_on_held_out_rows_rises(tmp_path):
-    from transformers import AutoModelForCausalLM
-
-    from autotrain_hydra import models
-
     out, m, objective = train_pairs(tmp_path, "trainer=kto", "training.epochs=2")
     assert m["eval_logp_margin_after"] > m["eval_logp_margin_before"] + 5, m
     assert m["notes"][:2] == ["48 desirable and 48 undesirable training rows",
                               "reference model: a frozen copy of the base model"]
     assert m["objective_name"] == "eval_loss" and objective == m["eval_loss"] and m["weights_changed"]
-    policy = AutoModelForCausalLM.from_pretrained(out)
-    base = AutoModelForCausalLM.from_pretrained(models.tiny_model_dir())
-    assert type(policy).__name__ == "LlamaForCausalLM"
-    assert not torch.equal(policy.model.embed_tokens.weight, base.model.embed_tokens.weight)
+    assert_a_trained_causal_lm(out)
 
 
 @pytest.mark.slow
