@@ -183,6 +183,9 @@ def hardware_check(cfg: DictConfig) -> None:
                             f"{importlib.util.find_spec('liger_kernel') is not None}).\n"
                             "    fix: pip install liger-kernel on a GPU machine, or set "
                             "training.use_liger_kernel=false")
+    if "trainer.grpo.use_vllm" in reads and cfg.trainer.grpo.use_vllm and not torch.cuda.is_available():
+        raise HardwareError("trainer.grpo.use_vllm=true needs a CUDA GPU, and this machine has none.\n"
+                            "    fix: set trainer.grpo.use_vllm=false (generation with transformers)")
     if t.attn_implementation.startswith("flash_attention") and not (
             torch.cuda.is_available() and importlib.util.find_spec("flash_attn")):
         raise HardwareError(f"training.attn_implementation={t.attn_implementation} needs a CUDA GPU and the "

@@ -23,6 +23,7 @@ after training with their rewards, and a few are logged.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -138,7 +139,8 @@ def reward_sources(job: Job, tokenizer: Any, columns: List[str]) -> List[Any]:
         found = reward_funcs.resolve(list(g.reward_funcs or ()), columns)
     except reward_funcs.RewardFuncError as e:  # checked before load; here when the code changed since
         raise InputError(f"{e.key}: {e.message}\n    fix: {e.fix}") from None
-    sources: List[Any] = [f.func if f.name == reward_funcs.name_of(f.func) else Named(f.func, f.name) for f in found]
+    sources: List[Any] = [f.func if f.name == reward_funcs.name_of(f.func) or inspect.iscoroutinefunction(f.func)
+                          else Named(f.func, f.name) for f in found]  # (TRL runs an async one apart: kept as is)
     if g.reward_model_path:
         sources.append(RewardModelReward(job, tokenizer))
         job.notes.append(f"reward model: {g.reward_model_path}")
@@ -155,8 +157,6 @@ def score(sources: List[Any], weights: List[float], prompts: List[str], completi
           completion_ids: List[List[int]], columns: Dict[str, List[Any]], state: Any) -> Dict[str, List[float]]:
     """Every source's reward of each completion (None → nan), and their weighted sum (``total``), as TRL sums
     them (a nan of one source counts as 0 in the sum)."""
-    import inspect
-
     out: Dict[str, List[float]] = {}
     for name, func in zip(source_names(sources), sources):
         values = func(prompts=prompts, completions=completions, completion_ids=completion_ids, trainer_state=state,
@@ -274,14 +274,15 @@ def train(job: Job) -> Dict[str, Any]:
     history = [e for e in trainer.state.log_history if "reward" in e]
     if history:
         metrics["mean_reward"] = history[-1]["reward"]
-        for name in source_names(sources):
-            if f"rewards/{name}/mean" in history[-1]:
-                metrics[f"rewards/{name}"] = history[-1][f"rewards/{name}/mean"]
         metrics["history"]["mean_reward"] = [(e["step"], e["reward"]) for e in history]
+        for name in source_names(sources):
+            key = f"rewards/{name}/mean"
+            if key in history[-1]:
+                metrics[f"rewards/{name}"] = history[-1][key]
+                metrics["history"][f"rewards/{name}"] = [(e["step"], e[key]) for e in history if key in e]
     for s in after["samples"][:LOGGED_SAMPLES]:
         log.info("after training: %r -> %r (reward %.3g)", s["prompt"][-60:], s["completion"][:120],
                  s["rewards"]["total"])
-    tokenizer.padding_side = "right"
     save_model(job, trainer.model, tokenizer, trainer)
     write_samples(job, after["samples"])
     return metrics
