@@ -145,7 +145,11 @@ def _value_for(param: Param, raw: str) -> str:
             raise FlagError(f"{param.flag or derived_flag(key)} {raw!r} is not a JSON list ({e.msg}); write it like "
                             f"'[\"bleu\", \"rouge\"]'") from e
         return hydra_value([str(i) for i in items])
+    if key == "report_to":
+        return hydra_value([v for v in raw.split(",") if v])
     if _is_list_key(key):  # a JSON list (its items as they are: numbers, text, {_target_: ...} mappings), or one item
+        if raw.strip() == "null":
+            return "null"
         if not raw.lstrip().startswith("["):
             return hydra_value([raw])
         try:
@@ -153,8 +157,6 @@ def _value_for(param: Param, raw: str) -> str:
         except json.JSONDecodeError as e:
             raise FlagError(f"{param.flag or derived_flag(key)} {raw!r} is not a JSON list ({e.msg}); write it like "
                             "'[\"a\", \"b\"]' or '[1.0, 0.5]'") from e
-    if key == "report_to":
-        return hydra_value([v for v in raw.split(",") if v])
     if key == "sweep.params":
         try:
             json.loads(raw)

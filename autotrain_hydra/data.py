@@ -283,6 +283,8 @@ def normalized(value: Any) -> Any:
 # one DataError. A dataset name (the hub) or a saved dataset cannot be scanned: the loaders check those rows.
 EXAMPLES = 10  # places named per problem; every one is counted
 TEXT, CHAT, BOOL = "text", "chat", "boolean"
+# what pandas (the csv reader of ``datasets``) reads as a boolean in a column of booleans
+CSV_BOOLS = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False, "false": False}
 # what pandas (the csv reader of ``datasets``) reads as a missing value
 CSV_NULLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                        "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
@@ -547,6 +549,8 @@ def _value_fix(check: ColumnCheck) -> str:
 def _check_value(scan: _Scan, at: int, check: ColumnCheck, value: Any, state: _ColumnState) -> None:
     subject = f"{check.key} ({check.column!r})"
     if check.kinds == (BOOL,):  # kto's label: true (desirable) or false (undesirable), nothing else
+        if scan.path.endswith(".csv") and value in CSV_BOOLS:
+            value = CSV_BOOLS[value]  # a CSV holds text: pandas (the csv reader of ``datasets``) reads these as booleans
         if not isinstance(value, bool):
             scan.add(at, f"{subject} is {_json_type(value)}, not a boolean", _value_fix(check), f"e.g. {_short(value)}")
         else:

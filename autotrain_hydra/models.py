@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from autotrain_hydra import paths
 from autotrain_hydra.errors import InputError, ModelLoadError
@@ -307,3 +307,52 @@ def sequence_logps(model: Any, prompt_ids, completion_ids, pad_id: int):
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     return (logp * target[:, 1:]).sum(-1)
+
+
+# ----------------------------------------------------------------------------------------------- reward models
+class RewardScorer:
+    """A trained reward model (``trainer=reward``'s output: ppo's ``trainer.rl.reward_model_path``, grpo's
+    ``trainer.grpo.reward_model_path``): scores prompt + response (the mean of its heads), in its own tokenizer's
+    terms; safetensors weights only unless ``model.allow_pickle_weights`` (``model_cfg``: the run's model node)."""
+
+    def __init__(self, path: str, policy_tokenizer: Any, device: Any, max_length: Optional[int],
+                 model_cfg: Any = None, key: str = "trainer.rl.reward_model_path"):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        refuse_pickle_weights(path, key, model_cfg)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            path, **weights_kwargs(model_cfg)).to(device).eval()
+        self.model.requires_grad_(False)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.model.config.pad_token_id is None:
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.policy_tokenizer = policy_tokenizer
+        self.same_vocab = self.tokenizer.get_vocab() == policy_tokenizer.get_vocab()
+        self.device, self.max_length = device, max_length
+
+    def __call__(self, sequences: List[List[int]]) -> Any:
+        """``sequences``: prompt + response token ids of the policy (no padding)."""
+        import torch
+
+        if not self.same_vocab:  # decoded and re-tokenized for the reward model
+            return self.score_texts(self.policy_tokenizer.batch_decode(sequences, skip_special_tokens=True))
+        n = max(len(s) for s in sequences)  # fast path: the ids mean the same to both
+        ids = torch.full((len(sequences), n), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(sequences):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        return self._score({"input_ids": ids, "attention_mask": mask})
+
+    def score_texts(self, texts: List[str]) -> Any:
+        """Scores of prompt + response texts, tokenized by the reward model's tokenizer (cut to max_length)."""
+        return self._score(self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                          return_tensors="pt"))
+
+    def _score(self, batch: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.float().mean(-1)

@@ -1,5 +1,5 @@
 """``trainer.grpo.reward_funcs``: each item resolved to the callable it names, and its signature checked against
-what GRPO passes it — the same code before any model loads (``schema.rules.rewards``) and in the run
+what GRPO passes it — the same code before any model loads (``schema.rules.trainers``) and in the run
 (``trainers.grpo``), so what was checked is what runs.
 
 An item is one of:
@@ -14,7 +14,8 @@ column of the data>=..., trainer_state=..., log_extra=..., log_metric=...)`` and
 completion. A function that cannot take those arguments (``def f(x)``, or a required argument nothing fills) is
 refused before any model loads.
 
-Light module: imports the user's reward modules (which may import what they like), nothing heavy itself.
+Light module: imports the user's reward modules (which may import what they like: validation runs that import,
+nothing else of the user's code), nothing heavy itself.
 """
 
 from __future__ import annotations
@@ -109,20 +110,60 @@ def _from_dotted(index: int, item: str) -> Callable:
     return getattr(module, name)
 
 
-def _from_target(index: int, item: dict) -> Callable:
-    from hydra.utils import instantiate
+TARGET_FIX = ("check _target_ (a dotted path to a function or class) and its arguments; a function with settings "
+              "needs _partial_: true")
 
+
+def _from_target(index: int, item: dict, make: bool) -> Callable:
+    """A ``_partial_`` item: the partial function (nothing is called). Another: what its ``_target_`` makes (a
+    factory's product, a class's instance) when ``make``; else (validation: nothing of the user's is run but the
+    import) a stand-in whose signature is that of what will be made, when it can be known (a class's ``__call__``)."""
+    from hydra.utils import get_object, instantiate
+
+    if item.get("_partial_") or make:
+        try:
+            return instantiate(item)
+        except Exception as e:  # hydra's InstantiationException wraps the import or call error
+            text = str(e).strip().splitlines()
+            raise RewardFuncError(index, item, f"{shown(item)} cannot be instantiated: {text[0] if text else e}",
+                                  TARGET_FIX) from None
     try:
-        return instantiate(item)
-    except Exception as e:  # hydra's InstantiationException wraps the import or call error
-        text = str(e).strip().splitlines()
-        raise RewardFuncError(index, item, f"{shown(item)} cannot be instantiated: {text[0] if text else e}",
-                              "check _target_ (a dotted path to a function or class) and its arguments; a function "
-                              "with settings needs _partial_: true") from None
+        target = get_object(str(item["_target_"]))
+    except Exception as e:  # an ImportError, or what the module raises while importing
+        raise RewardFuncError(index, item, f"{shown(item)} cannot be instantiated: {type(e).__name__}: {e}",
+                              TARGET_FIX) from None
+    arguments = {k: v for k, v in item.items() if not k.startswith("_")}
+    try:
+        inspect.signature(target).bind(**arguments)
+    except TypeError as e:
+        raise RewardFuncError(index, item, f"{shown(item)}: its arguments do not fit {item['_target_']} ({e})",
+                              TARGET_FIX) from None
+    except ValueError:
+        pass  # no signature to read (a builtin)
+    if inspect.isclass(target) and callable(getattr(target, "__call__", None)) and "__call__" in dir(target):
+        return _Unmade(target)
+    return _Unmade(None, getattr(target, "__name__", str(item["_target_"])))
 
 
-def resolve_item(index: int, item: Any) -> RewardFunc:
-    """The callable an item names (not yet signature-checked)."""
+class _Unmade:
+    """What a ``_target_`` item will make, not made (validation): its class's ``__call__`` signature when known."""
+
+    def __init__(self, cls: Optional[type], name: str = ""):
+        self.cls, self.__name__ = cls, (cls.__name__ if cls is not None else name)
+
+    @property
+    def __signature__(self) -> Optional[inspect.Signature]:
+        if self.cls is None or not inspect.isfunction(self.cls.__call__):
+            return None
+        sig = inspect.signature(self.cls.__call__)
+        return sig.replace(parameters=list(sig.parameters.values())[1:])  # without self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a reward function resolved for validation only")
+
+
+def resolve_item(index: int, item: Any, make: bool = False) -> RewardFunc:
+    """The callable an item names (not yet signature-checked); ``make``: a ``_target_`` item's product is made."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     if isinstance(item, (DictConfig, ListConfig)):
@@ -132,7 +173,7 @@ def resolve_item(index: int, item: Any) -> RewardFunc:
             raise RewardFuncError(index, item, f"{shown(item)} has no _target_",
                                   "a mapping names its function with _target_: {_target_: package.module.function, "
                                   "_partial_: true, <argument>: <value>}")
-        func = _from_target(index, item)
+        func = _from_target(index, item, make)
     elif is_file_item(item):
         func = _from_file(index, item)
     elif isinstance(item, str) and item.strip():
@@ -156,14 +197,16 @@ def signature_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optio
     if inspect.isclass(func):
         return (f"{func.__name__} is a class: GRPO would call it to score and get an instance, not rewards "
                 "(give a {_target_: ...} mapping without _partial_ to make the instance)")
+    if isinstance(func, _Unmade) and func.__signature__ is None:
+        return None  # a factory's product: checked when the run makes it
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):
         return None  # a builtin or C callable: nothing to read, left to the run
-    passed = {name: None for name in (*TRL_ARGUMENTS, *(columns or ()))}
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    if columns is None and not takes_any:  # the columns are unknown: only what is always passed
-        passed = {name: None for name in TRL_ARGUMENTS}
+    if columns is None:  # the data's columns are unknown (a dataset name): a required argument may name one
+        columns = [n for n, p in sig.parameters.items() if p.default is p.empty
+                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in TRL_ARGUMENTS]
+    passed = {name: None for name in (*TRL_ARGUMENTS, *columns)}
     try:
         sig.bind(**passed)
     except TypeError as e:
@@ -192,11 +235,12 @@ def shipped_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optiona
     return None
 
 
-def resolve(items: Iterable[Any], columns: Optional[Sequence[str]] = None) -> List[RewardFunc]:
-    """Every item resolved and checked; the first problem raised as a RewardFuncError."""
+def resolve(items: Iterable[Any], columns: Optional[Sequence[str]] = None, make: bool = False) -> List[RewardFunc]:
+    """Every item resolved and checked against the data's ``columns`` (None: unknown); the first problem raised as
+    a RewardFuncError. ``make``: the run's (a ``_target_`` item's product is made); validation makes none."""
     out = []
     for i, item in enumerate(items or ()):
-        found = resolve_item(i, item)
+        found = resolve_item(i, item, make)
         problem = signature_problem(found.func, columns)
         if problem:
             raise RewardFuncError(i, item, f"{shown(item)}: {problem}",

@@ -26,7 +26,7 @@ import re
 from typing import Any, List, Optional, Sequence, Union
 
 
-def _text(completion: Any) -> str:
+def completion_text(completion: Any) -> str:
     """A completion as text: a string, or a conversational completion's last message."""
     if isinstance(completion, str):
         return completion
@@ -38,7 +38,7 @@ def _text(completion: Any) -> str:
 def has_number(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> List[float]:
     """1.0 when the completion contains a number (a digit), else 0.0: a format reward for prompts that ask for a
     number (the built-in arithmetic prompts come with it)."""
-    return [1.0 if re.search(r"\d", _text(c)) else 0.0 for c in completions]
+    return [1.0 if re.search(r"\d", completion_text(c)) else 0.0 for c in completions]
 
 
 def regex_match(prompts: Sequence[Any], completions: Sequence[Any], pattern: str = r"\S", full: bool = False,
@@ -48,7 +48,7 @@ def regex_match(prompts: Sequence[Any], completions: Sequence[Any], pattern: str
     ``pattern: '<answer>.*</answer>'``."""
     compiled = re.compile(pattern, re.DOTALL)
     match = compiled.fullmatch if full else compiled.search
-    return [1.0 if match(_text(c).strip() if full else _text(c)) else 0.0 for c in completions]
+    return [1.0 if match(completion_text(c).strip() if full else completion_text(c)) else 0.0 for c in completions]
 
 
 def length_target(prompts: Sequence[Any], completions: Sequence[Any], target: int = 100, unit: str = "chars",
@@ -59,7 +59,7 @@ def length_target(prompts: Sequence[Any], completions: Sequence[Any], target: in
         raise ValueError(f"length_target: unit must be chars or words, not {unit!r}")
     out = []
     for c in completions:
-        text = _text(c)
+        text = completion_text(c)
         n = len(text) if unit == "chars" else len(text.split())
         out.append(1.0 - abs(n - target) / max(n, target, 1))
     return out
@@ -75,7 +75,7 @@ def keywords(prompts: Sequence[Any], completions: Sequence[Any], words: Union[st
         wanted = [w.lower() for w in wanted]
     out = []
     for c in completions:
-        text = _text(c) if case_sensitive else _text(c).lower()
+        text = completion_text(c) if case_sensitive else completion_text(c).lower()
         out.append(sum(w in text for w in wanted) / len(wanted))
     return out
 
@@ -96,7 +96,7 @@ def reference_match(prompts: Sequence[Any], completions: Sequence[Any], column: 
         if ref is None:
             out.append(None)
             continue
-        text, ref = _text(c).strip(), str(ref).strip()
+        text, ref = completion_text(c).strip(), str(ref).strip()
         if not case_sensitive:
             text, ref = text.lower(), ref.lower()
         if mode == "exact":

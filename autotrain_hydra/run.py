@@ -172,6 +172,8 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
         raise RunError(f"the run ended without a finite {name} ({metrics.get(name)})")
     metrics["objective"] = objective
     metrics["objective_name"] = name
+    metrics["objective_direction"] = (cfg.sweep.direction if cfg.sweep.enabled else None) \
+        or registry.metric_direction(name)  # a reward is maximised, a loss minimised
     if plan is None:
         wandb_summary(cfg, metrics)
     elif "wandb" in list(cfg.report_to) and cfg.eval.enabled:

@@ -215,3 +215,11 @@ def test_readme_lists_every_experiment():
     readme = (Path(__file__).resolve().parents[1] / "docs" / "usage.md").read_text()
     for p in EXPERIMENTS:
         assert f"+experiment={p.stem}" in readme, p.stem
+
+
+def test_list_flags_take_json_one_item_null_and_report_to_its_comma_form():
+    assert cli.translate(["--report-to", "wandb,tensorboard"]).overrides == ["report_to=[wandb,tensorboard]"]
+    assert cli.translate(["--grpo-reward-funcs", "pkg.mod.f"]).overrides == ["trainer.grpo.reward_funcs=[pkg.mod.f]"]
+    assert cli.translate(["--grpo-reward-weights", "null"]).overrides == ["trainer.grpo.reward_weights=null"]
+    with pytest.raises(cli.FlagError, match=r"--grpo-reward-weights '\[1.0,' is not a JSON list"):
+        cli.translate(["--grpo-reward-weights", "[1.0,"])

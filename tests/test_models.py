@@ -119,7 +119,7 @@ def test_a_ppo_reward_model_with_pickle_weights_is_refused_at_load(tmp_path, tin
     import torch
 
     from autotrain_hydra.errors import InputError
-    from autotrain_hydra.trainers.ppo import RewardScorer
+    from autotrain_hydra.models import RewardScorer
 
     pickled = pickle_model(tmp_path, tiny_scorer)
     policy = models.load_tokenizer(compose_config([]).model)

@@ -31,10 +31,38 @@ def test_the_three_forms_resolve(user_file):
     assert isinstance(found[2].func, functools.partial) and found[2].func(None, ["abc"]) == [1.0]
 
 
-def test_a_target_without_partial_makes_the_instance(user_file, monkeypatch):
-    monkeypatch.syspath_prepend(str(user_file.parent))
-    found = resolve([{"_target_": "my_rewards.Scaled", "scale": 2.0}])
-    assert found[0].name == "Scaled" and found[0].func(prompts=["p"], completions=["a", "b"]) == [2.0, 2.0]
+def test_a_target_without_partial_is_made_by_the_run_and_only_checked_by_validation(tmp_path, monkeypatch):
+    (tmp_path / "judges.py").write_text(
+        "import os\n"
+        "class Judge:\n"
+        "    def __init__(self, scale=1.0):\n"
+        "        open(os.environ['MADE'], 'w').close()  # a client, a model: not made at validation\n"
+        "        self.scale = scale\n"
+        "    def __call__(self, prompts, completions, **kwargs):\n"
+        "        return [self.scale] * len(completions)\n"
+        "class Picky:\n"
+        "    def __call__(self, text):\n"
+        "        return [0.0]\n"
+        "def factory(n):\n"
+        "    return lambda prompts, completions, **kw: [float(n)] * len(completions)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("MADE", str(tmp_path / "made"))
+    checked = resolve([{"_target_": "judges.Judge", "scale": 2.0}, {"_target_": "judges.factory", "n": 3}])
+    assert [f.name for f in checked] == ["Judge", "factory"] and not (tmp_path / "made").exists()
+    with pytest.raises(RewardFuncError, match=r"its arguments do not fit judges.Judge \(got an unexpected keyword "
+                                              r"argument 'size'\)"):
+        resolve([{"_target_": "judges.Judge", "size": 2.0}])
+    with pytest.raises(RewardFuncError, match=r"its signature Picky\(text\) cannot take what GRPO passes"):
+        resolve([{"_target_": "judges.Picky"}])
+    made = resolve([{"_target_": "judges.Judge", "scale": 2.0}, {"_target_": "judges.factory", "n": 3}], make=True)
+    assert (tmp_path / "made").exists()
+    assert made[0].func(prompts=["p"], completions=["a", "b"]) == [2.0, 2.0]
+    assert made[1].func(prompts=["p"], completions=["a"]) == [3.0]
+
+
+def test_with_columns_unknown_a_required_argument_may_name_one(user_file):
+    """A hub dataset's columns are not known before load: ``def f(prompts, completions, answer, **kwargs)`` passes."""
+    assert resolve([f"{user_file}:needs_answer"], columns=None)[0].name == "needs_answer"
 
 
 def test_a_column_argument_binds_when_the_data_have_it(user_file):

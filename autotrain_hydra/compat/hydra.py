@@ -203,17 +203,14 @@ def delegate(args: argparse.Namespace, task: TaskFunction, config_dir: str) -> i
 def job_number() -> Optional[int]:
     """This job's number in a multirun (None in a single run or outside Hydra)."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     if not HydraConfig.initialized():
         return None
     hc = HydraConfig.get()
     # a launcher numbers each job of a multirun (hydra.job.num); a single run has none. A job's own config is
-    # composed in Hydra's RUN mode (ConfigLoaderImpl.load_sweep_config), so hydra.mode does not say which it is
-    # (it was read here once, and every trial of a sweep with output_dir=... wrote into output_dir itself)
-    if hc.mode == RunMode.RUN or OmegaConf.is_missing(hc.job, "num"):
-        return None
-    return hc.job.num
+    # composed again for it (ConfigLoaderImpl.load_sweep_config), where hydra.mode is not set: it cannot tell a job
+    # of a multirun (it was read here once, and every trial of a sweep with output_dir=... wrote into output_dir)
+    return None if OmegaConf.is_missing(hc.job, "num") else hc.job.num
 
 
 def job_dir() -> Optional[str]:

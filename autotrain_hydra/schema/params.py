@@ -164,7 +164,7 @@ PARAMS: Tuple[Param, ...] = (
     _rl("temperature", None, gt(0)),
     _rl("stop_on_eos", None, None),
     # GRPO (beyond the guide: TRL's GRPOTrainer)
-    _own("grpo", "reward_funcs"),  # each item resolved and signature-checked by schema.rules.rewards
+    _own("grpo", "reward_funcs"),  # each item resolved and signature-checked by schema.rules.trainers
     _own("grpo", "reward_model_path"),
     _own("grpo", "reward_weights"),
     _own("grpo", "num_generations", ge(2)),

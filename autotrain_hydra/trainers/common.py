@@ -142,6 +142,20 @@ def finite_loss_guard():
     return FiniteLossGuard()
 
 
+@contextlib.contextmanager
+def sampling_seed(seed: int) -> Iterator[None]:
+    """Sample with torch's RNG seeded by ``seed``, then put the RNG back as it was: an evaluation that samples
+    (a policy's mean reward before and after training) draws alike each time and leaves training's draws alone."""
+    import torch
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
 @dataclass
 class Job:
     cfg: DictConfig

@@ -11,31 +11,13 @@ autotrain_hydra.features.distillation).
 
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any, Dict
 
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs
-from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
-
-
-def reference_model(job: Job, model: Any) -> Any:
-    """``trainer.model_ref``, else None under LoRA (TRL disables the adapter), else a frozen copy of the model."""
-    cfg = job.cfg
-    if cfg.trainer.model_ref:
-        ref = models.load_causal_lm(cfg.model, key="trainer.model_ref", name=cfg.trainer.model_ref)
-        job.notes.append(f"reference model: {cfg.trainer.model_ref}")
-    elif cfg.peft.method == "lora":
-        job.notes.append("reference model: the base model with the LoRA adapter disabled")
-        return None
-    else:
-        ref = copy.deepcopy(model)
-        job.notes.append("reference model: a frozen copy of the base model")
-    ref.eval()
-    ref.requires_grad_(False)
-    return ref
+from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, reference_model
 
 
 def with_length(pairs: Any) -> Any:

@@ -33,8 +33,8 @@ from typing import Any, Dict, List
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models, reward_funcs, rundir
 from autotrain_hydra.errors import InputError
-from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
-                                             training_kwargs)
+from autotrain_hydra.trainers.common import (Job, attn_implementation, sampling_seed, save_model, train_and_collect,
+                                             trainer_class, training_kwargs)
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +59,15 @@ class RewardModelReward:
 
     __name__ = REWARD_MODEL
 
-    def __init__(self, job: Job, tokenizer: Any):
-        import torch
-
-        from autotrain_hydra.trainers.ppo import RewardScorer
-
+    def __init__(self, job: Job, tokenizer: Any, device: Any):
         cfg = job.cfg
-        device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-        self.scorer = RewardScorer(os.path.expanduser(cfg.trainer.grpo.reward_model_path), tokenizer, device,
-                                   cfg.training.block_size, cfg.model, key="trainer.grpo.reward_model_path")
+        self.scorer = models.RewardScorer(os.path.expanduser(cfg.trainer.grpo.reward_model_path), tokenizer, device,
+                                          cfg.training.block_size, cfg.model, key="trainer.grpo.reward_model_path")
 
     def __call__(self, prompts: List[Any], completions: List[Any], **kwargs: Any) -> List[float]:
-        from autotrain_hydra.rewards import _text
+        from autotrain_hydra.rewards import completion_text
 
-        texts = [_text(p) + _text(c) for p, c in zip(prompts, completions)]
+        texts = [completion_text(p) + completion_text(c) for p, c in zip(prompts, completions)]
         out: List[float] = []
         for i in range(0, len(texts), 16):
             out += self.scorer.score_texts(texts[i: i + 16]).tolist()
@@ -126,26 +121,38 @@ def load_prompts(job: Job, tokenizer: Any) -> Dict[str, Any]:
     if cfg.eval.enabled and cfg.eval.dataset_path:  # enhanced evaluation's prompts: the mean reward's
         ds = data_mod.load_split(cfg.eval.dataset_path, "train")
         out["eval"] = prompt_rows(job, ds, cfg.eval.dataset_path, tokenizer, key, column)
+    elif out["valid"] is not None:
+        out["eval"] = out["valid"]
     else:
-        out["eval"] = out["valid"] or out["train"].select(range(min(EVAL_PROMPTS_FALLBACK, len(out["train"]))))
+        out["eval"] = out["train"].select(range(min(EVAL_PROMPTS_FALLBACK, len(out["train"]))))
+        job.notes.append(f"no eval prompts (data.valid_path, data.valid_split, data.valid_fraction): the mean reward "
+                         f"before and after is measured on the first {len(out['eval'])} training prompts, not held "
+                         "out")
+        log.warning(job.notes[-1])
+    if len(out["eval"]) > EVAL_SAMPLES:  # each prompt once: the first EVAL_SAMPLES
+        out["eval"] = out["eval"].select(range(EVAL_SAMPLES))
     return out
 
 
 # ----------------------------------------------------------------------------------------------- rewards
-def reward_sources(job: Job, tokenizer: Any, columns: List[str]) -> List[Any]:
-    """The reward functions (as validation resolved them), then the reward model."""
-    g = job.cfg.trainer.grpo
+def reward_functions(job: Job, columns: List[str]) -> List[Any]:
+    """The reward functions, resolved and checked as validation did (a ``_target_`` without ``_partial_`` is made
+    here: validation only checked that it can be called)."""
     try:
-        found = reward_funcs.resolve(list(g.reward_funcs or ()), columns)
+        found = reward_funcs.resolve(list(job.cfg.trainer.grpo.reward_funcs or ()), columns, make=True)
     except reward_funcs.RewardFuncError as e:  # checked before load; here when the code changed since
         raise InputError(f"{e.key}: {e.message}\n    fix: {e.fix}") from None
-    sources: List[Any] = [f.func if f.name == reward_funcs.name_of(f.func) or inspect.iscoroutinefunction(f.func)
-                          else Named(f.func, f.name) for f in found]  # (TRL runs an async one apart: kept as is)
-    if g.reward_model_path:
-        sources.append(RewardModelReward(job, tokenizer))
-        job.notes.append(f"reward model: {g.reward_model_path}")
-    names = [f.name for f in found] + ([REWARD_MODEL] if g.reward_model_path else [])
-    job.notes.append("rewards: " + ", ".join(names))
+    return [f.func if f.name == reward_funcs.name_of(f.func) or inspect.iscoroutinefunction(f.func)
+            else Named(f.func, f.name) for f in found]  # (TRL runs an async one apart: kept as it is)
+
+
+def with_reward_model(job: Job, functions: List[Any], tokenizer: Any, device: Any) -> List[Any]:
+    """The reward sources in order: the functions, then the reward model (on this process's device)."""
+    path = job.cfg.trainer.grpo.reward_model_path
+    sources = functions + ([RewardModelReward(job, tokenizer, device)] if path else [])
+    if path:
+        job.notes.append(f"reward model: {path}")
+    job.notes.append("rewards: " + ", ".join(source_names(sources)))
     return sources
 
 
@@ -156,7 +163,7 @@ def source_names(sources: List[Any]) -> List[str]:
 def score(sources: List[Any], weights: List[float], prompts: List[str], completions: List[str],
           completion_ids: List[List[int]], columns: Dict[str, List[Any]], state: Any) -> Dict[str, List[float]]:
     """Every source's reward of each completion (None → nan), and their weighted sum (``total``), as TRL sums
-    them (a nan of one source counts as 0 in the sum)."""
+    them: a nan of one source counts as 0 in the sum; a completion no source scored is nan (left out of means)."""
     out: Dict[str, List[float]] = {}
     for name, func in zip(source_names(sources), sources):
         values = func(prompts=prompts, completions=completions, completion_ids=completion_ids, trainer_state=state,
@@ -171,6 +178,7 @@ def score(sources: List[Any], weights: List[float], prompts: List[str], completi
                              "completions.\n    fix: return one reward (a float, or None) per completion")
         out[name] = values
     out["total"] = [sum(w * v for w, v in zip(weights, vals) if not math.isnan(v))
+                    if not all(math.isnan(v) for v in vals) else float("nan")
                     for vals in zip(*(out[n] for n in source_names(sources)))]
     return out
 
@@ -180,42 +188,39 @@ def _mean(values: List[float]) -> float:
     return sum(finite) / len(finite) if finite else float("nan")
 
 
-def evaluate_policy(job: Job, model: Any, tokenizer: Any, rows: Any, sources: List[Any], weights: List[float],
-                    state: Any) -> Dict[str, Any]:
-    """Sample completions of ``model`` for the eval prompts (each prompt repeated until EVAL_SAMPLES are drawn, with a
-    fixed seed) and score them: the mean total reward, the mean of each source, and the samples."""
+def evaluate_policy(job: Job, trainer: Any, tokenizer: Any, rows: Any, sources: List[Any],
+                    weights: List[float]) -> Dict[str, Any]:
+    """Sample completions of the trainer's policy for the eval prompts (each prompt repeated until EVAL_SAMPLES are
+    drawn, with a fixed seed) and score them: the mean total reward, the mean of each source, and the samples. The
+    policy is unwrapped for generation as TRL does it (FSDP and ZeRO-3 gather their shards: every rank takes part)."""
     import torch
+    from trl.models import unwrap_model_for_generation
 
     g, t = job.cfg.trainer.grpo, job.cfg.training
     repeats = math.ceil(EVAL_SAMPLES / len(rows))
     prompts = [p for p in rows["prompt"] for _ in range(repeats)]
     columns = {c: [v for v in rows[c] for _ in range(repeats)] for c in rows.column_names if c != "prompt"}
-    device = next(model.parameters()).device
     size = max(t.eval_batch_size or t.batch_size, 8)
-    state_rng = torch.random.get_rng_state()
-    torch.manual_seed(t.seed + 1)
-    was_training = model.training
-    model.eval()
     completions: List[str] = []
     completion_ids: List[List[int]] = []
-    try:
-        with torch.no_grad():
-            for i in range(0, len(prompts), size):
-                ids, mask = data_mod.left_pad([tokenizer(p)["input_ids"] for p in prompts[i: i + size]],
-                                              tokenizer.pad_token_id)
-                out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
-                                     temperature=g.temperature, top_k=0, top_p=1.0,
-                                     max_new_tokens=g.max_completion_length, pad_token_id=tokenizer.pad_token_id,
-                                     eos_token_id=tokenizer.eos_token_id)
-                for row in out[:, ids.shape[1]:].tolist():
-                    if tokenizer.eos_token_id in row:
-                        row = row[: row.index(tokenizer.eos_token_id) + 1]
-                    completion_ids.append(row)
-                    completions.append(tokenizer.decode(row, skip_special_tokens=True))
-    finally:
+    with sampling_seed(t.seed + 1), torch.no_grad(), \
+            unwrap_model_for_generation(trainer.model_wrapped, trainer.accelerator) as model:
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        for i in range(0, len(prompts), size):
+            ids, mask = data_mod.left_pad([tokenizer(p)["input_ids"] for p in prompts[i: i + size]],
+                                          tokenizer.pad_token_id)
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
+                                 temperature=g.temperature, top_k=0, top_p=1.0, max_new_tokens=g.max_completion_length,
+                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+            for row in out[:, ids.shape[1]:].tolist():
+                if tokenizer.eos_token_id in row:
+                    row = row[: row.index(tokenizer.eos_token_id) + 1]
+                completion_ids.append(row)
+                completions.append(tokenizer.decode(row, skip_special_tokens=True))
         model.train(was_training)
-        torch.random.set_rng_state(state_rng)
-    scores = score(sources, weights, prompts, completions, completion_ids, columns, state)
+    scores = score(sources, weights, prompts, completions, completion_ids, columns, trainer.state)
     samples = [{"prompt": p, "completion": c, "rewards": {n: scores[n][i] for n in scores}}
                for i, (p, c) in enumerate(zip(prompts, completions))]
     return {"mean": _mean(scores["total"]), "per_source": {n: _mean(v) for n, v in scores.items() if n != "total"},
@@ -241,9 +246,9 @@ def grpo_config(job: Job, has_eval: bool, sources: int) -> Any:
                           epsilon=g.epsilon, loss_type=g.loss_type, num_iterations=g.num_iterations,
                           use_vllm=g.use_vllm, vllm_mode="colocate", reward_weights=weights, top_k=0,
                           log_completions=False, shuffle_dataset=True)
-    except ValueError as e:
-        raise InputError(f"TRL's GRPOConfig refuses these settings: {e}\n    fix: see docs/usage.md (GRPO) for how "
-                         "trainer.grpo.num_generations relates to the batch") from None
+    except ValueError as e:  # what the rules check before load, should TRL's checks differ
+        raise InputError(f"TRL's GRPOConfig refuses these settings: {e}\n    fix: change the setting it names "
+                         "(docs/usage.md, GRPO)") from None
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -255,8 +260,9 @@ def train(job: Job) -> Dict[str, Any]:
     prompts = load_prompts(job, tokenizer)
     columns = [c for c in prompts["train"].column_names if c != "prompt"]
     has_eval = prompts["valid"] is not None
-    sources = reward_sources(job, tokenizer, columns)
-    args = grpo_config(job, has_eval, len(sources))
+    functions = reward_functions(job, columns)
+    args = grpo_config(job, has_eval, len(functions) + bool(cfg.trainer.grpo.reward_model_path))
+    sources = with_reward_model(job, functions, tokenizer, args.device)  # the config chose this process's device
     weights = list(args.reward_weights)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
     peft_config = models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None
@@ -266,9 +272,9 @@ def train(job: Job) -> Dict[str, Any]:
     trainer = trainer_class(GRPOTrainer)(model=model, reward_funcs=sources, args=args,
                                          train_dataset=prompts["train"], eval_dataset=prompts["valid"],
                                          processing_class=tokenizer, peft_config=peft_config)
-    before = evaluate_policy(job, trainer.model, tokenizer, prompts["eval"], sources, weights, trainer.state)
+    before = evaluate_policy(job, trainer, tokenizer, prompts["eval"], sources, weights)
     metrics = train_and_collect(job, trainer, has_eval=has_eval)
-    after = evaluate_policy(job, trainer.model, tokenizer, prompts["eval"], sources, weights, trainer.state)
+    after = evaluate_policy(job, trainer, tokenizer, prompts["eval"], sources, weights)
     _record(metrics, before, "before")
     _record(metrics, after, "after")
     history = [e for e in trainer.state.log_history if "reward" in e]

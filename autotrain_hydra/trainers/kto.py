@@ -31,8 +31,7 @@ from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
                                              training_kwargs)
-from autotrain_hydra.trainers.dpo import reference_model
-from autotrain_hydra.trainers.preference import MARGIN_PAIRS
+from autotrain_hydra.trainers.preference import MARGIN_PAIRS, reference_model
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +71,25 @@ def load_feedback(job: Job) -> Dict[str, Any]:
     splits = data_mod.load_splits(cfg.data)
     train = feedback_rows(job, splits.train, splits.source)
     random.Random(cfg.training.seed).shuffle(train)  # read in order (TRL): mixed once, with the seed
-    kinds = sum(r["label"] for r in train)
-    job.notes.append(f"{kinds} desirable and {len(train) - kinds} undesirable training rows"
+    desirable = sum(r["label"] for r in train)
+    job.notes.append(f"{desirable} desirable and {len(train) - desirable} undesirable training rows"
                      + (" (from preference pairs)" if cfg.data.rejected_text_column else ""))
-    if kinds in (0, len(train)):
+    if desirable in (0, len(train)):
         log.warning("every training row of %s is %s: KTO learns from both kinds (data.label_column=%s)",
-                    splits.source, "desirable" if kinds else "undesirable", cfg.data.label_column)
+                    splits.source, "desirable" if desirable else "undesirable", cfg.data.label_column)
     valid = feedback_rows(job, splits.valid, "the validation data") if splits.valid is not None else None
     return {"train": Dataset.from_list(train), "valid": Dataset.from_list(valid) if valid else None}
 
 
 def logp_margin(job: Job, model: Any, tokenizer: Any, rows: Any) -> Optional[float]:
-    """Mean log p(completion | prompt) of the desirable held-out rows minus that of the undesirable ones (up to 256
-    rows); None when the held-out rows are of one kind only."""
+    """Mean log p(completion | prompt) of the desirable held-out rows minus that of the undesirable ones (up to 128
+    of each kind); None when the held-out rows are of one kind only."""
     import torch
 
-    rows = rows.select(range(min(len(rows), MARGIN_PAIRS)))
+    half = MARGIN_PAIRS // 2  # up to 128 rows of each kind, whatever the order of the file
+    good_rows = [i for i, label in enumerate(rows["label"]) if label][:half]
+    bad_rows = [i for i, label in enumerate(rows["label"]) if not label][:half]
+    rows = rows.select(good_rows + bad_rows)
     pairs = rows.rename_column("completion", "chosen").add_column("rejected", rows["completion"])
     cols = data_mod.PreferenceColumns("prompt", "chosen", "rejected")
     seqs = data_mod.preference_sequences(pairs.remove_columns(["label"]), tokenizer, cols, "the held-out rows")

@@ -49,7 +49,8 @@ from autotrain_hydra import rundir
 from autotrain_hydra.paths import stamp_checkpoint
 from autotrain_hydra.processes import stop_requested
 from autotrain_hydra.trainers.common import (Job, attn_implementation, fingerprint, precision_flags,
-                                             remove_empty_checkpoints, save_model, scheduler, weights_changed)
+                                             remove_empty_checkpoints, sampling_seed, save_model, scheduler,
+                                             weights_changed)
 
 log = logging.getLogger(__name__)
 
@@ -147,51 +148,6 @@ def policy_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Te
     return logprobs, entropy, values
 
 
-class RewardScorer:
-    """Scores prompt + response with the reward model (mean of its heads), in the reward tokenizer's terms."""
-
-    def __init__(self, path: str, policy_tokenizer: Any, device: torch.device, max_length: int,
-                 model_cfg: Any = None, key: str = "trainer.rl.reward_model_path"):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        # safetensors weights only, unless model.allow_pickle_weights (model_cfg: the run's model node)
-        models.refuse_pickle_weights(path, key, model_cfg)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            path, **models.weights_kwargs(model_cfg)).to(device).eval()
-        self.model.requires_grad_(False)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        if self.model.config.pad_token_id is None:
-            self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.policy_tokenizer = policy_tokenizer
-        self.same_vocab = self.tokenizer.get_vocab() == policy_tokenizer.get_vocab()
-        self.device, self.max_length = device, max_length
-
-    @torch.no_grad()
-    def __call__(self, sequences: List[List[int]]) -> torch.Tensor:
-        """``sequences``: prompt + response token ids of the policy (no padding)."""
-        if self.same_vocab:  # fast path: the ids mean the same to both
-            n = max(len(s) for s in sequences)
-            ids = torch.full((len(sequences), n), self.tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for i, s in enumerate(sequences):
-                ids[i, : len(s)] = torch.tensor(s)
-                mask[i, : len(s)] = 1
-            batch = {"input_ids": ids, "attention_mask": mask}
-        else:
-            return self.score_texts(self.policy_tokenizer.batch_decode(sequences, skip_special_tokens=True))
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        return self.model(**batch).logits.float().mean(-1)
-
-    @torch.no_grad()
-    def score_texts(self, texts: List[str]) -> torch.Tensor:
-        """Scores of prompt + response texts, tokenized by the reward model's tokenizer (cut to max_length)."""
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        return self.model(**batch).logits.float().mean(-1)
-
-
 # ----------------------------------------------------------------------------------------------- rollout
 @dataclass
 class Rollout:
@@ -259,7 +215,7 @@ class PPO:
 
             self.ref = copy.deepcopy(model).eval().requires_grad_(False).to(self.device)
         self.value_head = ValueHead(model.config.get_text_config().hidden_size)
-        self.scorer = RewardScorer(os.path.expanduser(self.rl.reward_model_path), self.tokenizer, self.device,
+        self.scorer = models.RewardScorer(os.path.expanduser(self.rl.reward_model_path), self.tokenizer, self.device,
                                    self.cfg.training.block_size, self.cfg.model)
         self.policy, self.value_head, self.optimizer = self.accelerator.prepare(
             model, self.value_head, self._optimizer(model))
@@ -414,9 +370,7 @@ class PPO:
         """Mean score of fresh samples of the policy for these prompts, each sampled several times so that at least
         EVAL_SAMPLES responses are scored (a fixed seed, so that before and after compare like for like)."""
         prompts = prompts * math.ceil(EVAL_SAMPLES / len(prompts))
-        state = torch.random.get_rng_state()
-        torch.manual_seed(self.cfg.training.seed + 1)
-        try:
+        with sampling_seed(self.cfg.training.seed + 1):
             policy = self.accelerator.unwrap_model(self.policy)
             policy.eval()
             scores = []
@@ -425,8 +379,6 @@ class PPO:
                 q, qm, r, rm = generate(policy, prompts[i: i + size], self.tokenizer, self.rl, self.device)
                 scores.append(self.scorer(unpadded(q, qm, r, rm)))
             return float(torch.cat(scores).mean())
-        finally:
-            torch.random.set_rng_state(state)
 
     # -- checkpoints (the same layout and completeness rule as the Trainer's: trainer_state.json written last)
     def save_checkpoint(self, it: int, before: float) -> None:

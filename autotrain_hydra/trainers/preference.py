@@ -1,7 +1,9 @@
-"""Shared by the preference trainers (dpo, orpo, reward): pair loading and the policy's log-probability margin."""
+"""Shared by the preference trainers (dpo, orpo, reward, kto): pair loading, the policy's log-probability margin,
+the reference model."""
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -92,3 +94,20 @@ def margin_before(job: Job, model: Any, pairs: Pairs, tokenizer: Any, key: str =
     """The held-out log-probability margin of ``model`` (the policy before training, or the reference model)."""
     if pairs.valid is not None:
         job.metrics[key] = logp_margin(model, pairs.valid, tokenizer.pad_token_id)
+
+
+def reference_model(job: Job, model: Any) -> Any:
+    """``trainer.model_ref``, else None under LoRA (TRL disables the adapter), else a frozen copy of the model."""
+    cfg = job.cfg
+    if cfg.trainer.model_ref:
+        ref = models.load_causal_lm(cfg.model, key="trainer.model_ref", name=cfg.trainer.model_ref)
+        job.notes.append(f"reference model: {cfg.trainer.model_ref}")
+    elif cfg.peft.method == "lora":
+        job.notes.append("reference model: the base model with the LoRA adapter disabled")
+        return None
+    else:
+        ref = copy.deepcopy(model)
+        job.notes.append("reference model: a frozen copy of the base model")
+    ref.eval()
+    ref.requires_grad_(False)
+    return ref

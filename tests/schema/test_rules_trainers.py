@@ -10,6 +10,7 @@ from autotrain_hydra.errors import DataError
 from tests.helpers import check, fake_reward_dir, messages, resolved
 
 PROMPTS = "data.path=autotrain_hydra/assets/data/prompts.jsonl"
+SHORT = "trainer.grpo.max_completion_length=16"  # fits the tiny model's block of 128 (the sample sets it itself)
 
 
 def errors(*overrides):
@@ -18,7 +19,7 @@ def errors(*overrides):
 
 
 def test_grpo_needs_a_reward_source_and_the_sample_brings_its_own():
-    [(key, message, fix)] = errors("trainer=grpo", PROMPTS)
+    [(key, message, fix)] = errors("trainer=grpo", PROMPTS, SHORT)
     assert key == "trainer.grpo.reward_funcs"
     assert message == "grpo requires a reward: trainer.grpo.reward_funcs or trainer.grpo.reward_model_path"
     assert "autotrain_hydra.rewards" in fix and "trainer=reward" in fix
@@ -28,7 +29,7 @@ def test_grpo_needs_a_reward_source_and_the_sample_brings_its_own():
     # a reward model alone is a reward source; the sample's reward is not added beside a source the user chose
     cfg = resolved("trainer=grpo", f"trainer.grpo.reward_model_path={fake_reward_dir()}")
     assert list(cfg.trainer.grpo.reward_funcs) == [] and cfg.trainer.grpo.max_completion_length == 16
-    assert not errors("trainer=grpo", PROMPTS, f"trainer.grpo.reward_model_path={fake_reward_dir()}")
+    assert not errors("trainer=grpo", PROMPTS, SHORT, f"trainer.grpo.reward_model_path={fake_reward_dir()}")
 
 
 def test_a_reward_model_that_is_not_one_is_refused(tmp_path):
@@ -48,7 +49,7 @@ def test_reference_match_needs_its_column_in_the_data(tmp_path):
     data = tmp_path / "q.jsonl"
     data.write_text(json.dumps({"question": "2+2?", "solution": "4"}) + "\n")
     ref = "{_target_:autotrain_hydra.rewards.reference_match,_partial_:true,column:solution}"
-    base = ["trainer=grpo", f"data.path={data}", "data.prompt_text_column=question"]
+    base = ["trainer=grpo", f"data.path={data}", "data.prompt_text_column=question", SHORT]
     assert not errors(*base, f"trainer.grpo.reward_funcs=[{ref}]")
     [(_, message, _)] = errors(*base, f"trainer.grpo.reward_funcs=[{ref.replace('solution', 'answer')}]")
     assert "it reads the column 'answer', which the data lack (their columns beside the prompt: solution)" in message
@@ -141,3 +142,41 @@ def test_kto_on_pairs_reads_the_rejected_column_not_a_label(tmp_path):
     assert check_inputs(cfg) == []
     assert not check("trainer=kto", f"data.path={data}", "data.prompt_text_column=q", "data.text_column=good",
                      "data.rejected_text_column=bad").errors
+
+
+def test_a_completion_as_long_as_the_block_leaves_the_prompt_no_room(tmp_path):
+    [(key, message, fix)] = errors("trainer=grpo", PROMPTS, "trainer.grpo.reward_funcs=[autotrain_hydra.rewards."
+                                   "has_number]")  # the tiny preset's block of 128, the default completion of 256
+    assert key == "trainer.grpo.max_completion_length"
+    assert message == ("trainer.grpo.max_completion_length=256 leaves no room for the prompt in "
+                       "training.block_size=128 (prompt + completion)")
+    assert not errors("trainer=grpo", PROMPTS, "trainer.grpo.reward_funcs=[autotrain_hydra.rewards.has_number]",
+                      "trainer.grpo.max_completion_length=64")
+
+
+def test_the_eval_batch_rule_needs_eval_data(tmp_path):
+    base = ["trainer=grpo", PROMPTS, "trainer.grpo.reward_funcs=[autotrain_hydra.rewards.has_number]",
+            "trainer.grpo.max_completion_length=16", "training.batch_size=2", "training.gradient_accumulation=2"]
+    assert not errors(*base)  # no eval data: TRL never evaluates, whatever the eval batch
+    [(key, _, _)] = errors(*base, "data.valid_path=autotrain_hydra/assets/data/prompts_valid.jsonl")
+    assert key == "training.eval_batch_size"
+
+
+def test_a_reward_column_must_be_in_every_data_set_the_rewards_score(tmp_path):
+    train, valid = tmp_path / "t.jsonl", tmp_path / "v.jsonl"
+    train.write_text(json.dumps({"q": "2+2?", "answer": "4"}) + "\n")
+    valid.write_text(json.dumps({"q": "3+3?"}) + "\n")
+    ref = "{_target_:autotrain_hydra.rewards.reference_match,_partial_:true}"
+    [(_, message, _)] = errors("trainer=grpo", f"data.path={train}", f"data.valid_path={valid}", SHORT,
+                               "data.prompt_text_column=q", f"trainer.grpo.reward_funcs=[{ref}]")
+    assert "it reads the column 'answer', which the data lack" in message
+
+
+def test_csv_labels_as_pandas_reads_them(tmp_path):
+    data = tmp_path / "fb.csv"
+    data.write_text("prompt,completion,label\np,c,True\np,d,false\np,e,yes\n")
+    cfg = resolved("trainer=kto", f"data.path={data}")
+    with pytest.raises(DataError) as e:
+        check_inputs(cfg)
+    assert f"{data}:4: data.label_column ('label') is text, not a boolean" in str(e.value)
+    assert ":2:" not in str(e.value) and ":3:" not in str(e.value)

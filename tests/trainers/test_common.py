@@ -24,6 +24,8 @@ RESUMABLE = {  # trainer → overrides for a short run with checkpoints every 2 
     "dpo": ["trainer=dpo"],
     "orpo": ["trainer=orpo"],
     "reward": ["trainer=reward"],
+    "kto": ["trainer=kto"],
+    "grpo": ["trainer=grpo", "trainer.grpo.num_generations=2", "trainer.grpo.max_completion_length=4"],
 }
 SHORT = ["training.max_steps=8", "training.save_steps=2", "training.logging_steps=1", "training.batch_size=4",
          "training.eval_strategy=no"]
@@ -70,6 +72,10 @@ def test_crash_and_resume_ends_like_an_uninterrupted_run(tmp_path, monkeypatch, 
     assert resumed["global_step"] == whole["global_step"] == 8
     assert "resumed from checkpoint-4" in resumed["notes"]
     assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-3, abs=1e-3)
+    if trainer == "grpo":  # its loss is near 0 by construction: the sampled completions' rewards must match too
+        rewards = [[r for _, r in m["history"]["mean_reward"][-2:]] for m in (resumed, whole)]
+        assert rewards[0] == pytest.approx(rewards[1])  # steps 7 and 8, after the resume from step 4
+        assert resumed["eval_mean_reward_after"] == pytest.approx(whole["eval_mean_reward_after"])
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ def test_out_of_the_box_the_mean_reward_on_held_out_prompts_rises(tmp_path):
     assert m["eval_mean_reward_after"] > m["eval_mean_reward_before"] + 0.1, m
     assert m["eval_rewards/has_number_after"] == m["eval_mean_reward_after"]
     assert m["objective_name"] == "eval_mean_reward_after" and m["objective"] == m["eval_mean_reward_after"]
+    assert m["objective_direction"] == "maximize"
     assert 0 <= m["mean_reward"] <= 1 and m["history"]["mean_reward"][0][0] == 1 and m["weights_changed"]
     assert "trainer.grpo.reward_funcs=[autotrain_hydra.rewards.has_number], the sample's" in m["config_notes"][0]
     samples = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
@@ -97,3 +98,17 @@ def test_long_prompts_keep_their_end_within_the_block(tmp_path):
     ids = tok(rows[0]["prompt"], add_special_tokens=False)["input_ids"]
     assert len(ids) <= 6 and long.endswith(rows[0]["prompt"])  # block 10 - completion 4 = 6 < max_prompt_length 8
     assert "1 of 2 prompts of d were longer than 6 tokens" in job.notes[0]
+
+
+def test_a_completion_no_source_scored_is_left_out_of_the_mean():
+    from autotrain_hydra.trainers.grpo import _mean, score
+
+    def half(prompts, completions, **kw):
+        return [1.0, None, None]
+
+    def none(prompts, completions, **kw):
+        return [None, 2.0, None]
+
+    out = score([half, none], [1.0, 0.5], ["p"] * 3, ["a", "b", "c"], [[1]] * 3, {}, None)
+    assert out["total"][:2] == [1.0, 1.0] and out["total"][2] != out["total"][2]  # nan
+    assert _mean(out["total"]) == 1.0

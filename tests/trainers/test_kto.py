@@ -18,6 +18,7 @@ def test_out_of_the_box_the_margin_on_held_out_rows_rises(tmp_path):
     assert m["notes"][:2] == ["48 desirable and 48 undesirable training rows",
                               "reference model: a frozen copy of the base model"]
     assert m["objective_name"] == "eval_loss" and objective == m["eval_loss"] and m["weights_changed"]
+    assert m["objective_direction"] == "minimize"
     assert_a_trained_causal_lm(out)
 
 

@@ -171,7 +171,7 @@ def test_reward_model_with_another_tokenizer(tmp_path):
     scorer_model.save_pretrained(path)
     other.save_pretrained(path)
     policy_tok = models.load_tokenizer(compose_config([]).model)
-    scorer = ppo.RewardScorer(str(path), policy_tok, torch.device("cpu"), 64)
+    scorer = models.RewardScorer(str(path), policy_tok, torch.device("cpu"), 64)
     assert not scorer.same_vocab
     seq = policy_tok("Question: What is the capital of Peru? Answer: Lima")["input_ids"]
     got = scorer([seq])

@@ -45,6 +45,7 @@ RULES = (
     features.sweep,
     launcher.launcher,
     trainers.grpo_groups,
+    trainers.grpo_lengths,
     trainers.grpo_vllm,
     trainers.kto_batch,
 )

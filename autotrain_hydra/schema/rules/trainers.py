@@ -4,6 +4,7 @@
   (``autotrain_hydra.reward_funcs``, the code the run uses), against the columns of the data; one weight per source;
 - ``grpo_groups``: the completions of a prompt (``trainer.grpo.num_generations``) fill whole batches: the count
   divides the effective batch (per-device batch × gradient accumulation × processes) and the eval batch;
+- ``grpo_lengths``: a completion leaves the prompt room in ``training.block_size``;
 - ``grpo_vllm``: ``use_vllm`` where vLLM can run (the package here; a GPU is checked before load);
 - ``kto_batch``: KTO estimates its KL term from the other rows of a batch: two rows at least.
 
@@ -17,6 +18,7 @@ import math
 from typing import List, Optional
 
 from autotrain_hydra.schema.checks import is_number
+from autotrain_hydra.schema.metrics import has_eval_data
 from autotrain_hydra.schema.rules.context import Context
 
 FUNCS, MODEL, WEIGHTS = "trainer.grpo.reward_funcs", "trainer.grpo.reward_model_path", "trainer.grpo.reward_weights"
@@ -34,15 +36,21 @@ def _items(ctx: Context) -> list:
 
 
 def data_columns(ctx: Context) -> Optional[List[str]]:
-    """The columns the reward functions get: the data's, without the prompt column (passed as ``prompts``); None
-    when the data cannot be peeked (a dataset name)."""
+    """The columns the reward functions get: those every data set they score has (the training data, the validation
+    data, enhanced evaluation's prompts), without the prompt column (passed as ``prompts``); None when none of them
+    can be peeked (dataset names)."""
     from autotrain_hydra.schema import data_peek
 
-    present = data_peek.columns(ctx.get("data.path"), ctx.get("data.train_split") or "train")
-    if present is None:
+    sources = [(ctx.get("data.path"), ctx.get("data.train_split") or "train")]
+    if ctx.get("data.valid_path"):
+        sources.append((ctx.get("data.valid_path"), "train"))
+    if ctx.enabled("eval") and ctx.get("eval.dataset_path"):
+        sources.append((ctx.get("eval.dataset_path"), "train"))
+    found = [c for c in (data_peek.columns(path, split) for path, split in sources) if c is not None]
+    if not found:
         return None
     prompt = ctx.get("data.prompt_text_column") or ctx.get("data.text_column")
-    return [c for c in present if c != prompt]
+    return [c for c in found[0] if c != prompt and all(c in other for other in found[1:])]
 
 
 def grpo_rewards(ctx: Context) -> None:
@@ -113,12 +121,25 @@ def grpo_groups(ctx: Context) -> None:
             f"to {multiple} (or training.gradient_accumulation so that the product is a multiple of {g})")
         return
     eval_batch = ctx.get("training.eval_batch_size") or batch
-    if ctx.get("training.eval_strategy") != "no" and isinstance(eval_batch, int) and (eval_batch * world) % g:
+    if has_eval_data(ctx.cfg) and ctx.get("training.eval_strategy") != "no" and isinstance(eval_batch, int) \
+            and (eval_batch * world) % g:
         ctx.report.error(
             f"trainer.grpo.num_generations={g} must divide the eval batch (training.eval_batch_size="
             f"{eval_batch}{f' × {world} processes' if world > 1 else ''}): the periodic evaluation generates "
             f"whole groups too", "training.eval_batch_size", eval_batch,
             f"set training.eval_batch_size to a multiple of {g}, or training.eval_strategy=no")
+
+
+def grpo_lengths(ctx: Context) -> None:
+    """``training.block_size`` caps prompt + completion: a completion as long leaves the prompt no room."""
+    if ctx.trainer != "grpo":
+        return
+    block, completion = ctx.get("training.block_size"), ctx.get("trainer.grpo.max_completion_length")
+    if is_number(block) and is_number(completion) and completion >= block:
+        ctx.report.error(f"trainer.grpo.max_completion_length={completion} leaves no room for the prompt in "
+                         f"training.block_size={block} (prompt + completion)", "trainer.grpo.max_completion_length",
+                         completion, f"set trainer.grpo.max_completion_length below {block}, or raise "
+                         "training.block_size (the tiny model's preset is 128)")
 
 
 def grpo_vllm(ctx: Context) -> None:
