@@ -95,8 +95,9 @@ FLAGS = flag_table()
 
 
 # ----------------------------------------------------------------------------------------------- values
-def hydra_value(value: Any) -> str:
-    """A value written for Hydra's override grammar: as is when plain, else quoted."""
+def hydra_value(value: Any, typed: bool = False) -> str:
+    """A value written for Hydra's override grammar: as is when plain, else quoted. ``typed``: a string of a JSON
+    value stays a string (``"true"``, ``"null"``, ``"3"`` are quoted; a flag's own word is Hydra's to read)."""
     if isinstance(value, bool):
         return str(value).lower()
     if value is None:
@@ -104,16 +105,27 @@ def hydra_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+        return "[" + ",".join(hydra_value(v, typed) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{k}:{hydra_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{k}:{hydra_value(v, typed)}" for k, v in value.items()) + "}"
     text = str(value)
-    if SAFE.match(text):
+    if SAFE.match(text) and not (typed and not _read_as_text(text)):
         return text
     # Hydra's quoted strings: a quote is escaped with a backslash, and only backslashes right before a quote (or
     # the closing quote) are escapes themselves
     text = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, text)
     return "'" + text.replace("'", "\\'") + "'"
+
+
+def _read_as_text(text: str) -> bool:
+    """Whether Hydra's grammar reads the bare word ``text`` as that text (not a bool, null or a number)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        value = OverridesParser.create().parse_override(f"k={text}").value()
+    except Exception:  # not a bare word Hydra reads at all: quoted
+        return False
+    return isinstance(value, str) and value == text
 
 
 def model_presets() -> Dict[str, str]:
@@ -150,10 +162,12 @@ def _value_for(param: Param, raw: str) -> str:
     if _is_list_key(key):  # a JSON list (its items as they are: numbers, text, {_target_: ...} mappings), or one item
         if raw.strip() == "null":
             return "null"
+        if raw.lstrip().startswith("{"):  # one JSON mapping: a list of it
+            raw = f"[{raw}]"
         if not raw.lstrip().startswith("["):
             return hydra_value([raw])
         try:
-            return hydra_value(json.loads(raw))
+            return hydra_value(json.loads(raw), typed=True)
         except json.JSONDecodeError as e:
             raise FlagError(f"{param.flag or derived_flag(key)} {raw!r} is not a JSON list ({e.msg}); write it like "
                             "'[\"a\", \"b\"]' or '[1.0, 0.5]'") from e

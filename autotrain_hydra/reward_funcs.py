@@ -34,6 +34,7 @@ KEY = "trainer.grpo.reward_funcs"
 # what TRL passes every reward function beside the data's columns
 TRL_ARGUMENTS = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric")
 SIGNATURE = "def f(prompts, completions, **kwargs) -> list[float]"
+RESERVED = ("reward_model",)  # the reward model's name among the sources
 
 
 class RewardFuncError(ValueError):
@@ -45,7 +46,7 @@ class RewardFuncError(ValueError):
 
     @property
     def key(self) -> str:
-        return f"{KEY}[{self.index}]"
+        return f"{KEY}[{self.index}]" if self.index >= 0 else KEY
 
 
 @dataclass
@@ -80,7 +81,7 @@ def _from_file(index: int, item: str) -> Callable:
         module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
-        except Exception as e:  # the user's file: any error it raises while importing
+        except (Exception, SystemExit) as e:  # the user's file: any error it raises while importing (sys.exit too)
             raise RewardFuncError(index, item, f"{path} does not import: {type(e).__name__}: {e}",
                                   f"fix the error in {path}") from None
         sys.modules[module_name] = module
@@ -100,7 +101,7 @@ def _from_dotted(index: int, item: str) -> Callable:
                               "write e.g. autotrain_hydra.rewards.has_number, or ./my_rewards.py:my_reward")
     try:
         module = importlib.import_module(module_name)
-    except Exception as e:  # ModuleNotFoundError, or anything the module raises while importing
+    except (Exception, SystemExit) as e:  # ModuleNotFoundError, or anything the module raises while importing
         raise RewardFuncError(index, item, f"{item} does not import: {type(e).__name__}: {e}",
                               "check the module path (is its package installed, or on PYTHONPATH?), or give a file: "
                               "./my_rewards.py:function") from None
@@ -123,13 +124,13 @@ def _from_target(index: int, item: dict, make: bool) -> Callable:
     if item.get("_partial_") or make:
         try:
             return instantiate(item)
-        except Exception as e:  # hydra's InstantiationException wraps the import or call error
+        except (Exception, SystemExit) as e:  # hydra's InstantiationException wraps the import or call error
             text = str(e).strip().splitlines()
             raise RewardFuncError(index, item, f"{shown(item)} cannot be instantiated: {text[0] if text else e}",
                                   TARGET_FIX) from None
     try:
         target = get_object(str(item["_target_"]))
-    except Exception as e:  # an ImportError, or what the module raises while importing
+    except (Exception, SystemExit) as e:  # an ImportError, or what the module raises while importing
         raise RewardFuncError(index, item, f"{shown(item)} cannot be instantiated: {type(e).__name__}: {e}",
                               TARGET_FIX) from None
     arguments = {k: v for k, v in item.items() if not k.startswith("_")}
@@ -176,6 +177,9 @@ def resolve_item(index: int, item: Any, make: bool = False) -> RewardFunc:
         func = _from_target(index, item, make)
     elif is_file_item(item):
         func = _from_file(index, item)
+    elif isinstance(item, str) and item.strip().endswith(".py"):
+        raise RewardFuncError(index, item, f"{item} names a file and no function in it",
+                              f"add the function after a colon: {item.strip()}:<function>")
     elif isinstance(item, str) and item.strip():
         func = _from_dotted(index, item.strip())
     else:
@@ -221,6 +225,23 @@ def shipped_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optiona
 
     base = func.func if isinstance(func, functools.partial) else func
     kwargs = dict(func.keywords) if isinstance(func, functools.partial) else {}
+    if base not in rewards.SHIPPED:
+        return None
+    params = inspect.signature(base).parameters
+    for arg, value in kwargs.items():  # its **kwargs takes TRL's arguments: a misspelt setting would vanish there
+        if arg not in params or arg in ("prompts", "completions"):
+            settings = [n for n, p in params.items() if p.default is not p.empty]
+            return f"{base.__name__} has no argument {arg!r} (its arguments: {', '.join(settings)})"
+        default = params[arg].default
+        if not _fits(value, default):
+            return f"{arg}={value!r} is {type(value).__name__}; {base.__name__} takes {_kind(default)} there"
+    if base is rewards.regex_match and "pattern" in kwargs:
+        import re
+
+        try:
+            re.compile(str(kwargs["pattern"]))
+        except re.error as e:
+            return f"pattern={kwargs['pattern']!r} is not a regular expression ({e})"
     for arg, choices in rewards.CHOICES.get(base, {}).items():
         if arg in kwargs and kwargs[arg] not in choices:
             return f"{arg}={kwargs[arg]!r} is not one of {', '.join(choices)}"
@@ -233,6 +254,42 @@ def shipped_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optiona
             return (f"it reads the column {missing[0]!r}, which the data lack (their columns beside the prompt: "
                     f"{', '.join(columns) or 'none'}); set column: to the one holding the reference answers")
     return None
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, (int, float)):
+        return "a number"
+    if isinstance(default, str):
+        return "text"
+    return "a word or a list of words"
+
+
+def _fits(value: Any, default: Any) -> bool:
+    """A setting of a shipped reward function has the type of its default (a number for a number, ...)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return isinstance(value, (str, list, tuple))
+
+
+def items_of(value: Any) -> List[Any]:
+    """``trainer.grpo.reward_funcs`` as a plain list (None: empty); a value that is not a list (an interpolation of
+    the whole key that resolved to text) raises a RewardFuncError."""
+    from omegaconf import OmegaConf
+
+    if value is None:
+        return []
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    if not isinstance(value, (list, tuple)):
+        raise RewardFuncError(-1, value, f"{KEY} must be a list, and it is {type(value).__name__} {value!r}",
+                              f"write a list: {KEY}=[<item>] (an interpolation goes inside it: [${{oc.env:VAR}}])")
+    return list(value)
 
 
 def resolve(items: Iterable[Any], columns: Optional[Sequence[str]] = None, make: bool = False) -> List[RewardFunc]:
@@ -254,4 +311,6 @@ def resolve(items: Iterable[Any], columns: Optional[Sequence[str]] = None, make:
     for i, name in enumerate(names):  # TRL logs rewards/<name>: two of one name would share a metric
         if names.count(name) > 1:
             out[i].name = f"{name}_{names[:i + 1].count(name)}"
+        elif name in RESERVED:
+            out[i].name = f"{name}_function"
     return out

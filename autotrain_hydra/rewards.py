@@ -110,6 +110,7 @@ def reference_match(prompts: Sequence[Any], completions: Sequence[Any], column: 
     return out
 
 
+SHIPPED = (has_number, regex_match, length_target, keywords, reference_match)
 # the data columns a shipped function reads, from its keyword arguments (checked against the data before load)
 COLUMNS_READ = {reference_match: lambda kwargs: [kwargs.get("column", "answer")]}
 # the argument values a shipped function accepts (checked before load)

@@ -223,3 +223,10 @@ def test_list_flags_take_json_one_item_null_and_report_to_its_comma_form():
     assert cli.translate(["--grpo-reward-weights", "null"]).overrides == ["trainer.grpo.reward_weights=null"]
     with pytest.raises(cli.FlagError, match=r"--grpo-reward-weights '\[1.0,' is not a JSON list"):
         cli.translate(["--grpo-reward-weights", "[1.0,"])
+    # JSON strings stay strings (Hydra would read true, null and 3 as a bool, None and an int); one mapping is a list
+    [override] = cli.translate(["--grpo-reward-funcs", '{"_target_": "m.f", "_partial_": true, '
+                                '"words": ["true", "null", "3", "x"], "n": 3}']).overrides
+    assert override == "trainer.grpo.reward_funcs=[{_target_:m.f,_partial_:true,words:['true','null','3',x],n:3}]"
+    cfg = compose_config(["trainer=grpo", override])
+    assert OmegaConf.to_container(cfg.trainer.grpo.reward_funcs) == [
+        {"_target_": "m.f", "_partial_": True, "words": ["true", "null", "3", "x"], "n": 3}]

@@ -117,3 +117,42 @@ def test_two_functions_of_one_name_get_two_metrics():
     found = resolve(["autotrain_hydra.rewards.has_number", "autotrain_hydra.rewards.has_number"])
     assert [f.name for f in found] == ["has_number_1", "has_number_2"]
     assert reward_funcs.name_of(found[0].func) == "has_number"
+
+
+def test_a_module_that_exits_while_importing_is_an_error_not_an_exit(tmp_path):
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(0)\n")
+    with pytest.raises(RewardFuncError, match="does not import: SystemExit: 0"):
+        resolve([f"{tmp_path}/quits.py:f"])
+    with pytest.raises(RewardFuncError, match=r"names a file and no function in it") as e:
+        resolve(["./rw.py"])
+    assert e.value.fix == "add the function after a colon: ./rw.py:<function>"
+
+
+@pytest.mark.parametrize("item,message", [
+    ({"_target_": "autotrain_hydra.rewards.length_target", "_partial_": True, "tgt": 4},
+     "length_target has no argument 'tgt' (its arguments: target, unit)"),
+    ({"_target_": "autotrain_hydra.rewards.length_target", "_partial_": True, "target": "abc"},
+     "target='abc' is str; length_target takes a number there"),
+    ({"_target_": "autotrain_hydra.rewards.regex_match", "_partial_": True, "pattern": "("},
+     "pattern='(' is not a regular expression (missing ), unterminated subpattern"),
+    ({"_target_": "autotrain_hydra.rewards.keywords", "_partial_": True, "words": 3},
+     "words=3 is int; keywords takes a word or a list of words there"),
+])
+def test_the_settings_of_a_shipped_function_are_checked(item, message):
+    """Their **kwargs takes TRL's arguments: a misspelt or mistyped setting would vanish there, or fail mid-run."""
+    with pytest.raises(RewardFuncError) as e:
+        resolve([item])
+    assert message in e.value.message
+
+
+def test_the_reward_model_s_name_is_kept_for_it():
+    found = resolve([{"_target_": "autotrain_hydra.rewards.length_target", "_partial_": True, "target": 3}])
+    assert found[0].name == "length_target"
+    assert reward_funcs.RESERVED == ("reward_model",)
+
+
+def test_a_whole_list_interpolation_that_resolved_to_text_is_refused():
+    with pytest.raises(RewardFuncError, match="must be a list, and it is str './rw.py:f'") as e:
+        reward_funcs.items_of("./rw.py:f")
+    assert e.value.key == "trainer.grpo.reward_funcs" and "[${oc.env:VAR}]" in e.value.fix
+    assert reward_funcs.items_of(None) == []

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from autotrain_hydra import paths, registry
 from autotrain_hydra.schema import data_peek
-from autotrain_hydra.schema.keys import default, feature_enabled, get, override_keys
+from autotrain_hydra.schema.keys import default, feature_enabled, get, override_keys, plain
 from autotrain_hydra.schema.metrics import has_eval_data, sweep_objective
 
 DEFAULT_TEXT_COLUMN = "text"
@@ -195,12 +195,14 @@ def _is_interpolation(cfg: DictConfig, key: str) -> bool:
 
 
 def _data_sample(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
-    if get(cfg, "data.path") is not None:
-        return None
     trainer = get(cfg, "trainer.name")
     if trainer not in registry.SPECS:
         return None  # refused by the rules
     shape = registry.spec(trainer).data_shape
+    path = get(cfg, "data.path")
+    if path is not None:  # data=<the trainer's sample> chosen by name: its settings too
+        own = _is_sample(path) and os.path.basename(str(path)) == f"{shape}.jsonl"
+        return _sample_settings(cfg, typed) if own else None
     found = [os.path.join(d, "data", f"{shape}.yaml") for d in dirs]
     preset = OmegaConf.load(next(f for f in found if os.path.isfile(f)))
     for k, v in preset.items():
@@ -209,18 +211,22 @@ def _data_sample(cfg: DictConfig, typed: set, dirs: List[str]) -> Optional[str]:
             continue  # a value the user gave is never replaced
         _set(cfg, key, v)
     note = f"data.path not set: trainer={trainer} uses the built-in sample data ({shape}: {get(cfg, 'data.path')})"
-    spec = registry.spec(trainer)
-    for key, value in spec.sample_settings.items():  # what the sample comes with (grpo: a reward)
+    settings = _sample_settings(cfg, typed)
+    return note + (f"; {settings}" if settings else "")
+
+
+def _sample_settings(cfg: DictConfig, typed: set) -> Optional[str]:
+    """The settings the trainer's built-in sample comes with (grpo: a reward for its prompts), where the user left
+    them at their defaults (and set none of the keys that replace them)."""
+    spec, changed = registry.spec(get(cfg, "trainer.name")), []
+    for key, value in spec.sample_settings.items():
         unless = [k for k in spec.sample_settings_unless.get(key, ()) if get(cfg, k) not in (None, default(k))]
         if key not in typed and get(cfg, key) == default(key) and not unless:
             _set(cfg, key, list(value) if isinstance(value, tuple) else value)
-            note += f"; {key}={_shown(get(cfg, key))}, the sample's"
-    return note
-
-
-def _shown(value) -> str:
-    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-    return "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
+            value = plain(get(cfg, key))
+            shown = "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else value
+            changed.append(f"{key}={shown}, the sample's")
+    return "; ".join(changed) or None
 
 
 def _is_sample(path) -> bool:

@@ -28,11 +28,11 @@ import json
 import logging
 import math
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models, reward_funcs, rundir
-from autotrain_hydra.errors import InputError
+from autotrain_hydra.errors import InputError, RunError
 from autotrain_hydra.trainers.common import (Job, attn_implementation, sampling_seed, save_model, train_and_collect,
                                              trainer_class, training_kwargs)
 
@@ -44,14 +44,55 @@ LOGGED_SAMPLES = 3  # completions written to the log after training
 REWARD_MODEL = "reward_model"  # its metrics: rewards/reward_model/mean
 
 
-class Named:
-    """A reward function under another name (TRL's metrics are ``rewards/<name>``): two of one name are told apart."""
+class Checked:
+    """A reward function as GRPO calls it, under its name (TRL's metrics are ``rewards/<name>``), checked at every
+    call: what it raises (``SystemExit`` too) and what it returns that is not one number (or None) per completion
+    end the run with an error naming the function as it was given (``trainer.grpo.reward_funcs[i]``)."""
 
-    def __init__(self, func: Any, name: str):
-        self.func, self.__name__ = func, name
+    def __init__(self, func: Any, name: str, item: Any, index: int):
+        self.func, self.__name__, self.item, self.index = func, name, item, index
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(*args, **kwargs)
+        try:
+            values = self.func(*args, **kwargs)
+        except (Exception, SystemExit) as e:
+            raise self._error(f"raised {type(e).__name__}: {e}") from e
+        return self.checked(values, len(kwargs.get("completions") or ()))
+
+    def checked(self, values: Any, n: int) -> List[Any]:
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            raise self._error(f"returned {type(values).__name__} {values!r:.60}, not a list of rewards")
+        values = list(values)
+        if len(values) != n:
+            raise self._error(f"returned {len(values)} rewards for {n} completions")
+        bad = [v for v in values if v is not None and (isinstance(v, (str, bytes, bool)) or not _number(v))]
+        if bad:
+            raise self._error(f"returned {type(bad[0]).__name__} {bad[0]!r:.60} as a reward")
+        return [None if v is None else float(v) for v in values]
+
+    def _error(self, what: str) -> RunError:
+        return RunError(f"the reward function {reward_funcs.KEY}[{self.index}]={reward_funcs.shown(self.item)} "
+                        f"{what}.\n    fix: return one float (or None) per completion: "
+                        f"{reward_funcs.SIGNATURE}")
+
+
+class CheckedAsync(Checked):
+    """``Checked`` for an async reward function (TRL awaits it, with the others)."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            values = await self.func(*args, **kwargs)
+        except (Exception, SystemExit) as e:
+            raise self._error(f"raised {type(e).__name__}: {e}") from e
+        return self.checked(values, len(kwargs.get("completions") or ()))
+
+
+def _number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class RewardModelReward:
@@ -139,11 +180,19 @@ def reward_functions(job: Job, columns: List[str]) -> List[Any]:
     """The reward functions, resolved and checked as validation did (a ``_target_`` without ``_partial_`` is made
     here: validation only checked that it can be called)."""
     try:
-        found = reward_funcs.resolve(list(job.cfg.trainer.grpo.reward_funcs or ()), columns, make=True)
+        found = reward_funcs.resolve(reward_funcs.items_of(job.cfg.trainer.grpo.reward_funcs), columns, make=True)
     except reward_funcs.RewardFuncError as e:  # checked before load; here when the code changed since
         raise InputError(f"{e.key}: {e.message}\n    fix: {e.fix}") from None
-    return [f.func if f.name == reward_funcs.name_of(f.func) or inspect.iscoroutinefunction(f.func)
-            else Named(f.func, f.name) for f in found]  # (TRL runs an async one apart: kept as it is)
+    return [(CheckedAsync if is_async(f.func) else Checked)(f.func, f.name, f.item, i) for i, f in enumerate(found)]
+
+
+def is_async(func: Any) -> bool:
+    """Whether calling ``func`` returns a coroutine (a partial's function, a class's ``__call__`` too)."""
+    import functools
+
+    while isinstance(func, functools.partial):
+        func = func.func
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
 
 
 def with_reward_model(job: Job, functions: List[Any], tokenizer: Any, device: Any) -> List[Any]:
@@ -161,10 +210,11 @@ def source_names(sources: List[Any]) -> List[str]:
 
 
 def score(sources: List[Any], weights: List[float], prompts: List[str], completions: List[str],
-          completion_ids: List[List[int]], columns: Dict[str, List[Any]], state: Any) -> Dict[str, List[float]]:
-    """Every source's reward of each completion (None → nan), and their weighted sum (``total``), as TRL sums
-    them: a nan of one source counts as 0 in the sum; a completion no source scored is nan (left out of means)."""
-    out: Dict[str, List[float]] = {}
+          completion_ids: List[List[int]], columns: Dict[str, List[Any]], state: Any
+          ) -> Tuple[Dict[str, List[float]], List[float]]:
+    """Every source's reward of each completion (by source name; None → nan), and their weighted sum per completion,
+    as TRL sums them: a nan of one source counts as 0; a completion no source scored is nan (left out of means)."""
+    per_source: Dict[str, List[float]] = {}
     for name, func in zip(source_names(sources), sources):
         values = func(prompts=prompts, completions=completions, completion_ids=completion_ids, trainer_state=state,
                       log_extra=lambda *a, **k: None, log_metric=lambda *a, **k: None, **columns)
@@ -172,15 +222,15 @@ def score(sources: List[Any], weights: List[float], prompts: List[str], completi
             import asyncio
 
             values = asyncio.run(values)
-        values = [float("nan") if v is None else float(v) for v in values]
-        if len(values) != len(completions):
-            raise InputError(f"the reward function {name} returned {len(values)} rewards for {len(completions)} "
-                             "completions.\n    fix: return one reward (a float, or None) per completion")
-        out[name] = values
-    out["total"] = [sum(w * v for w, v in zip(weights, vals) if not math.isnan(v))
-                    if not all(math.isnan(v) for v in vals) else float("nan")
-                    for vals in zip(*(out[n] for n in source_names(sources)))]
-    return out
+        per_source[name] = [float("nan") if v is None else float(v) for v in values]
+    totals = [sum(w * v for w, v in zip(weights, vals) if not math.isnan(v))
+              if not all(math.isnan(v) for v in vals) else float("nan") for vals in zip(*per_source.values())]
+    return per_source, totals
+
+
+def _json_number(value: float) -> Any:
+    """A reward as JSON has it: null where no source scored (nan is no JSON)."""
+    return None if math.isnan(value) else value
 
 
 def _mean(values: List[float]) -> float:
@@ -220,11 +270,11 @@ def evaluate_policy(job: Job, trainer: Any, tokenizer: Any, rows: Any, sources: 
                 completion_ids.append(row)
                 completions.append(tokenizer.decode(row, skip_special_tokens=True))
         model.train(was_training)
-    scores = score(sources, weights, prompts, completions, completion_ids, columns, trainer.state)
-    samples = [{"prompt": p, "completion": c, "rewards": {n: scores[n][i] for n in scores}}
+    per_source, totals = score(sources, weights, prompts, completions, completion_ids, columns, trainer.state)
+    samples = [{"prompt": p, "completion": c, "reward": _json_number(totals[i]),
+                "rewards": {n: _json_number(v[i]) for n, v in per_source.items()}}
                for i, (p, c) in enumerate(zip(prompts, completions))]
-    return {"mean": _mean(scores["total"]), "per_source": {n: _mean(v) for n, v in scores.items() if n != "total"},
-            "samples": samples}
+    return {"mean": _mean(totals), "per_source": {n: _mean(v) for n, v in per_source.items()}, "samples": samples}
 
 
 def _record(metrics: Dict[str, Any], result: Dict[str, Any], when: str) -> None:
@@ -287,8 +337,7 @@ def train(job: Job) -> Dict[str, Any]:
                 metrics[f"rewards/{name}"] = history[-1][key]
                 metrics["history"][f"rewards/{name}"] = [(e["step"], e[key]) for e in history if key in e]
     for s in after["samples"][:LOGGED_SAMPLES]:
-        log.info("after training: %r -> %r (reward %.3g)", s["prompt"][-60:], s["completion"][:120],
-                 s["rewards"]["total"])
+        log.info("after training: %r -> %r (reward %s)", s["prompt"][-60:], s["completion"][:120], s["reward"])
     save_model(job, trainer.model, tokenizer, trainer)
     write_samples(job, after["samples"])
     return metrics
@@ -303,5 +352,5 @@ def write_samples(job: Job, samples: List[Dict[str, Any]]) -> None:
         return
     with open(os.path.join(rundir.staging(job.output_dir), "completions.jsonl"), "w", encoding="utf-8") as f:
         for s in samples:
-            f.write(json.dumps(s, ensure_ascii=False) + "\n")
+            f.write(json.dumps(s, ensure_ascii=False, allow_nan=False) + "\n")
 

@@ -70,6 +70,9 @@ def load_feedback(job: Job) -> Dict[str, Any]:
     cfg = job.cfg
     splits = data_mod.load_splits(cfg.data)
     train = feedback_rows(job, splits.train, splits.source)
+    if len(train) < 2:
+        raise data_mod.DataError(f"{splits.source} holds {len(train)} feedback row: KTO estimates its KL term from "
+                                 "the other rows of a batch, and needs two at least.\n    fix: give more rows")
     random.Random(cfg.training.seed).shuffle(train)  # read in order (TRL): mixed once, with the seed
     desirable = sum(r["label"] for r in train)
     job.notes.append(f"{desirable} desirable and {len(train) - desirable} undesirable training rows"

@@ -2,6 +2,8 @@
 vLLM, KTO's batches and labels; each an exact error before anything loads."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +11,9 @@ from autotrain_hydra.data import check_inputs
 from autotrain_hydra.errors import DataError
 from tests.helpers import check, fake_reward_dir, messages, resolved
 
-PROMPTS = "data.path=autotrain_hydra/assets/data/prompts.jsonl"
+OWN = Path(tempfile.mkdtemp()) / "my_prompts.jsonl"  # the sample's prompts, as the user's own file
+OWN.write_text((Path(__file__).resolve().parents[2] / "autotrain_hydra/assets/data/prompts.jsonl").read_text())
+PROMPTS = f"data.path={OWN}"
 SHORT = "trainer.grpo.max_completion_length=16"  # fits the tiny model's block of 128 (the sample sets it itself)
 
 
@@ -180,3 +184,38 @@ def test_csv_labels_as_pandas_reads_them(tmp_path):
         check_inputs(cfg)
     assert f"{data}:4: data.label_column ('label') is text, not a boolean" in str(e.value)
     assert ":2:" not in str(e.value) and ":3:" not in str(e.value)
+
+
+def test_a_data_column_named_as_a_grpo_argument_is_refused(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"prompt": "p", "completions": "x"}) + "\n")
+    [(key, message, fix)] = errors("trainer=grpo", f"data.path={data}", SHORT,
+                                   "trainer.grpo.reward_funcs=[autotrain_hydra.rewards.has_number]")
+    assert key == "data.path" and message.startswith("the data have a column named 'completions'")
+
+
+def test_a_reward_funcs_interpolation_of_the_whole_list_is_refused(monkeypatch):
+    monkeypatch.setenv("RWF", "autotrain_hydra.rewards.has_number")
+    [(key, message, fix)] = errors("trainer=grpo", "trainer.grpo.reward_funcs=${oc.env:RWF}")
+    assert key == "trainer.grpo.reward_funcs" and "must be a list, and it is str" in message
+    assert not errors("trainer=grpo", "trainer.grpo.reward_funcs=[${oc.env:RWF}]")
+
+
+def test_one_process_per_gpu_leaves_the_group_check_to_where_it_runs():
+    assert not errors("trainer=grpo", "trainer.grpo.num_generations=4", "training.batch_size=6",
+                      "training.eval_batch_size=8", "launcher=multiprocess", "launcher.num_processes=null")
+
+
+def test_kto_eval_batches_of_two_and_a_label_column_beside_pairs_is_said():
+    [(key, _, _)] = errors("trainer=kto", "training.eval_batch_size=1")
+    assert key == "training.eval_batch_size"
+    report = check("trainer=kto", "data=preference", "data.label_column=liked")
+    assert messages(report, "warning") == [
+        "label_column is not read when data.rejected_text_column is set (preference pairs: chosen is desirable, "
+        "rejected undesirable), will be ignored"]
+
+
+def test_the_sample_chosen_by_name_brings_its_reward_too():
+    cfg = resolved("trainer=grpo", "data=prompts")
+    assert list(cfg.trainer.grpo.reward_funcs) == ["autotrain_hydra.rewards.has_number"]
+    assert list(resolved("trainer=grpo", "data=chat").trainer.grpo.reward_funcs) == []  # not its sample

@@ -28,8 +28,8 @@ def test_out_of_the_box_the_mean_reward_on_held_out_prompts_rises(tmp_path):
     assert 0 <= m["mean_reward"] <= 1 and m["history"]["mean_reward"][0][0] == 1 and m["weights_changed"]
     assert "trainer.grpo.reward_funcs=[autotrain_hydra.rewards.has_number], the sample's" in m["config_notes"][0]
     samples = [json.loads(line) for line in (out / "completions.jsonl").read_text().splitlines()]
-    assert len(samples) >= 128 and set(samples[0]) == {"prompt", "completion", "rewards"}
-    assert set(samples[0]["rewards"]) == {"has_number", "total"}
+    assert len(samples) >= 128 and set(samples[0]) == {"prompt", "completion", "reward", "rewards"}
+    assert set(samples[0]["rewards"]) == {"has_number"} and samples[0]["reward"] == samples[0]["rewards"]["has_number"]
     assert_a_trained_causal_lm(out)
 
 
@@ -60,7 +60,7 @@ def test_user_data_own_and_shipped_functions_a_reward_model_weights_and_lora(tmp
             assert isinstance(m[f"eval_rewards/{name}_{when}"], float), (name, when, m)
     sample = json.loads((out / "completions.jsonl").read_text().splitlines()[0])
     r = sample["rewards"]
-    assert r["total"] == pytest.approx(r["uses_columns"] + 2 * r["reference_match"] + 0.5 * r["reward_model"])
+    assert sample["reward"] == pytest.approx(r["uses_columns"] + 2 * r["reference_match"] + 0.5 * r["reward_model"])
     assert (out / "adapter_config.json").is_file() and m["global_step"] == 2
     assert "rewards: uses_columns, reference_match, reward_model" in m["notes"]
 
@@ -109,6 +109,29 @@ def test_a_completion_no_source_scored_is_left_out_of_the_mean():
     def none(prompts, completions, **kw):
         return [None, 2.0, None]
 
-    out = score([half, none], [1.0, 0.5], ["p"] * 3, ["a", "b", "c"], [[1]] * 3, {}, None)
-    assert out["total"][:2] == [1.0, 1.0] and out["total"][2] != out["total"][2]  # nan
-    assert _mean(out["total"]) == 1.0
+    per_source, totals = score([half, none], [1.0, 0.5], ["p"] * 3, ["a", "b", "c"], [[1]] * 3, {}, None)
+    assert totals[:2] == [1.0, 1.0] and totals[2] != totals[2]  # nan
+    assert _mean(totals) == 1.0 and list(per_source) == ["half", "none"]
+
+
+@pytest.mark.parametrize("returns,what", [
+    ("raise RuntimeError('boom')", "raised RuntimeError: boom"),
+    ("raise SystemExit(0)", "raised SystemExit: 0"),
+    ("return 1.0", "returned float 1.0, not a list of rewards"),
+    ("return '1.0'", "returned str '1.0', not a list of rewards"),
+    ("return [1.0]", "returned 1 rewards for 2 completions"),
+    ("return ['1', 2.0]", "returned str '1' as a reward"),
+])
+def test_a_reward_function_that_misbehaves_mid_run_is_named(returns, what):
+    from autotrain_hydra.errors import RunError
+    from autotrain_hydra.trainers.grpo import Checked
+
+    namespace = {}
+    exec(f"def f(prompts, completions, **kwargs):\n    {returns}\n", namespace)
+    checked = Checked(namespace["f"], "f", "./rw.py:f", 1)
+    with pytest.raises(RunError) as e:
+        checked(prompts=["p", "p"], completions=["a", "b"])
+    assert str(e.value).startswith(f"the reward function trainer.grpo.reward_funcs[1]=./rw.py:f {what}.")
+    assert "fix: return one float (or None) per completion" in str(e.value)
+    ok = Checked(lambda prompts, completions, **kw: [1, None], "g", "m.g", 0)
+    assert ok(prompts=["p", "p"], completions=["a", "b"]) == [1.0, None]

@@ -59,3 +59,15 @@ def test_feedback_rows_unpaired_and_paired(tmp_path):
                                   "data.rejected_text_column=r"]), output_dir=str(tmp_path))
     assert feedback_rows(job, Dataset.from_list([{"p": "x", "c": "good", "r": "bad"}]), "d") == [
         {"prompt": "x", "completion": "good", "label": True}, {"prompt": "x", "completion": "bad", "label": False}]
+
+
+def test_one_feedback_row_is_refused_before_load(tmp_path):
+    from autotrain_hydra.trainers.kto import load_feedback
+
+    data = tmp_path / "one.jsonl"
+    data.write_text(json.dumps({"prompt": "p", "completion": "c", "label": True}) + "\n")
+    job = Job(cfg=compose_config(["trainer=kto", f"data.path={data}", "data.prompt_text_column=prompt",
+                                  "data.text_column=completion"]),
+              output_dir=str(tmp_path))
+    with pytest.raises(DataError, match="holds 1 feedback row: KTO estimates its KL term"):
+        load_feedback(job)

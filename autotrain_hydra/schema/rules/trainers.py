@@ -6,7 +6,8 @@
   divides the effective batch (per-device batch × gradient accumulation × processes) and the eval batch;
 - ``grpo_lengths``: a completion leaves the prompt room in ``training.block_size``;
 - ``grpo_vllm``: ``use_vllm`` where vLLM can run (the package here; a GPU is checked before load);
-- ``kto_batch``: KTO estimates its KL term from the other rows of a batch: two rows at least.
+- ``kto_batch``: KTO estimates its KL term from the other rows of a batch: two rows at least; a label column
+  beside pairs is not read.
 
 Light module (the user's reward modules are imported to check them).
 """
@@ -22,17 +23,6 @@ from autotrain_hydra.schema.metrics import has_eval_data
 from autotrain_hydra.schema.rules.context import Context
 
 FUNCS, MODEL, WEIGHTS = "trainer.grpo.reward_funcs", "trainer.grpo.reward_model_path", "trainer.grpo.reward_weights"
-
-
-def _items(ctx: Context) -> list:
-    from omegaconf import OmegaConf
-
-    value = ctx.get(FUNCS)
-    if value is None:
-        return []
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value, resolve=True)
-    return value if isinstance(value, list) else [value]
 
 
 def data_columns(ctx: Context) -> Optional[List[str]]:
@@ -58,14 +48,26 @@ def grpo_rewards(ctx: Context) -> None:
 
     if ctx.trainer != "grpo":
         return
-    items, model = _items(ctx), ctx.get(MODEL)
+    try:
+        items = reward_funcs.items_of(ctx.get(FUNCS))
+    except reward_funcs.RewardFuncError as e:
+        ctx.report.error(e.message, e.key, e.item, e.fix)
+        return
+    model = ctx.get(MODEL)
     if not items and not model:
         ctx.report.error(f"grpo requires a reward: {FUNCS} or {MODEL}", FUNCS, [],
                          f"set {FUNCS}=[package.module.function] (or ./my_rewards.py:function; shipped ones: "
                          f"autotrain_hydra.rewards), and/or {MODEL}=<the output_dir of a trainer=reward run>")
         return
+    columns = data_columns(ctx)
+    clash = sorted(set(columns or ()) & set(reward_funcs.TRL_ARGUMENTS + ("prompt", "completion")))
+    if clash:
+        ctx.report.error(f"the data have a column named {clash[0]!r}, which GRPO passes its reward functions itself "
+                         f"(or drops)", "data.path", ctx.get("data.path"),
+                         f"rename the column (reserved: {', '.join(reward_funcs.TRL_ARGUMENTS)}, prompt, completion)")
+        return
     try:
-        found = reward_funcs.resolve(items, data_columns(ctx))
+        found = reward_funcs.resolve(items, columns)
     except reward_funcs.RewardFuncError as e:
         ctx.report.error(e.message, e.key, reward_funcs.shown(e.item), e.fix)
         return
@@ -75,7 +77,7 @@ def grpo_rewards(ctx: Context) -> None:
         names = [f.name for f in found] + (["the reward model"] if model else [])
         values = list(weights) if not isinstance(weights, (str, int, float)) else None
         if values is None or not all(is_number(w) for w in values):
-            ctx.report.error(f"{WEIGHTS} must be a list of numbers", WEIGHTS, weights,
+            ctx.report.error(f"{WEIGHTS} must be a list of finite numbers", WEIGHTS, weights,
                              f"give one number per reward source ({', '.join(names)}), e.g. {WEIGHTS}=[1.0]")
         elif len(values) != sources:
             plural = lambda n, word: f"{n} {word}" + ("s" if n != 1 else "")  # noqa: E731
@@ -105,10 +107,11 @@ def grpo_groups(ctx: Context) -> None:
         return
     g, batch, accum = (ctx.get(k) for k in ("trainer.grpo.num_generations", "training.batch_size",
                                             "training.gradient_accumulation"))
-    processes = _processes(ctx)
+    world = _processes(ctx)
     if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (g, batch, accum)) or g < 2:
         return  # reported with the values
-    world = processes or 1
+    if world is None:
+        return  # one process per GPU: how many is known where it runs (TRL's check, said as a config error)
     total = batch * accum * world
     if total % g:
         where = f" × {world} processes" if world > 1 else ""
@@ -155,8 +158,14 @@ def grpo_vllm(ctx: Context) -> None:
 def kto_batch(ctx: Context) -> None:
     if ctx.trainer != "kto":
         return
-    batch = ctx.get("training.batch_size")
-    if isinstance(batch, int) and not isinstance(batch, bool) and batch < 2:
-        ctx.report.error("trainer=kto needs training.batch_size >= 2: KTO estimates its KL term from the other rows "
-                         "of each batch (a batch of one has none)", "training.batch_size", batch,
-                         "set training.batch_size=2 or more (with training.gradient_accumulation for memory)")
+    for key in ("training.batch_size", "training.eval_batch_size"):
+        batch = ctx.get(key)
+        if isinstance(batch, int) and not isinstance(batch, bool) and batch < 2:
+            ctx.report.error(f"trainer=kto needs {key} >= 2: KTO estimates its KL term from the other rows of each "
+                             "batch (a batch of one has none)", key, batch,
+                             f"set {key}=2 or more (with training.gradient_accumulation for memory)")
+    if ctx.get("data.rejected_text_column") and ctx.is_set("data.label_column"):
+        ctx.report.warn("label_column is not read when data.rejected_text_column is set (preference pairs: chosen is "
+                        "desirable, rejected undesirable), will be ignored", "data.label_column",
+                        ctx.get("data.label_column"), "remove one of the two: data.label_column for unpaired "
+                        "feedback, data.rejected_text_column for pairs")
