@@ -99,6 +99,8 @@ def _from_dotted(index: int, item: str) -> Callable:
         raise RewardFuncError(index, item, f"{item!r} is neither a dotted path (package.module.function) nor a file "
                               "and a function (./file.py:function)",
                               "write e.g. autotrain_hydra.rewards.has_number, or ./my_rewards.py:my_reward")
+    if os.getcwd() not in sys.path and importlib.util.find_spec(module_name.split(".")[0]) is None:
+        sys.path.append(os.getcwd())  # a module beside the command, under `autotrain llm` as under `python -m`
     try:
         module = importlib.import_module(module_name)
     except (Exception, SystemExit) as e:  # ModuleNotFoundError, or anything the module raises while importing
