@@ -13,10 +13,13 @@ from omegaconf import OmegaConf
 from autotrain_hydra import cli, models, paths
 
 GUIDE_FILES = {"train.jsonl": "text.jsonl", "instructions.jsonl": "chat.jsonl", "test.jsonl": "chat_valid.jsonl",
-               "preferences.jsonl": "preference.jsonl", "prompts.jsonl": "prompts.jsonl"}
-# the reward model first: the PPO examples read ./reward_model
+               "preferences.jsonl": "preference.jsonl", "prompts.jsonl": "prompts.jsonl",
+               "feedback.jsonl": "feedback.jsonl"}
+# the reward model first: the PPO and GRPO examples read ./reward_model
 EXPERIMENTS = sorted((p for p in (paths.config_dir() / "experiment").glob("*.yaml")),
-                     key=lambda p: (p.stem.startswith("ppo"), p.stem))
+                     key=lambda p: (p.stem.startswith(("ppo", "grpo")), p.stem))
+# GRPO's examples (beyond the guide), short on the tiny model: 2 steps of groups of 2, completions of 8 tokens
+GRPO_SHORT = {"--grpo-max-completion-length": "8", "--grpo-num-generations": "2", "--max-steps": "2"}
 MODEL_FLAGS = ("--model", "--teacher-model", "--model-ref")
 
 
@@ -47,10 +50,11 @@ def saved_architecture(run_dir: Path) -> str:
 def test_guide_commands_run_as_written(tmp_path, monkeypatch):
     """Every flag as the guide writes it (epochs, batch sizes: real steps, batch_size examples each), on data files
     of 12 rows and with PPO's before/after evaluation on 32 samples (not 256), so that the 13 commands run in about a
-    minute."""
-    from autotrain_hydra.trainers import ppo
+    minute; and the experiments beyond the guide (grpo: 2 short steps; kto as written)."""
+    from autotrain_hydra.trainers import grpo, ppo
 
     monkeypatch.setattr(ppo, "EVAL_SAMPLES", 32)
+    monkeypatch.setattr(grpo, "EVAL_SAMPLES", 16)
     monkeypatch.chdir(guide_folder(tmp_path, rows=12))
     tiny = str(models.tiny_model_dir())
     for path in EXPERIMENTS:
@@ -58,6 +62,10 @@ def test_guide_commands_run_as_written(tmp_path, monkeypatch):
         argv = [tiny if i and argv[i - 1] in MODEL_FLAGS else a for i, a in enumerate(argv)]
         if "--use-sweep" in argv:  # 2 trials of the 10 keep the suite short
             argv[argv.index("--sweep-n-trials") + 1] = "2"
+        if argv[argv.index("--trainer") + 1] == "grpo":
+            for flag, value in GRPO_SHORT.items():
+                argv = argv[:argv.index(flag)] + argv[argv.index(flag) + 2:] if flag in argv else argv
+                argv += [flag, value]
         before = set(tmp_path.glob("**/metrics.json"))
         assert cli.llm(argv) == 0, path.stem
         new = set(tmp_path.glob("**/metrics.json")) - before

@@ -64,7 +64,7 @@ def test_rule_error_after_composition_exits_2_and_warning_wording(tmp_path):
 @pytest.mark.slow
 def test_help_is_light():
     proc = cli("--help", cwd=ROOT)
-    assert proc.returncode == 0 and "trainer: dpo, generic, orpo, ppo, reward, sft" in proc.stdout
+    assert proc.returncode == 0 and "trainer: dpo, generic, grpo, kto, orpo, ppo, reward, sft" in proc.stdout
     assert heavy_imports(proc.stderr) == []
 
 
