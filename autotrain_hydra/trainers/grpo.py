@@ -71,9 +71,10 @@ class Checked:
         return [None if v is None else float(v) for v in values]
 
     def _error(self, what: str) -> RunError:
+        fix = ("fix the error in the function (HYDRA_FULL_ERROR=1 shows its traceback)" if what.startswith("raised")
+               else f"return one float (or None) per completion: {reward_funcs.SIGNATURE}")
         return RunError(f"the reward function {reward_funcs.KEY}[{self.index}]={reward_funcs.shown(self.item)} "
-                        f"{what}.\n    fix: return one float (or None) per completion: "
-                        f"{reward_funcs.SIGNATURE}")
+                        f"{what}.\n    fix: {fix}")
 
 
 class CheckedAsync(Checked):
