@@ -225,8 +225,11 @@ def shipped_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optiona
     choices, a data column that is not there."""
     from autotrain_hydra import rewards
 
+    from omegaconf import OmegaConf
+
     base = func.func if isinstance(func, functools.partial) else func
-    kwargs = dict(func.keywords) if isinstance(func, functools.partial) else {}
+    kwargs = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v  # Hydra hands lists over as ListConfig
+              for k, v in (func.keywords if isinstance(func, functools.partial) else {}).items()}
     if base not in rewards.SHIPPED:
         return None
     params = inspect.signature(base).parameters
@@ -262,7 +265,7 @@ def _kind(default: Any) -> str:
     if isinstance(default, bool):
         return "true or false"
     if isinstance(default, (int, float)):
-        return "a number"
+        return "a finite number"
     if isinstance(default, str):
         return "text"
     return "a word or a list of words"
@@ -273,7 +276,9 @@ def _fits(value: Any, default: Any) -> bool:
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        import math
+
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if isinstance(default, str):
         return isinstance(value, str)
     return isinstance(value, (str, list, tuple))
@@ -309,10 +314,16 @@ def resolve(items: Iterable[Any], columns: Optional[Sequence[str]] = None, make:
             raise RewardFuncError(i, item, f"{shown(item)}: {problem}",
                                   "see its arguments in docs/usage.md (GRPO: the shipped reward functions)")
         out.append(found)
-    names = [f.name for f in out]
-    for i, name in enumerate(names):  # TRL logs rewards/<name>: two of one name would share a metric
-        if names.count(name) > 1:
-            out[i].name = f"{name}_{names[:i + 1].count(name)}"
-        elif name in RESERVED:
-            out[i].name = f"{name}_function"
+    # TRL logs rewards/<name>, and scores are kept by name: every name is one source's. Two of one name are
+    # numbered (has_number_1, has_number_2); a name already taken (the reward model's, a number) gets another suffix
+    originals = [f.name for f in out]
+    proposed = [f"{n}_{originals[:i + 1].count(n)}" if originals.count(n) > 1 else n for i, n in enumerate(originals)]
+    taken = set(RESERVED)
+    for i, found in enumerate(out):
+        name, n = proposed[i], 1
+        while name in taken or name in proposed[i + 1:]:
+            n += 1
+            name = f"{proposed[i]}_{n}"
+        found.name = name
+        taken.add(name)
     return out

@@ -132,7 +132,7 @@ def test_a_module_that_exits_while_importing_is_an_error_not_an_exit(tmp_path):
     ({"_target_": "autotrain_hydra.rewards.length_target", "_partial_": True, "tgt": 4},
      "length_target has no argument 'tgt' (its arguments: target, unit)"),
     ({"_target_": "autotrain_hydra.rewards.length_target", "_partial_": True, "target": "abc"},
-     "target='abc' is str; length_target takes a number there"),
+     "target='abc' is str; length_target takes a finite number there"),
     ({"_target_": "autotrain_hydra.rewards.regex_match", "_partial_": True, "pattern": "("},
      "pattern='(' is not a regular expression (missing ), unterminated subpattern"),
     ({"_target_": "autotrain_hydra.rewards.keywords", "_partial_": True, "words": 3},
@@ -156,3 +156,23 @@ def test_a_whole_list_interpolation_that_resolved_to_text_is_refused():
         reward_funcs.items_of("./rw.py:f")
     assert e.value.key == "trainer.grpo.reward_funcs" and "[${oc.env:VAR}]" in e.value.fix
     assert reward_funcs.items_of(None) == []
+
+
+def test_every_source_gets_a_name_of_its_own(tmp_path):
+    (tmp_path / "names.py").write_text("".join(f"def {n}(prompts, completions, **kw):\n    return [0.0]\n"
+                                               for n in ("reward_model", "reward_model_2", "has_number",
+                                                         "has_number_2")))
+    f = f"{tmp_path}/names.py"
+    for items in ([f"{f}:reward_model", f"{f}:reward_model_2"],
+                  ["autotrain_hydra.rewards.has_number", f"{f}:has_number", f"{f}:has_number_2"]):
+        names = [x.name for x in resolve(items)]
+        assert len(set(names)) == len(names) and "reward_model" not in names, names
+
+
+def test_a_list_of_words_and_finite_numbers_for_the_shipped_functions():
+    from omegaconf import OmegaConf
+
+    item = OmegaConf.create({"_target_": "autotrain_hydra.rewards.keywords", "_partial_": True, "words": ["yes", "no"]})
+    assert resolve([item])[0].func(None, ["yes it is"]) == [0.5]
+    with pytest.raises(RewardFuncError, match="target=inf is float; length_target takes a finite number there"):
+        resolve([{"_target_": "autotrain_hydra.rewards.length_target", "_partial_": True, "target": float("inf")}])

@@ -60,15 +60,21 @@ class Checked:
         return self.checked(values, len(kwargs.get("completions") or ()))
 
     def checked(self, values: Any, n: int) -> List[Any]:
-        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        if isinstance(values, (str, bytes, set, dict)) or not hasattr(values, "__len__"):
             raise self._error(f"returned {type(values).__name__} {values!r:.60}, not a list of rewards")
-        values = list(values)
+        try:
+            values = list(values)
+        except TypeError:  # a 0-d array
+            raise self._error(f"returned {type(values).__name__} {values!r:.60}, not a list of rewards") from None
         if len(values) != n:
-            raise self._error(f"returned {len(values)} rewards for {n} completions")
-        bad = [v for v in values if v is not None and (isinstance(v, (str, bytes, bool)) or not _number(v))]
-        if bad:
-            raise self._error(f"returned {type(bad[0]).__name__} {bad[0]!r:.60} as a reward")
-        return [None if v is None else float(v) for v in values]
+            raise self._error(f"returned {len(values)} reward{'s' if len(values) != 1 else ''} for {n} completions")
+        out: List[Any] = []
+        for v in values:
+            number = None if v is None or isinstance(v, (str, bytes, bool)) else _number(v)
+            if v is not None and (number is None or math.isinf(number)):
+                raise self._error(f"returned {type(v).__name__} {v!r:.60} as a reward (a finite number, or None)")
+            out.append(None if v is None or math.isnan(number) else number)  # nan: no reward, as None
+        return out
 
     def _error(self, what: str) -> RunError:
         fix = ("fix the error in the function (HYDRA_FULL_ERROR=1 shows its traceback)" if what.startswith("raised")
@@ -88,12 +94,12 @@ class CheckedAsync(Checked):
         return self.checked(values, len(kwargs.get("completions") or ()))
 
 
-def _number(v: Any) -> bool:
+def _number(v: Any) -> Any:
+    """``v`` as a float, None when it is no number (an int too large for a float is none either)."""
     try:
-        float(v)
-    except (TypeError, ValueError):
-        return False
-    return True
+        return float(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class RewardModelReward:
@@ -230,8 +236,8 @@ def score(sources: List[Any], weights: List[float], prompts: List[str], completi
 
 
 def _json_number(value: float) -> Any:
-    """A reward as JSON has it: null where no source scored (nan is no JSON)."""
-    return None if math.isnan(value) else value
+    """A reward as JSON has it: null where no source scored (nan and inf are no JSON)."""
+    return value if math.isfinite(value) else None
 
 
 def _mean(values: List[float]) -> float:

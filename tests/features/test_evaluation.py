@@ -119,3 +119,22 @@ def test_a_requested_metric_that_was_not_computed_is_named():
     assert missing(cfg, {"eval/accuracy": 1.0}) == ["reward_margin"]
     assert missing(compose_config(["features=[eval]", "eval.metrics=[rouge]"]), {"eval/rouge1": 0.1}) == ["rouge"]
 
+
+
+def test_an_answer_alone_in_messages_takes_its_prompt_from_the_prompt_column():
+    """Bug: kto (or dpo) data whose completion is one assistant message, the prompt in its own column, crashed the
+    enhanced evaluation after training (a chat template applied to an empty conversation)."""
+    from datasets import Dataset
+
+    from autotrain_hydra import models
+    from autotrain_hydra.compat.hydra import compose_config
+    from autotrain_hydra.features.evaluation import examples
+
+    cfg = compose_config(["trainer=kto", "data.prompt_text_column=prompt", "data.text_column=completion"])
+    tok = models.load_tokenizer(cfg.model)
+    chat = Dataset.from_list([{"prompt": [{"role": "user", "content": "2+2?"}],
+                               "completion": [{"role": "assistant", "content": "4"}]}])
+    text = Dataset.from_list([{"prompt": "3+3?", "completion": [{"role": "assistant", "content": "6"}]}])
+    got = examples(chat, cfg, tok) + examples(text, cfg, tok)
+    assert [g["reference"] for g in got] == ["4", "6"]
+    assert "2+2?" in got[0]["prompt"] and "3+3?" in got[1]["prompt"] and got[1]["prompt"].endswith("assistant\n")

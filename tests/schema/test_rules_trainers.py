@@ -219,3 +219,9 @@ def test_the_sample_chosen_by_name_brings_its_reward_too():
     cfg = resolved("trainer=grpo", "data=prompts")
     assert list(cfg.trainer.grpo.reward_funcs) == ["autotrain_hydra.rewards.has_number"]
     assert list(resolved("trainer=grpo", "data=chat").trainer.grpo.reward_funcs) == []  # not its sample
+
+
+def test_all_zero_weights_are_said():
+    report = check("trainer=grpo", "trainer.grpo.reward_weights=[0.0]")
+    assert messages(report, "warning") == ["trainer.grpo.reward_weights are all 0: every completion gets the reward "
+                                           "0, and GRPO learns nothing"]

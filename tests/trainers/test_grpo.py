@@ -119,20 +119,24 @@ def test_a_completion_no_source_scored_is_left_out_of_the_mean():
     ("raise SystemExit(0)", "raised SystemExit: 0"),
     ("return 1.0", "returned float 1.0, not a list of rewards"),
     ("return '1.0'", "returned str '1.0', not a list of rewards"),
-    ("return [1.0]", "returned 1 rewards for 2 completions"),
+    ("return [1.0]", "returned 1 reward for 2 completions"),
     ("return ['1', 2.0]", "returned str '1' as a reward"),
+    ("return [float('inf'), 1.0]", "returned float inf as a reward (a finite number, or None)"),
+    ("return [10 ** 400, 1.0]", "returned int 1000"),
+    ("import numpy; return numpy.array(1.0)", "returned ndarray array(1.), not a list of rewards"),
 ])
 def test_a_reward_function_that_misbehaves_mid_run_is_named(returns, what):
     from autotrain_hydra.errors import RunError
     from autotrain_hydra.trainers.grpo import Checked
 
     namespace = {}
-    exec(f"def f(prompts, completions, **kwargs):\n    {returns}\n", namespace)
+    body = returns.replace("; ", "\n    ")
+    exec(f"def f(prompts, completions, **kwargs):\n    {body}\n", namespace)
     checked = Checked(namespace["f"], "f", "./rw.py:f", 1)
     with pytest.raises(RunError) as e:
         checked(prompts=["p", "p"], completions=["a", "b"])
-    assert str(e.value).startswith(f"the reward function trainer.grpo.reward_funcs[1]=./rw.py:f {what}.")
+    assert str(e.value).startswith(f"the reward function trainer.grpo.reward_funcs[1]=./rw.py:f {what}")
     assert ("fix: fix the error in the function" if what.startswith("raised")
             else "fix: return one float (or None) per completion") in str(e.value)
-    ok = Checked(lambda prompts, completions, **kw: [1, None], "g", "m.g", 0)
+    ok = Checked(lambda prompts, completions, **kw: [1, float("nan")], "g", "m.g", 0)
     assert ok(prompts=["p", "p"], completions=["a", "b"]) == [1.0, None]

@@ -79,6 +79,9 @@ def grpo_rewards(ctx: Context) -> None:
         if values is None or not all(is_number(w) for w in values):
             ctx.report.error(f"{WEIGHTS} must be a list of finite numbers", WEIGHTS, weights,
                              f"give one number per reward source ({', '.join(names)}), e.g. {WEIGHTS}=[1.0]")
+        elif len(values) == sources and not any(values):
+            ctx.report.warn(f"{WEIGHTS} are all 0: every completion gets the reward 0, and GRPO learns nothing",
+                            WEIGHTS, values, "give at least one reward source a weight other than 0")
         elif len(values) != sources:
             plural = lambda n, word: f"{n} {word}" + ("s" if n != 1 else "")  # noqa: E731
             ctx.report.error(f"{WEIGHTS} has {plural(len(values), 'weight')} for {plural(sources, 'reward source')} "
