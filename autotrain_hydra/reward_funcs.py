@@ -216,6 +216,11 @@ def signature_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optio
     try:
         sig.bind(**passed)
     except TypeError as e:
+        wanted = [n for n, p in sig.parameters.items() if p.default is p.empty and n not in passed
+                  and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if wanted and wanted[0] not in TRL_ARGUMENTS:  # an argument named after a column the data lack
+            return (f"it takes the column {wanted[0]!r}, which the data it scores lack (their columns beside the "
+                    f"prompt: {', '.join(columns) or 'none'}; the training, validation and eval data each need it)")
         return f"its signature {name_of(func)}{sig} cannot take what GRPO passes ({e})"
     return None
 
@@ -223,9 +228,9 @@ def signature_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optio
 def shipped_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optional[str]:
     """A setting of a shipped reward function (autotrain_hydra.rewards) that cannot work: a value outside its
     choices, a data column that is not there."""
-    from autotrain_hydra import rewards
-
     from omegaconf import OmegaConf
+
+    from autotrain_hydra import rewards
 
     base = func.func if isinstance(func, functools.partial) else func
     kwargs = {k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v  # Hydra hands lists over as ListConfig
@@ -307,8 +312,10 @@ def resolve(items: Iterable[Any], columns: Optional[Sequence[str]] = None, make:
         found = resolve_item(i, item, make)
         problem = signature_problem(found.func, columns)
         if problem:
-            raise RewardFuncError(i, item, f"{shown(item)}: {problem}",
-                                  f"define it as {SIGNATURE} (the data's other columns arrive as keyword arguments)")
+            fix = ("add the column to each data set (data.path, data.valid_path, eval.dataset_path), or give the "
+                   "argument a default" if problem.startswith("it takes the column") else
+                   f"define it as {SIGNATURE} (the data's other columns arrive as keyword arguments)")
+            raise RewardFuncError(i, item, f"{shown(item)}: {problem}", fix)
         problem = shipped_problem(found.func, columns)
         if problem:
             raise RewardFuncError(i, item, f"{shown(item)}: {problem}",

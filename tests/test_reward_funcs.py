@@ -67,8 +67,8 @@ def test_with_columns_unknown_a_required_argument_may_name_one(user_file):
 
 def test_a_column_argument_binds_when_the_data_have_it(user_file):
     assert resolve([f"{user_file}:needs_answer"], columns=["answer"])[0].name == "needs_answer"
-    with pytest.raises(RewardFuncError, match=r"cannot take what GRPO passes \(missing a required argument: "
-                                              r"'answer'\)"):
+    with pytest.raises(RewardFuncError, match=r"it takes the column 'answer', which the data it scores lack \(their "
+                                              r"columns beside the prompt: solution;"):
         resolve([f"{user_file}:needs_answer"], columns=["solution"])
 
 
