@@ -218,11 +218,19 @@ def signature_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optio
     except TypeError as e:
         wanted = [n for n, p in sig.parameters.items() if p.default is p.empty and n not in passed
                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        if wanted and wanted[0] not in TRL_ARGUMENTS:  # an argument named after a column the data lack
+        if wanted and _binds(sig, {**passed, **dict.fromkeys(wanted)}):  # all but columns the data lack
             return (f"it takes the column {wanted[0]!r}, which the data it scores lack (their columns beside the "
                     f"prompt: {', '.join(columns) or 'none'}; the training, validation and eval data each need it)")
         return f"its signature {name_of(func)}{sig} cannot take what GRPO passes ({e})"
     return None
+
+
+def _binds(sig: inspect.Signature, arguments: dict) -> bool:
+    try:
+        sig.bind(**arguments)
+    except TypeError:
+        return False
+    return True
 
 
 def shipped_problem(func: Callable, columns: Optional[Sequence[str]]) -> Optional[str]:
