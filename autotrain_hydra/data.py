@@ -549,8 +549,8 @@ def _value_fix(check: ColumnCheck) -> str:
 def _check_value(scan: _Scan, at: int, check: ColumnCheck, value: Any, state: _ColumnState) -> None:
     subject = f"{check.key} ({check.column!r})"
     if check.kinds == (BOOL,):  # kto's label: true (desirable) or false (undesirable), nothing else
-        if scan.path.endswith(".csv") and value in CSV_BOOLS:
-            value = CSV_BOOLS[value]  # a CSV holds text: pandas (the csv reader of ``datasets``) reads these as booleans
+        if scan.path.endswith(".csv") and value in CSV_BOOLS:  # a CSV holds text: pandas (the csv reader of
+            value = CSV_BOOLS[value]  # ``datasets``) reads these as booleans
         if not isinstance(value, bool):
             scan.add(at, f"{subject} is {_json_type(value)}, not a boolean", _value_fix(check), f"e.g. {_short(value)}")
         else:
@@ -715,7 +715,8 @@ def input_sources(cfg: Any) -> List[InputSource]:
         "data.valid_path" if d.valid_path else "data.valid_split" if d.valid_split else "data.path")
     sources = [InputSource(d.path, d.train_split or "train", "data.path",
                            _trainer_reads(cfg, d.text_column, reference == "data.path"), limit=d.max_samples,
-                           pairs=spec.data_shape == "preference" or bool(spec.data_shape == "feedback" and d.rejected_text_column))]
+                           pairs=spec.data_shape == "preference"
+                           or bool(spec.data_shape == "feedback" and d.rejected_text_column))]
     if d.valid_path:
         sources.append(InputSource(d.valid_path, "train", "data.valid_path",
                                    _trainer_reads(cfg, d.text_column, reference == "data.valid_path")))

@@ -103,8 +103,9 @@ def examples(ds: Any, cfg: DictConfig, tokenizer: Any, column: Optional[str] = N
             if not context and d.prompt_text_column and d.prompt_text_column in row:  # the answer alone: its prompt
                 asked = data_mod.normalized(row[d.prompt_text_column])  # is the prompt column's (kto, dpo pairs)
                 context = list(asked) if data_mod.is_conversation(asked) else [{"role": "user", "content": asked}]
-            ids = tokenizer.apply_chat_template(context, add_generation_prompt=True, tokenize=True,
-                                                return_dict=True)["input_ids"] if context else tokenizer("")["input_ids"]
+            ids = (tokenizer.apply_chat_template(context, add_generation_prompt=True, tokenize=True,
+                                                 return_dict=True)["input_ids"] if context
+                   else tokenizer("")["input_ids"])
             prompt, reference = tokenizer.decode(ids), value[last]["content"]
         elif d.prompt_text_column and d.prompt_text_column in row:
             prompt, reference = data_mod.normalized(row[d.prompt_text_column]), value

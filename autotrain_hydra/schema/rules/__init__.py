@@ -49,7 +49,9 @@ RULES = (
     trainers.grpo_vllm,
     trainers.kto_batch,
 )
-FILESYSTEM_RULES = (trainers.grpo_rewards, paths.paths_exist, paths.reward_model, paths.output_dir, paths.resume, resume.same_recipe)
+# what reads files: paths, saved models, checkpoints, the user's reward modules and the data's columns
+FILESYSTEM_RULES = (trainers.grpo_rewards, paths.paths_exist, paths.reward_model, paths.output_dir, paths.resume,
+                    resume.same_recipe)
 
 
 def validate(cfg: DictConfig, overrides: Iterable[str] = (), check_filesystem: bool = True) -> Report:
