@@ -1,0 +1,104 @@
+"""python -m autotrain_hydra.generate: the model of a run answers (full, LoRA adapter, merged), a reward run scores,
+prompts from a file go to a .jsonl, a chat on a terminal; a dir with no run or no model yet is a clear error."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autotrain_hydra import generate
+from autotrain_hydra.compat.hydra import compose_config
+from autotrain_hydra.errors import InputError
+from autotrain_hydra.run import run
+
+SHORT = ["training.max_steps=2", "training.logging_steps=1", "training.eval_strategy=no", "data.valid_path=null"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three finished runs: sft (a full model), sft with LoRA merged too, and a reward model with LoRA."""
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, overrides in {"sft": ["trainer=sft"], "merged": ["trainer=sft", "peft=lora", "peft.merge_adapter=true"],
+                            "reward": ["trainer=reward", "peft=lora"]}.items():
+        out[name] = root / name
+        run(compose_config([*SHORT, *overrides, f"output_dir={out[name]}"]), overrides)
+    return out
+
+
+def main(*argv, capsys):
+    code = generate.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.slow
+def test_each_kind_of_run_answers_or_scores(runs, tmp_path, capsys):
+    code, out, _ = main(runs["sft"], "--prompt", "What is 2 plus 2?", "--max-new-tokens", "4", capsys=capsys)
+    assert code == 0 and isinstance(out, str)
+    found = generate.locate(str(runs["merged"]))
+    assert found.kind == "merged" and found.trainer == "sft" and not found.scorer
+    assert generate.Model(found).chat  # an sft run: its prompts go through the chat template
+    # the adapter on its base and the merged weights answer alike (greedy)
+    adapter = generate.Model(generate.Found(str(runs["merged"]), "adapter", "sft", False))
+    merged = generate.Model(found)
+    messages = [{"role": "user", "content": "What is 3 plus 4?"}]
+    assert adapter.answer(messages, 6, 0.0) == merged.answer(messages, 6, 0.0)
+    code, out, _ = main(runs["reward"], "--prompt", "5 plus 4 is 9.", capsys=capsys)
+    assert code == 0 and float(out)  # a score, not an answer
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Hi"}) + "\n\n" + json.dumps({"text": "Bye"}) + "\n")
+    code, _, err = main(runs["sft"], "--prompts", prompts, "--output", tmp_path / "a.jsonl", "--max-new-tokens", "3",
+                        capsys=capsys)
+    rows = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert code == 0 and [r["prompt"] for r in rows] == ["Hi", "Bye"] and "2 answers written" in err
+
+
+@pytest.mark.slow
+def test_a_chat_on_a_terminal_keeps_the_conversation(runs, monkeypatch, capsys):
+    turns = iter(["Hello", "/reset", "Again", "/quit"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(turns))
+    seen = []
+    answer = generate.Model.answer
+    monkeypatch.setattr(generate.Model, "answer", lambda self, messages, *a: seen.append(list(messages)) or
+                        answer(self, messages, *a))
+    code, out, err = main(runs["sft"], "--max-new-tokens", "2", capsys=capsys)
+    assert code == 0 and "/reset, /quit" in err
+    assert [len(m) for m in seen] == [1, 1]  # /reset forgot the first turn
+
+
+def test_a_dir_that_is_no_run_or_has_no_model_is_a_clear_error(tmp_path, capsys):
+    from autotrain_hydra import rundir
+
+    code, _, err = main(tmp_path / "none", "--prompt", "x", capsys=capsys)
+    assert code == 2 and "is not a directory" in err and "Traceback" not in err
+    code, _, err = main(tmp_path, "--prompt", "x", capsys=capsys)
+    assert code == 2 and "holds no run and no model" in err
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoints").mkdir()
+    with rundir.owned(str(out)):
+        rundir.start(str(out), "sft", "tiny", "data.jsonl", {}, resuming=False)
+    code, _, err = main(out, "--prompt", "x", capsys=capsys)
+    assert code == 2 and "has no model yet: it is still training, or was stopped" in err
+    assert "training.resume_from_checkpoint=true" in err
+
+
+def test_prompts_files_and_arguments_are_checked(tmp_path):
+    bad = tmp_path / "p.jsonl"
+    bad.write_text('{"prompt": "a"}\n{"q": 1}\n')
+    with pytest.raises(InputError, match=r"p.jsonl:2 has no text in \"prompt\""):
+        list(generate.read_prompts(str(bad)))
+    (tmp_path / "t.txt").write_text("one\n\ntwo\n")
+    assert list(generate.read_prompts(str(tmp_path / "t.txt"))) == ["one", "two"]
+    with pytest.raises(InputError, match="--output needs --prompts"):
+        generate.run(generate.parser().parse_args([str(tmp_path), "--prompt", "x", "--output", "o.jsonl"]))
+
+
+def test_help_is_light():
+    code = ("import sys; from autotrain_hydra import generate\n"
+            "try:\n    generate.main(['--help'])\nexcept SystemExit: pass\n"
+            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
