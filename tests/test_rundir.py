@@ -160,6 +160,21 @@ def test_a_path_is_the_same_however_it_is_spelled(tmp_path, monkeypatch):
                    recipe(compose_config([f"data.path={tmp_path / 'd.jsonl'}"]))) == []
 
 
+def test_an_edited_reward_function_file_changes_the_recipe(tmp_path, monkeypatch):
+    """Red team: a resume went on with a reward function whose file was edited since the checkpoint (the config,
+    the same ./rewards.py:f, was the same)."""
+    from autotrain_hydra.schema.recipe import changes, recipe
+
+    (tmp_path / "rewards.py").write_text("def f(prompts, completions, **kw):\n    return [1.0] * len(completions)\n")
+    monkeypatch.chdir(tmp_path)
+    overrides = ["trainer=grpo", "trainer.grpo.reward_funcs=[./rewards.py:f]"]
+    before = recipe(compose_config(overrides))
+    assert changes(before, recipe(compose_config(["trainer=grpo",
+                                                  f"trainer.grpo.reward_funcs=[{tmp_path}/rewards.py:f]"]))) == []
+    (tmp_path / "rewards.py").write_text("def f(prompts, completions, **kw):\n    return [0.0] * len(completions)\n")
+    assert changes(before, recipe(compose_config(overrides))) == ["trainer.grpo.reward_funcs: changed"]
+
+
 def test_a_resume_takes_only_its_own_run_s_checkpoints(tmp_path):
     folder = tmp_path / "checkpoints"
     for step, run_id in ((2, "mine"), (4, "mine"), (6, "theirs"), (8, None)):

@@ -31,10 +31,30 @@ def recipe(cfg: DictConfig) -> Dict[str, Any]:
         value = get(cfg, key)
         if isinstance(value, str) and os.path.exists(os.path.expanduser(value)):  # a path, however it is spelled
             value = os.path.realpath(os.path.expanduser(value))
+        if key == "trainer.grpo.reward_funcs":  # a reward function in a file: what the file says, too
+            value = _with_file_contents(value)
         entry: Dict[str, Any] = {"digest": _digest(value)}
         if value is None or isinstance(value, (bool, int, float)):
             entry["value"] = value
         out[key] = entry
+    return out
+
+
+def _with_file_contents(items: Any) -> Any:
+    """``./my_rewards.py:f`` items with the digest of their file's bytes: editing the function changes the recipe."""
+    from autotrain_hydra.reward_funcs import is_file_item
+
+    if OmegaConf.is_config(items):
+        items = OmegaConf.to_container(items, resolve=True)
+    if not isinstance(items, list):
+        return items
+    out = []
+    for item in items:
+        path = os.path.expanduser(item.rsplit(":", 1)[0]) if is_file_item(item) else None
+        if path and os.path.isfile(path):
+            with open(path, "rb") as f:
+                item = [os.path.realpath(path) + ":" + item.rsplit(":", 1)[1], hashlib.sha256(f.read()).hexdigest()]
+        out.append(item)
     return out
 
 
