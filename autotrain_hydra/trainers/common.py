@@ -505,8 +505,15 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
 
 
 def remove_empty_checkpoints(out: str) -> None:
-    """The trainer's checkpoint folder is left out of the output when no checkpoint was written."""
+    """The trainer's checkpoint folder is left out of the output when no checkpoint was written; TRL's boilerplate
+    model card there (``checkpoints/README.md``: "a fine-tuned version of [None](https://huggingface.co/None)") is
+    not kept: the run's card is ours, in the output dir."""
     checkpoints = os.path.join(out, "checkpoints")
+    card = os.path.join(checkpoints, "README.md")
+    if os.path.isfile(card):
+        with open(card, encoding="utf-8", errors="replace") as f:
+            if "generated_from_trainer" in f.read(4096):
+                os.remove(card)
     if os.path.isdir(checkpoints) and not os.listdir(checkpoints):
         os.rmdir(checkpoints)
 

@@ -31,6 +31,7 @@ def test_out_of_the_box_the_mean_reward_on_held_out_prompts_rises(tmp_path):
     assert len(samples) >= 128 and set(samples[0]) == {"prompt", "completion", "reward", "rewards"}
     assert set(samples[0]["rewards"]) == {"has_number"} and samples[0]["reward"] == samples[0]["rewards"]["has_number"]
     assert_a_trained_causal_lm(out)
+    assert (out / "checkpoints").is_dir() and not (out / "checkpoints" / "README.md").exists()  # TRL's boilerplate
 
 
 @pytest.mark.slow
