@@ -24,6 +24,12 @@ ALL: FrozenSet[str] = frozenset(TRAINERS)
 # report_to: the trackers transformers reports to (its integrations), or none
 TRACKERS = ("wandb", "tensorboard", "mlflow", "comet_ml", "clearml", "neptune", "dvclive", "azure_ml", "codecarbon",
             "dagshub", "flyte", "kubeflow", "swanlab", "trackio", "none")
+# the package each tracker needs (any of them): a tracker whose package is missing is refused before load
+TRACKER_PACKAGES = {"wandb": ("wandb",), "tensorboard": ("tensorboard", "tensorboardX"), "mlflow": ("mlflow",),
+                    "comet_ml": ("comet_ml",), "clearml": ("clearml",), "neptune": ("neptune",),
+                    "dvclive": ("dvclive",), "azure_ml": ("azureml",), "codecarbon": ("codecarbon",),
+                    "dagshub": ("dagshub",), "flyte": ("flytekit",), "kubeflow": ("kfp",), "swanlab": ("swanlab",),
+                    "trackio": ("trackio",)}
 OPTIMIZERS = ("adamw_torch", "adamw_hf", "sgd", "adafactor")
 SCHEDULERS = ("linear", "cosine", "constant")
 MIXED_PRECISION = ("fp16", "bf16", "fp32")

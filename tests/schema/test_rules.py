@@ -437,7 +437,7 @@ def test_files_where_folders_belong_and_unknown_trackers(tmp_path):
     (err,) = check("report_to=[wandbb]").errors
     assert err.message.startswith("report_to must be a list of wandb, tensorboard")
     assert err.fix == "did you mean wandb? write report_to as a list of those names, e.g. report_to=[wandb]"
-    assert not check("report_to=[wandb,tensorboard]").errors
+    assert not check("report_to=[wandb,none]").errors
 
 
 def test_hydra_sweeper_settings_typed_take_the_values_the_sweeper_takes():
@@ -576,3 +576,17 @@ def test_a_model_whose_weights_are_pickles_is_refused_unless_allowed(tmp_path):
         assert [e.key for e in check(*overrides).errors] == [key], key
         assert not check(*overrides, "model.allow_pickle_weights=true").errors, key
     assert not check("trainer=sft", f"trainer.model_ref={pickled}").errors  # sft loads no reference model
+
+
+def test_a_tracker_whose_package_is_missing_is_refused_before_load(monkeypatch):
+    """Bug: report_to=[tensorboard] without tensorboard ended in transformers' traceback after the model loaded."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("tensorboard", "tensorboardX") else find_spec(name, *a))
+    report = check("report_to=[wandb,tensorboard]")
+    assert [(i.key, i.message, i.fix) for i in report.errors] == [
+        ("report_to", "report_to=tensorboard: the tensorboard or tensorboardX package is not installed",
+         "pip install tensorboard, or leave tensorboard out of report_to")]
+    assert not check("report_to=[wandb]").errors

@@ -30,6 +30,7 @@ from autotrain_hydra.schema.rules.context import Context
 # In order: the report lists issues in the order the rules found them.
 RULES = (
     values.value_checks,
+    values.trackers_installed,
     values.swept_values,
     values.required_keys,
     applicability.keys_for_other_trainers,

@@ -108,3 +108,19 @@ def eval_data_sources(ctx: Context) -> None:
     if len(given) > 1:
         ctx.report.error(f"{' and '.join(given)} are both set: a run has one source of eval data", given[-1],
                          ctx.get(given[-1]), f"keep one of {', '.join(given)} (set the others to null)")
+
+
+def trackers_installed(ctx: Context) -> None:
+    """A tracker of ``report_to`` whose package is not installed is refused here, not by transformers after the
+    model loaded (a traceback)."""
+    import importlib.util
+
+    from autotrain_hydra.schema.params import TRACKER_PACKAGES
+
+    value = ctx.get("report_to")
+    for tracker in (list(value) if value is not None and not isinstance(value, str) else []):
+        packages = TRACKER_PACKAGES.get(tracker)
+        if packages and not any(importlib.util.find_spec(p) is not None for p in packages):
+            ctx.report.error(f"report_to={tracker}: the {' or '.join(packages)} package is not installed",
+                             "report_to", list(value),
+                             f"pip install {packages[0]}, or leave {tracker} out of report_to")
