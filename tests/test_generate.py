@@ -17,10 +17,10 @@ SHORT = ["training.max_steps=2", "training.logging_steps=1", "training.eval_stra
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three finished runs: sft (a full model), sft with LoRA merged too, and a reward model with LoRA."""
+    """Two finished runs: sft with LoRA (the adapter, and the full merged model in merged/), and a reward model."""
     root = tmp_path_factory.mktemp("runs")
     out = {}
-    for name, overrides in {"sft": ["trainer=sft"], "merged": ["trainer=sft", "peft=lora", "peft.merge_adapter=true"],
+    for name, overrides in {"sft": ["trainer=sft", "peft=lora", "peft.merge_adapter=true"],
                             "reward": ["trainer=reward", "peft=lora"]}.items():
         out[name] = root / name
         run(compose_config([*SHORT, *overrides, f"output_dir={out[name]}"]), overrides)
@@ -37,11 +37,11 @@ def main(*argv, capsys):
 def test_each_kind_of_run_answers_or_scores(runs, tmp_path, capsys):
     code, out, _ = main(runs["sft"], "--prompt", "What is 2 plus 2?", "--max-new-tokens", "4", capsys=capsys)
     assert code == 0 and isinstance(out, str)
-    found = generate.locate(str(runs["merged"]))
+    found = generate.locate(str(runs["sft"]))
     assert found.kind == "merged" and found.trainer == "sft" and not found.scorer
     assert generate.Model(found).chat  # an sft run: its prompts go through the chat template
     # the adapter on its base and the merged weights answer alike (greedy)
-    adapter = generate.Model(generate.Found(str(runs["merged"]), "adapter", "sft", False))
+    adapter = generate.Model(generate.Found(str(runs["sft"]), "adapter", "sft", False))
     merged = generate.Model(found)
     messages = [{"role": "user", "content": "What is 3 plus 4?"}]
     assert adapter.answer(messages, 6, 0.0) == merged.answer(messages, 6, 0.0)
