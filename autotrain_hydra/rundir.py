@@ -279,6 +279,11 @@ def recover(out: str, say: Callable[[str], None]) -> bool:
         if name.startswith(SAVING) or (name.startswith("checkpoint-") and checkpoint_state(path) is None):
             shutil.rmtree(path, ignore_errors=True)
             say(f"{path}: removed, a checkpoint the earlier run did not finish writing")
+        elif os.path.isdir(path):  # a stamp (paths.stamp_checkpoint) cut short by a kill leaves its temporary
+            for inner in os.listdir(path):
+                if is_temporary(inner):
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(path, inner))
     done = complete(out)
     for name in os.listdir(out):
         if name.startswith(ASIDE) and done:  # an overwrite whose new results are written: the old ones go

@@ -91,9 +91,14 @@ def test_a_commit_cut_short_is_finished_by_the_next_run_and_an_unfinished_save_i
     checkpoints = before / "checkpoints"
     (checkpoints / "checkpoint-3").mkdir(parents=True)  # its trainer_state.json never written
     (checkpoints / ".saving-abc").mkdir()
+    kept = checkpoints / "checkpoint-2"  # complete, but killed while its stamp was being written (CI, stop 23)
+    kept.mkdir()
+    (kept / "trainer_state.json").write_text("{}")
+    (kept / "autotrain_hydra.json.12329.tmp").write_text("{\"run")
     rundir.recover(str(before), said.append)
     assert (before / "metrics.json").read_text() == "old"
     assert leftovers(before) == [] and not (checkpoints / "checkpoint-3").exists()
+    assert sorted(os.listdir(kept)) == ["trainer_state.json"]
 
 
 def test_an_overwrite_sets_the_earlier_run_aside_keeping_this_run_s_hydra_files(tmp_path):
