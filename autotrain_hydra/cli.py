@@ -234,7 +234,7 @@ def translate(argv: Sequence[str]) -> Translation:
             continue
         value: Optional[str] = inline if eq else None
         if spec.switch:
-            if value is None and i < len(args) and args[i].lower() in TRUE | FALSE | {"lora", "none"}:
+            if value is None and i < len(args) and args[i].lower() in TRUE | FALSE | {"lora", "qlora", "none"}:
                 value = args[i]
                 i += 1
         elif value is None:
@@ -285,7 +285,7 @@ def _override(spec: Flag, value: Optional[str], presets: Dict[str, str], feature
         return [f"launcher={_value_for(param, value)}"]
     if param.key == "peft.method":
         off = value is not None and value.lower() in FALSE | {"none"}
-        return ["peft=none" if off else "peft=lora"]
+        return ["peft=none" if off else "peft=qlora" if value is not None and value.lower() == "qlora" else "peft=lora"]
     if spec.switch:  # a boolean key
         on = value is None or value.lower() in TRUE
         return [f"{param.key}={hydra_value(on)}"]

@@ -6,7 +6,7 @@
 - neither, on a terminal: a chat (``/reset`` forgets the conversation, ``/quit`` or Ctrl-D ends it).
 
 It loads what the run dir holds: the merged model (``merged/``, with ``peft.merge_adapter=true``), else a LoRA
-adapter on its base, else the full model; with the run's tokenizer and chat template (a run of sft renders a prompt as
+adapter on its base (a ``peft=qlora`` run's base in 4-bit or 8-bit, as it trained), else the full model; with the run's tokenizer and chat template (a run of sft renders a prompt as
 a user turn through it), and its ``generation_config.json`` (EOS, pad). A reward run (``trainer=reward``: a
 sequence-classification scorer) scores the texts instead: ``--prompt`` is the text to score.
 
@@ -82,6 +82,7 @@ class Model:
         from transformers import AutoTokenizer
 
         self.found = found
+        self.quantized: Optional[int] = None  # the bits of a peft=qlora run's base, loaded as trained
         self.tokenizer = AutoTokenizer.from_pretrained(found.path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -92,11 +93,22 @@ class Model:
         if self.found.kind == "adapter":
             from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
 
-            cls = AutoPeftModelForSequenceClassification if self.found.scorer else AutoPeftModelForCausalLM
-        else:
-            from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+            from autotrain_hydra.models import quantization_of
 
-            cls = AutoModelForSequenceClassification if self.found.scorer else AutoModelForCausalLM
+            cls = AutoPeftModelForSequenceClassification if self.found.scorer else AutoPeftModelForCausalLM
+            quantization = quantization_of(self.found.path)  # a peft=qlora run: its base in 4/8-bit, as trained
+            if quantization is not None:
+                from autotrain_hydra.compat import bitsandbytes
+
+                bitsandbytes.quiet()
+                model = cls.from_pretrained(self.found.path, use_safetensors=True, **quantization.load_kwargs())
+                bitsandbytes.cpu_safe(model, training=False)
+                self.quantized = quantization.bits
+                return model
+            return cls.from_pretrained(self.found.path, use_safetensors=True)
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+        cls = AutoModelForSequenceClassification if self.found.scorer else AutoModelForCausalLM
         return cls.from_pretrained(self.found.path, use_safetensors=True)
 
     def input_ids(self, messages: List[dict]) -> List[int]:

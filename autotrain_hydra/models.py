@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -214,8 +215,57 @@ def resolve_chat_template(value: str) -> str:
     return value  # an inline Jinja template
 
 
+@dataclass(frozen=True)
+class Quantization:
+    """``peft=qlora``: the base's weights in ``bits`` (4: nf4 with double quantisation; 8: LLM.int8), computing in
+    ``compute_dtype`` (``float32`` | ``bfloat16`` | ``float16``, from ``training.mixed_precision``)."""
+
+    bits: int
+    compute_dtype: str = "float32"
+
+    def config(self):
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        if self.bits == 8:
+            return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=getattr(torch, self.compute_dtype))
+
+    def load_kwargs(self) -> dict:
+        """``from_pretrained``'s arguments: the config, and each process's own GPU (a launched run's rank), else the
+        CPU (bitsandbytes' CPU backend)."""
+        import torch
+
+        device = int(os.environ.get("LOCAL_RANK", 0)) if torch.cuda.is_available() else "cpu"
+        return {"quantization_config": self.config(), "device_map": {"": device}}
+
+
+def quantization_of(saved: str) -> Optional[Quantization]:
+    """The quantisation a run was trained with, from its ``config.yaml`` (None for a run without ``peft=qlora``)."""
+    try:
+        from omegaconf import OmegaConf
+
+        peft = OmegaConf.load(os.path.join(saved, "config.yaml")).get("peft") or {}
+    except Exception:  # no file, or a damaged one (omegaconf's own errors): no quantisation known
+        return None
+    return Quantization(int(peft.get("bits") or 4)) if peft.get("method") == "qlora" else None
+
+
+def prepare_quantized(model: Any) -> Any:
+    """A just-loaded quantised model made ready for LoRA training (peft's ``prepare_model_for_kbit_training``: the
+    layers left in full precision cast to float32, inputs that carry gradients; gradient checkpointing stays the
+    run's choice, ``training.gradient_checkpointing``), and runnable in evaluation on any CPU."""
+    from peft import prepare_model_for_kbit_training
+
+    from autotrain_hydra.compat import bitsandbytes
+
+    bitsandbytes.cpu_safe(model)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
 def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] = None,
-                   attn_implementation: Optional[str] = None):
+                   attn_implementation: Optional[str] = None, quantization: Optional[Quantization] = None):
     from transformers import AutoModelForCausalLM
 
     raw = name or model_cfg.name
@@ -225,9 +275,12 @@ def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] 
         import autotrain_hydra.attention  # noqa: F401  (registers it)
     refuse_pickle_weights(path, key, model_cfg)
     weights = weights_kwargs(model_cfg)
-    return _load("model", key, raw, lambda: AutoModelForCausalLM.from_pretrained(
+    if quantization is not None:
+        extra.update(quantization.load_kwargs())
+    model = _load("model", key, raw, lambda: AutoModelForCausalLM.from_pretrained(
         path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code, **weights, **extra),
         safetensors=bool(weights))
+    return prepare_quantized(model) if quantization is not None else model
 
 
 def load_saved_causal_lm(path: str, model_cfg: Any, key: str = "output_dir"):
@@ -252,7 +305,10 @@ def load_saved_scorer(path: str, model_cfg: Any, key: str = "output_dir"):
 
 
 def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional[str] = None,
-                             key: str = "model.name", attn_implementation: Optional[str] = None):
+                             key: str = "model.name", attn_implementation: Optional[str] = None,
+                             quantization: Optional[Quantization] = None):
+    """A sequence classifier on the base (its new head initialised: said in one line, not transformers' table).
+    Quantised, the head stays in full precision (transformers leaves a model's output layer unquantised)."""
     from transformers import AutoModelForSequenceClassification
 
     raw = name or model_cfg.name
@@ -260,17 +316,25 @@ def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     refuse_pickle_weights(path, key, model_cfg)
     weights = weights_kwargs(model_cfg)
-    return _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
+    if quantization is not None:
+        extra.update(quantization.load_kwargs())
+    model = _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=num_labels, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
         **weights, **extra), safetensors=bool(weights))
+    return prepare_quantized(model) if quantization is not None else model
 
 
 def lora_config(peft_cfg: Any, model: Any, task_type: str = "CAUSAL_LM"):
-    """The LoRA config of ``peft.*`` for ``model``; target modules the model lacks are an InputError naming them and
-    the model's linear layers (before any trainer is built)."""
+    """The LoRA config of ``peft.*`` for ``model`` (None unless ``peft.method`` trains an adapter: lora, qlora);
+    target modules the model lacks are an InputError naming them and the model's linear layers (before any trainer
+    is built)."""
     from omegaconf import OmegaConf
     from peft import LoraConfig
 
+    from autotrain_hydra.schema.params import uses_lora
+
+    if not uses_lora(peft_cfg.method):
+        return None
     targets = peft_cfg.target_modules
     if not isinstance(targets, str):
         targets = list(OmegaConf.to_container(targets)) if targets is not None else None
@@ -287,6 +351,19 @@ def lora_config(peft_cfg: Any, model: Any, task_type: str = "CAUSAL_LM"):
                              "peft.target_modules=all-linear")
     return LoraConfig(r=peft_cfg.lora_r, lora_alpha=peft_cfg.lora_alpha, lora_dropout=peft_cfg.lora_dropout,
                       target_modules=targets, bias="none", task_type=task_type)
+
+
+def merged_in_full_precision(model_cfg: Any, adapter_model: Any, num_labels: Optional[int] = None) -> Any:
+    """``adapter_model``'s LoRA adapter (and the weights it trains in full, a scorer's head) merged into the base
+    reloaded in its own precision: the way to merge a ``peft=qlora`` adapter, never into 4-bit weights (rounding
+    them again, and saving a model no server loads as it is). ``num_labels``: the base as a sequence classifier."""
+    from peft import PeftModel
+
+    with tempfile.TemporaryDirectory(prefix="autotrain-hydra-adapter-") as adapter:
+        adapter_model.save_pretrained(adapter)
+        base = (load_causal_lm(model_cfg) if num_labels is None else
+                load_sequence_classifier(model_cfg, num_labels=num_labels))
+        return PeftModel.from_pretrained(base, adapter).merge_and_unload()
 
 
 def sequence_logps(model: Any, prompt_ids, completion_ids, pad_id: int):

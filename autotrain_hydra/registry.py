@@ -51,7 +51,7 @@ RESUME_MAY_CHANGE = frozenset({
 TRAINER_LOOP = frozenset({"training.eval_strategy", "training.eval_steps", "training.torch_compile",
                           "training.use_liger_kernel"})
 PACKING = frozenset({"training.packing"})
-LORA = frozenset({"peft.method", "peft.lora_r", "peft.lora_alpha", "peft.lora_dropout", "peft.target_modules"})
+LORA = frozenset({"peft.method", "peft.bits", "peft.lora_r", "peft.lora_alpha", "peft.lora_dropout", "peft.target_modules"})
 MERGE = frozenset({"peft.merge_adapter"})
 SFT = frozenset({"trainer.chat_template", "trainer.add_eos_token", "trainer.max_seq_length"})
 PREFERENCE_LIMITS = frozenset({"trainer.max_prompt_length", "trainer.max_completion_length"})

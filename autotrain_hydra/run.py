@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from autotrain_hydra import paths, registry, rundir
 from autotrain_hydra.errors import InputError, NothingTrained, RunError
 from autotrain_hydra.schema.errors import Report
+from autotrain_hydra.schema.params import uses_lora
 from autotrain_hydra.schema.recipe import recipe
 from autotrain_hydra.schema.resolve import JobPlace, Resolved, place, resolve
 from autotrain_hydra.schema.rules import validate
@@ -352,7 +353,8 @@ def _model_card(job: Any, metrics: Dict[str, Any]) -> None:
         f"- base model: `{cfg.model.name}`",
         f"- data: `{cfg.data.path}`",
         f"- peft: `{cfg.peft.method}`" + (f" (r={cfg.peft.lora_r}, alpha={cfg.peft.lora_alpha})"
-                                          if cfg.peft.method == "lora" else ""),
+                                          if uses_lora(cfg.peft.method) else "")
+        + (f", base in {cfg.peft.bits}-bit" if cfg.peft.method == "qlora" else ""),
         f"- lr {cfg.training.lr}, epochs {cfg.training.epochs}, batch size {cfg.training.batch_size}, "
         f"steps {metrics.get('global_step')}",
         f"- {metrics['objective_name']}: {metrics['objective']:.4f}",

@@ -101,9 +101,11 @@ class ModelConfig:
 
 @dataclass
 class PeftConfig:
-    """``--peft --lora-r --lora-alpha --lora-dropout``; select with ``peft=lora``."""
+    """``--peft --lora-r --lora-alpha --lora-dropout``; select with ``peft=lora`` (or ``peft=qlora``: LoRA on the base
+    loaded in 4-bit, or 8-bit with ``peft.bits=8``, through bitsandbytes)."""
 
-    method: str = "none"  # none | lora
+    method: str = "none"  # none | lora | qlora
+    bits: int = 4  # qlora: the base's weights in 4-bit (nf4, double quantisation) or 8-bit (LLM.int8)
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05

@@ -61,6 +61,11 @@ ALIASES: Dict[str, str] = {
     "adapter": "peft.method",
     "finetuning_type": "peft.method",
     "use_peft": "peft.method",
+    "quantization": "peft.bits",  # autotrain-advanced's --quantization int4
+    "quantization_bit": "peft.bits",  # LLaMA-Factory
+    "load_in_4bit": "peft.method",  # axolotl / TRL (peft=qlora)
+    "load_in_8bit": "peft.bits",
+    "bnb_4bit_quant_type": "peft.bits",
     "model_name_or_path": "model.name",
     "model_name": "model.name",
     "base_model": "model.name",

@@ -40,7 +40,14 @@ EVAL_STRATEGIES = ("no", "epoch", "steps")
 SWEEP_BACKENDS = ("optuna", "wandb")
 SWEEP_DIRECTIONS = ("minimize", "maximize")
 SWEEP_SAMPLERS = ("tpe", "random", "grid", "cmaes")
-PEFT_METHODS = ("none", "lora")
+PEFT_METHODS = ("none", "lora", "qlora")
+LORA_METHODS = ("lora", "qlora")  # the methods that train a LoRA adapter (qlora: on a quantised base)
+QLORA_BITS = (4, 8)
+
+
+def uses_lora(method: object) -> bool:
+    """``peft.method`` trains a LoRA adapter (``lora``, or ``qlora`` on a base loaded in 4/8-bit)."""
+    return method in LORA_METHODS
 GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo")
 LAUNCHERS = ("local", "multiprocess", "multinode")
 STRATEGIES = ("ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3")
@@ -133,6 +140,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("peft.lora_dropout", "--lora-dropout", check=between(0, 1, hi_open=True), feature="peft", group="peft"),
     Param("peft.target_modules", feature="peft", group="peft"),
     Param("peft.merge_adapter", feature="peft", group="peft"),
+    Param("peft.bits", check=one_of(QLORA_BITS), feature="peft", group="peft"),
     # data columns
     Param("data.text_column", "--text-column", group="data"),
     Param("data.train_split", group="data"),

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from autotrain_hydra import registry
 from autotrain_hydra.errors import InputError
 from autotrain_hydra.schema.keys import get, parsed, schema_keys
+from autotrain_hydra.schema.params import uses_lora
 
 
 class SweepSpecError(InputError, ValueError):
@@ -110,7 +111,7 @@ def search_space(cfg: DictConfig) -> Dict[str, str]:
     raw = parse_sweep_params(get(cfg, "sweep.params"))
     if not raw:
         space = dict(registry.spec(get(cfg, "trainer.name")).sweep_space)
-        if get(cfg, "peft.method") == "lora":
+        if uses_lora(get(cfg, "peft.method")):
             space.update(registry.LORA_SPACE)
         return space
     return {resolve_key(k): grammar(k, v) for k, v in _flatten(raw).items()}

@@ -10,10 +10,11 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from autotrain_hydra import registry, rundir
+from autotrain_hydra import models, registry, rundir
 from autotrain_hydra.errors import CheckpointError, HardwareError, NothingTrained, NumericalError, RunError
 from autotrain_hydra.paths import checkpoint_complete, checkpoint_state, last_complete_checkpoint, stamp_checkpoint
 from autotrain_hydra.processes import rank_and_world, stop_requested
+from autotrain_hydra.schema.params import uses_lora
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,23 @@ def hardware_check(cfg: DictConfig) -> None:
             torch.cuda.is_available() and importlib.util.find_spec("flash_attn")):
         raise HardwareError(f"training.attn_implementation={t.attn_implementation} needs a CUDA GPU and the "
                             "flash-attn package.\n    fix: set training.attn_implementation=auto (sdpa on a CPU)")
+    if cfg.peft.method == "qlora":
+        from autotrain_hydra.compat import bitsandbytes
+
+        why = bitsandbytes.available()
+        if why is not None:
+            raise HardwareError(f"peft=qlora loads the base through bitsandbytes, and {why}.\n    fix: reinstall it "
+                                "(pip install bitsandbytes, the version pyproject.toml pins), or use peft=lora")
+
+
+def quantization(cfg: DictConfig) -> Optional["models.Quantization"]:
+    """``peft=qlora``'s quantisation of the base (None otherwise): ``peft.bits``, computing in the run's precision
+    (``training.mixed_precision``: bf16/fp16 where they are used, else float32)."""
+    if cfg.peft.method != "qlora":
+        return None
+    flags = precision_flags(cfg.training.mixed_precision)
+    dtype = "bfloat16" if flags["bf16"] else "float16" if flags["fp16"] else "float32"
+    return models.Quantization(int(cfg.peft.bits), dtype)
 
 
 def attn_implementation(cfg: DictConfig, several_per_row: bool = False) -> str:
@@ -340,12 +358,29 @@ class TrainerHooks:
                                     f"{self.state.global_step + 1}")
         return loss
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        full_precision_adapters(self.model)
+
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.lr_scheduler is None:
             name = getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type)
             self.lr_scheduler = scheduler(name, optimizer or self.optimizer,
                                           self.args.get_warmup_steps(num_training_steps), num_training_steps)
         return self.lr_scheduler
+
+
+def full_precision_adapters(model: Any) -> None:
+    """On a quantised base (``peft=qlora``), the trainable weights (the LoRA adapter, a reward model's head) in
+    float32: TRL's trainers cast them to bfloat16 whatever the run's precision, where an optimizer update below
+    bfloat16's resolution is lost; with bf16/fp16 mixed precision the forward pass still computes in it (autocast)."""
+    import torch
+
+    if not (getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)):
+        return
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
 
 
 def trainer_class(base: type) -> type:
@@ -525,13 +560,24 @@ def save_model(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> Non
     def write(tmp: str, model: Any, state_dict: Optional[Dict[str, Any]]) -> None:
         model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
-        if job.cfg.peft.method == "lora" and job.cfg.peft.merge_adapter:
-            merged = model.merge_and_unload()
+        if uses_lora(job.cfg.peft.method) and job.cfg.peft.merge_adapter:
+            merged = merged_model(job, model)
             merged.save_pretrained(os.path.join(tmp, "merged"))
             tokenizer.save_pretrained(os.path.join(tmp, "merged"))
             job.notes.append("merged weights saved in merged/")
 
     save_output(job, model, trainer, write)
+
+
+def merged_model(job: Job, model: Any, num_labels: Optional[int] = None) -> Any:
+    """The trained LoRA adapter merged into its base; ``peft=qlora``: into the base reloaded in full precision
+    (said in the run's notes)."""
+    if job.cfg.peft.method != "qlora":
+        return model.merge_and_unload()
+    job.notes.append(f"the QLoRA adapter is merged into the base reloaded in full precision ({job.cfg.model.name}), "
+                     f"not into its {job.cfg.peft.bits}-bit weights")
+    log.info(job.notes[-1])
+    return models.merged_in_full_precision(job.cfg.model, model, num_labels)
 
 
 def save_output(job: Job, model: Any, trainer: Any,

@@ -16,7 +16,7 @@ from typing import Any, Dict
 
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs
+from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, reference_model
 
 
@@ -39,7 +39,7 @@ def train(job: Job) -> Dict[str, Any]:
     pairs = load_pairs(job, tokenizer)
     attn = attn_implementation(cfg)
     distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
     margin_before(job, model, pairs, tokenizer)
     ref = reference_model(job, model)
     if cfg.trainer.model_ref and ref is not None:
@@ -52,5 +52,5 @@ def train(job: Job) -> Dict[str, Any]:
     trainer_cls = distillation.distillation_trainer(trainer_class(pretokenized_dpo(DPOTrainer)), distiller, own="dpo")
     trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
                           eval_dataset=valid, processing_class=tokenizer,
-                          peft_config=models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None)
+                          peft_config=models.lora_config(cfg.peft, model))
     return fit(job, trainer, pairs, tokenizer)

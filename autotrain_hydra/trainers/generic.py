@@ -15,8 +15,9 @@ from typing import Any, Dict
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
+from autotrain_hydra.schema.params import uses_lora
 from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
-                                             training_kwargs)
+                                             training_kwargs, quantization)
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -34,8 +35,8 @@ def train(job: Job) -> Dict[str, Any]:
 
     attn = attn_implementation(cfg, several_per_row=not packing)
     distiller = distillation.setup(job, tokenizer, lambda: list(splits.train[column]), attn)
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn)
-    if cfg.peft.method == "lora":
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
+    if uses_lora(cfg.peft.method):
         from peft import get_peft_model
 
         model = get_peft_model(model, models.lora_config(cfg.peft, model))

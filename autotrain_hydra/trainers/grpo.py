@@ -34,7 +34,7 @@ from autotrain_hydra import data as data_mod
 from autotrain_hydra import models, reward_funcs, rundir
 from autotrain_hydra.errors import InputError, RunError
 from autotrain_hydra.trainers.common import (Job, attn_implementation, sampling_seed, save_model, train_and_collect,
-                                             trainer_class, training_kwargs)
+                                             trainer_class, training_kwargs, quantization)
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +321,9 @@ def train(job: Job) -> Dict[str, Any]:
     args = grpo_config(job, has_eval, len(functions) + bool(cfg.trainer.grpo.reward_model_path))
     sources = with_reward_model(job, functions, tokenizer, args.device)  # the config chose this process's device
     weights = list(args.reward_weights)
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
-    peft_config = models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg),
+                                  quantization=quantization(cfg))
+    peft_config = models.lora_config(cfg.peft, model)
     if cfg.trainer.grpo.beta:
         job.notes.append("reference model: " + ("the base model with the LoRA adapter disabled" if peft_config
                                                 else "a frozen copy of the base model"))

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
-                                             training_kwargs)
+                                             training_kwargs, quantization)
 from autotrain_hydra.trainers.preference import MARGIN_PAIRS, reference_model
 
 log = logging.getLogger(__name__)
@@ -123,13 +123,13 @@ def train(job: Job) -> Dict[str, Any]:
     args = KTOConfig(**training_kwargs(job, has_eval=has_eval), beta=k.beta, desirable_weight=k.desirable_weight,
                      undesirable_weight=k.undesirable_weight, max_length=cfg.training.block_size,
                      train_sampling_strategy="sequential")
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg))
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn_implementation(cfg),
+                                  quantization=quantization(cfg))
     margin_before = logp_margin(job, model, tokenizer, feedback["valid"]) if has_eval else None
     ref = reference_model(job, model)
     trainer = trainer_class(KTOTrainer)(model=model, ref_model=ref, args=args, train_dataset=feedback["train"],
                                         eval_dataset=feedback["valid"], processing_class=tokenizer,
-                                        peft_config=models.lora_config(cfg.peft, model)
-                                        if cfg.peft.method == "lora" else None)
+                                        peft_config=models.lora_config(cfg.peft, model))
     metrics = train_and_collect(job, trainer, has_eval=has_eval)
     if has_eval and margin_before is not None:
         metrics["eval_logp_margin_before"] = margin_before

@@ -16,7 +16,7 @@ from typing import Any, Dict
 from autotrain_hydra import models
 from autotrain_hydra.compat.trl import orpo_classes, pretokenized_orpo
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs
+from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def train(job: Job) -> Dict[str, Any]:
     pairs = load_pairs(job, tokenizer)
     attn = attn_implementation(cfg)
     distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn)
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
     margin_before(job, model, pairs, tokenizer)
     if cfg.trainer.model_ref:
         reference_margin(job, pairs, tokenizer)
@@ -69,5 +69,5 @@ def train(job: Job) -> Dict[str, Any]:
                                                     distiller, own="orpo")
     trainer = trainer_cls(model=model, args=args, train_dataset=pairs.train, eval_dataset=pairs.valid,
                           processing_class=tokenizer,
-                          peft_config=models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None)
+                          peft_config=models.lora_config(cfg.peft, model))
     return fit(job, trainer, pairs, tokenizer)

@@ -48,9 +48,10 @@ from autotrain_hydra import models
 from autotrain_hydra import rundir
 from autotrain_hydra.paths import stamp_checkpoint
 from autotrain_hydra.processes import stop_requested
+from autotrain_hydra.schema.params import uses_lora
 from autotrain_hydra.trainers.common import (Job, attn_implementation, fingerprint, precision_flags,
                                              remove_empty_checkpoints, sampling_seed, save_model, scheduler,
-                                             weights_changed)
+                                             weights_changed, quantization)
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +200,9 @@ class PPO:
         self.tokenizer = models.load_tokenizer(self.cfg.model)
         self.tokenizer.padding_side = "left"
         self.prompts = self._load_prompts()
-        model = models.load_causal_lm(self.cfg.model, attn_implementation=attn_implementation(self.cfg))
-        self.lora = self.cfg.peft.method == "lora"
+        model = models.load_causal_lm(self.cfg.model, attn_implementation=attn_implementation(self.cfg),
+                                     quantization=quantization(self.cfg))
+        self.lora = uses_lora(self.cfg.peft.method)
         if self.cfg.training.gradient_checkpointing:  # recompute activations in the backward pass: less memory
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if self.lora:

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
+from autotrain_hydra.schema.params import uses_lora
 from autotrain_hydra.trainers.common import Job, save_model, train_and_collect
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def reference_model(job: Job, model: Any) -> Any:
     if cfg.trainer.model_ref:
         ref = models.load_causal_lm(cfg.model, key="trainer.model_ref", name=cfg.trainer.model_ref)
         job.notes.append(f"reference model: {cfg.trainer.model_ref}")
-    elif cfg.peft.method == "lora":
+    elif uses_lora(cfg.peft.method):
         job.notes.append("reference model: the base model with the LoRA adapter disabled")
         return None
     else:

@@ -19,8 +19,9 @@ from typing import Any, Dict
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.compat.trl import record_metric
-from autotrain_hydra.trainers.common import (Job, attn_implementation, save_output, train_and_collect, trainer_class,
-                                             training_kwargs)
+from autotrain_hydra.schema.params import uses_lora
+from autotrain_hydra.trainers.common import (Job, attn_implementation, merged_model, quantization, save_output,
+                                             train_and_collect, trainer_class, training_kwargs)
 from autotrain_hydra.trainers.preference import load_pairs
 
 
@@ -68,11 +69,11 @@ def train(job: Job) -> Dict[str, Any]:
 
     train_ds = pairs.train.map(to_scorer, remove_columns=["prompt_ids"])
     valid_ds = pairs.valid.map(to_scorer, remove_columns=["prompt_ids"]) if pairs.valid is not None else None
-    model = models.load_sequence_classifier(cfg.model, num_labels=cfg.trainer.num_labels,
+    model = models.load_sequence_classifier(cfg.model, num_labels=cfg.trainer.num_labels, quantization=quantization(cfg),
                                             attn_implementation=attn_implementation(cfg))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    peft_config = models.lora_config(cfg.peft, model, task_type="SEQ_CLS") if cfg.peft.method == "lora" else None
+    peft_config = models.lora_config(cfg.peft, model, task_type="SEQ_CLS")
     args = RewardConfig(**training_kwargs(job, has_eval=valid_ds is not None), max_length=None)
     heads = model.config.num_labels
     model.config.num_labels = 1  # TRL refuses K heads; our compute_loss handles them (the head itself is unchanged)
@@ -91,9 +92,9 @@ def save_scorer(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> No
     """Always a full sequence classifier in the output dir (merged when trained with LoRA)."""
 
     def write(tmp: str, model: Any, state_dict: Any) -> None:
-        if job.cfg.peft.method == "lora":
+        if uses_lora(job.cfg.peft.method):
             model.save_pretrained(os.path.join(tmp, "adapter"))
-            model = model.merge_and_unload()
+            model = merged_model(job, model, num_labels=model.config.num_labels)
             job.notes.append("LoRA adapter merged into the saved scorer; the adapter alone is in adapter/")
         model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)

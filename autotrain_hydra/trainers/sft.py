@@ -20,7 +20,7 @@ from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
-                                             training_kwargs)
+                                             training_kwargs, quantization)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def train(job: Job) -> Dict[str, Any]:
     attn = attn_implementation(cfg, several_per_row=True)  # padding-free batches and packed rows alike
     distiller = distillation.setup(job, tokenizer,
                                    lambda: [data_mod.prompt_of(v) for v in splits.train[column]], attn)
-    model = models.load_causal_lm(cfg.model, attn_implementation=attn)
-    peft_config = models.lora_config(cfg.peft, model) if cfg.peft.method == "lora" else None
+    model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
+    peft_config = models.lora_config(cfg.peft, model)
     args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), packing=packing, padding_free=True,
                      packing_strategy="bfd", max_length=max_length if packing else None, dataset_num_proc=None)
     trainer_cls = distillation.distillation_trainer(trainer_class(SFTTrainer), distiller, own="lm")

@@ -31,6 +31,7 @@ from autotrain_hydra.schema.rules.context import Context
 RULES = (
     values.value_checks,
     values.trackers_installed,
+    values.quantized_base,
     values.swept_values,
     values.required_keys,
     applicability.keys_for_other_trainers,

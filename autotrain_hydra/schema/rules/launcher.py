@@ -6,7 +6,7 @@ import os
 
 from autotrain_hydra import registry
 from autotrain_hydra.schema.checks import is_number
-from autotrain_hydra.schema.params import LAUNCHER_KEYS, LAUNCHERS, SHARDED_WEIGHTS
+from autotrain_hydra.schema.params import LAUNCHER_KEYS, LAUNCHERS, SHARDED_WEIGHTS, uses_lora
 from autotrain_hydra.schema.rules.context import Context
 
 
@@ -39,7 +39,7 @@ def launcher(ctx: Context) -> None:
                              "launcher.machine_rank", rank, f"use 0..{machines - 1}, one per machine")
     strategy = ctx.get("launcher.strategy")
     if strategy in SHARDED_WEIGHTS and ctx.get("launcher.accelerate_config") is None \
-            and ctx.get("peft.method") == "lora" and (ctx.get("peft.merge_adapter") or spec.output != "causal_lm"):
+            and uses_lora(ctx.get("peft.method")) and (ctx.get("peft.merge_adapter") or spec.output != "causal_lm"):
         what = "the reward scorer is saved merged" if spec.output != "causal_lm" else "peft.merge_adapter=true"
         ctx.report.error(f"{what}: merging a LoRA adapter needs the whole model in one process, and "
                          f"launcher.strategy={strategy} shards it", "launcher.strategy", strategy,

@@ -124,3 +124,27 @@ def trackers_installed(ctx: Context) -> None:
             ctx.report.error(f"report_to={tracker}: the {' or '.join(packages)} package is not installed",
                              "report_to", list(value),
                              f"pip install {packages[0]}, or leave {tracker} out of report_to")
+
+
+def quantized_base(ctx: Context) -> None:
+    """``peft=qlora``: ``peft.bits`` means nothing without it (an error: the user asked for a quantised base and would
+    train a full-precision one), bitsandbytes must be installed, and the weights are not sharded (fsdp/deepspeed)."""
+    import importlib.util
+
+    from autotrain_hydra.schema.params import SHARDED
+
+    method = ctx.get("peft.method")
+    if method != "qlora":
+        if ctx.is_set("peft.bits") and method in ("lora", "none"):
+            ctx.report.error(f"peft.bits quantises the base model only with peft=qlora (this run: peft={method})",
+                             "peft.bits", ctx.get("peft.bits"),
+                             "use peft=qlora (LoRA on a 4-bit or 8-bit base), or remove peft.bits")
+        return
+    if importlib.util.find_spec("bitsandbytes") is None:
+        ctx.report.error("peft=qlora loads the base model through bitsandbytes, which is not installed", "peft.method",
+                         method, "pip install bitsandbytes (the version pyproject.toml pins), or use peft=lora")
+    strategy = ctx.get("launcher.strategy")
+    if ctx.get("launcher.name") not in (None, "local") and strategy in SHARDED:
+        ctx.report.error(f"peft=qlora is not sharded here: launcher.strategy={strategy} splits the weights across "
+                         "processes, and bitsandbytes' quantised weights are kept whole", "launcher.strategy", strategy,
+                         "use launcher.strategy=ddp (each process holds the 4-bit base: it is small), or peft=lora")
