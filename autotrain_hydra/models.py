@@ -353,6 +353,40 @@ def lora_config(peft_cfg: Any, model: Any, task_type: str = "CAUSAL_LM"):
                       target_modules=targets, bias="none", task_type=task_type)
 
 
+# ----------------------------------------------------------------------------------------------- serving-ready output
+SHARD_SIZE = "5GB"  # safetensors shards above this (what vLLM, TGI and the hub expect), with their index
+
+
+def end_of_turn_ids(tokenizer: Any) -> List[int]:
+    """The tokens that end an answer: the tokenizer's EOS, and the special token the chat template closes an
+    assistant turn with (ChatML's ``<|im_end|>``), which a chat-trained model emits before any EOS."""
+    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if tokenizer.chat_template:
+        try:
+            text = tokenizer.apply_chat_template([{"role": "user", "content": "q"},
+                                                  {"role": "assistant", "content": "a"}], tokenize=False)
+        except Exception:  # a template that needs other roles or fields: the EOS alone
+            return ids
+        special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+        tail = tokenizer(text[text.rindex("a") + 1:], add_special_tokens=False)["input_ids"]
+        ids += [i for i in tail if i in special and i not in ids][:1]
+    return ids
+
+
+def serving_ready(model: Any, tokenizer: Any) -> dict:
+    """Make ``model``'s ``generation_config.json`` say how its answers end (the EOS and the chat template's end of
+    turn, the pad token), as a server reads it; ``save_pretrained``'s arguments (safetensors, sharded)."""
+    config = getattr(model, "generation_config", None)
+    if config is not None:
+        eos = end_of_turn_ids(tokenizer)
+        if eos:
+            config.eos_token_id = eos[0] if len(eos) == 1 else eos
+        config.pad_token_id = tokenizer.pad_token_id
+        if tokenizer.bos_token_id is not None:
+            config.bos_token_id = tokenizer.bos_token_id
+    return {"safe_serialization": True, "max_shard_size": SHARD_SIZE}
+
+
 def merged_in_full_precision(model_cfg: Any, adapter_model: Any, num_labels: Optional[int] = None) -> Any:
     """``adapter_model``'s LoRA adapter (and the weights it trains in full, a scorer's head) merged into the base
     reloaded in its own precision: the way to merge a ``peft=qlora`` adapter, never into 4-bit weights (rounding

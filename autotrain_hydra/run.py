@@ -342,30 +342,78 @@ def _plot_loss(out: str, history: Dict[str, Any]) -> None:
 
 
 def _model_card(job: Any, metrics: Dict[str, Any]) -> None:
-    cfg = job.cfg
-    kind = {"sequence_classifier": "a sequence-classification scorer"}.get(registry.spec(cfg.trainer.name).output,
-                                                                          "a causal language model")
-    lines = [
-        f"# {os.path.basename(job.output_dir)}",
-        "",
-        f"Fine-tuned with autotrain_hydra, trainer `{cfg.trainer.name}`: {kind}.",
-        "",
-        f"- base model: `{cfg.model.name}`",
-        f"- data: `{cfg.data.path}`",
-        f"- peft: `{cfg.peft.method}`" + (f" (r={cfg.peft.lora_r}, alpha={cfg.peft.lora_alpha})"
-                                          if uses_lora(cfg.peft.method) else "")
-        + (f", base in {cfg.peft.bits}-bit" if cfg.peft.method == "qlora" else ""),
-        f"- lr {cfg.training.lr}, epochs {cfg.training.epochs}, batch size {cfg.training.batch_size}, "
-        f"steps {metrics.get('global_step')}",
-        f"- {metrics['objective_name']}: {metrics['objective']:.4f}",
-        "",
-        "The full configuration is in `config.yaml`; metrics in `metrics.json`.",
-        "",
-    ]
+    """The output dir's README.md, a model card the hub and servers read: YAML front matter (base model, library,
+    tags), how the model was trained (trainer, base, data, key settings), its final metrics, and the commands that
+    try and serve it (a full model: vLLM, TGI; an adapter: vLLM's LoRA serving, or merge it; a scorer: a pipeline)."""
     from autotrain_hydra import secrets
 
     with open(os.path.join(rundir.staging(job.output_dir), "README.md"), "w", encoding="utf-8") as f:
-        f.write(secrets.written("\n".join(lines), OmegaConf.to_container(cfg, resolve=False)))
+        f.write(secrets.written(model_card(job.cfg, job.output_dir, metrics),
+                                OmegaConf.to_container(job.cfg, resolve=False)))
+
+
+CARD_METRICS = 8  # the final metrics shown in the card (all of them are in metrics.json)
+
+
+def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
+    spec = registry.spec(cfg.trainer.name)
+    scorer = spec.output == "sequence_classifier"
+    lora = uses_lora(cfg.peft.method)
+    merged = lora and cfg.peft.merge_adapter and not scorer
+    adapter_only = lora and not scorer  # the output dir holds the adapter (and merged/ with merge_adapter)
+    serve_dir = os.path.join(out, "merged") if merged else out
+    t = cfg.training
+    peft = "none (full fine-tuning)" if not lora else (
+        f"{cfg.peft.method}: r={cfg.peft.lora_r}, alpha={cfg.peft.lora_alpha}, dropout={cfg.peft.lora_dropout}"
+        + (f", base in {cfg.peft.bits}-bit" if cfg.peft.method == "qlora" else ""))
+    length = f"{t.max_steps} steps" if t.max_steps and t.max_steps > 0 else f"{t.epochs} epochs"
+    front = ["---", f"base_model: {cfg.model.name}", f"library_name: {'peft' if adapter_only else 'transformers'}",
+             f"pipeline_tag: {'text-classification' if scorer else 'text-generation'}",
+             "tags:", "- autotrain_hydra", f"- {cfg.trainer.name}", *(["- lora"] if lora else []), "---", ""]
+    kind = "a sequence-classification scorer (a reward model)" if scorer else "a causal language model"
+    lines = [
+        f"# {os.path.basename(os.path.normpath(out))}", "",
+        f"{kind[0].upper()}{kind[1:]}, fine-tuned with autotrain_hydra (`trainer={cfg.trainer.name}`: {spec.label}).",
+        "", "## Training", "",
+        "| | |", "|---|---|",
+        f"| base model | `{cfg.model.name}` |",
+        f"| data | `{cfg.data.path}` |",
+        f"| peft | {peft} |",
+        f"| learning rate | {t.lr} ({t.scheduler}, warm-up {t.warmup_ratio}) |",
+        f"| length | {length}: {metrics.get('global_step')} optimizer steps |",
+        f"| batch | {t.batch_size} x {t.gradient_accumulation} accumulation |",
+        f"| sequence length | {t.block_size} |",
+        f"| precision | {t.mixed_precision} |",
+        "", "The whole configuration is in `config.yaml` (run it again: `python -m autotrain_hydra --config-path "
+        f"{out} --config-name config output_dir=<a new dir>`); every metric is in `metrics.json`.", "",
+        "## Final metrics", "", "| metric | value |", "|---|---|",
+        f"| **{metrics['objective_name']}** (the run's objective) | {_number(metrics['objective'])} |",
+    ]
+    shown = [k for k, v in metrics.items() if k.startswith("eval_") and k != metrics["objective_name"]
+             and isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith(
+                 ("_runtime", "_per_second"))][:CARD_METRICS]
+    lines += [f"| {k} | {_number(metrics[k])} |" for k in shown]
+    lines += ["", "## Use it", "", "```bash",
+              f"python -m autotrain_hydra.generate {out} --prompt \"Hello\"   # try it"]
+    if scorer:
+        lines += ["```", "", "```python", "from transformers import pipeline",
+                  f"score = pipeline(\"text-classification\", model=\"{out}\", function_to_apply=\"none\")",
+                  "```"]
+    elif adapter_only and not merged:
+        lines += [f"vllm serve {cfg.model.name} --enable-lora --lora-modules adapter={out}   # serve the adapter",
+                  "```", "", "This dir holds a LoRA adapter; `peft.merge_adapter=true` also saves the merged model, "
+                  "which any server loads as it is."]
+    else:
+        lines += [f"vllm serve {serve_dir}   # an OpenAI-compatible server on port 8000",
+                  f"docker run --gpus all -p 8080:80 -v {serve_dir}:/model "
+                  "ghcr.io/huggingface/text-generation-inference --model-id /model   # TGI", "```", "",
+                  f"`{serve_dir}` holds safetensors weights, the tokenizer with its chat template, and "
+                  "`generation_config.json` with the tokens that end an answer."]
+    return "\n".join(front + lines) + "\n"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def end_run(cfg: DictConfig) -> None:

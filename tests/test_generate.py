@@ -102,3 +102,48 @@ def test_help_is_light():
             "try:\n    generate.main(['--help'])\nexcept SystemExit: pass\n"
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+# ----------------------------------------------------------------------------------------------- serving-ready output
+@pytest.mark.slow
+def test_the_merged_model_is_what_a_server_loads_and_the_card_says_how(runs):
+    import transformers
+
+    merged = runs["sft"] / "merged"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "generation_config.json"):
+        assert (merged / name).is_file(), name
+    assert not list(merged.glob("*.bin"))  # safetensors only
+    tok = transformers.AutoTokenizer.from_pretrained(merged)
+    assert tok.chat_template and "<|im_start|>" in tok.chat_template
+    generation = json.loads((merged / "generation_config.json").read_text())
+    # the EOS and ChatML's end of turn: an answer ends where training ended it
+    assert generation["eos_token_id"] == [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    assert generation["pad_token_id"] == tok.pad_token_id
+    pipe = transformers.pipeline("text-generation", model=str(merged))
+    text = pipe("What is 2 plus 2?", max_new_tokens=4, do_sample=False)[0]["generated_text"]
+    assert text.startswith("What is 2 plus 2?") and len(text) > len("What is 2 plus 2?")
+    card = (runs["sft"] / "README.md").read_text()
+    assert card.startswith("---\nbase_model: tiny\nlibrary_name: peft\n")
+    assert f"vllm serve {merged}" in card and "| peft | lora: r=16, alpha=32, dropout=0.05 |" in card
+    assert "** (the run's objective) |" in card and "## Final metrics" in card
+    scorer_card = (runs["reward"] / "README.md").read_text()
+    assert "pipeline_tag: text-classification" in scorer_card and "pipeline(\"text-classification\"" in scorer_card
+    score = transformers.pipeline("text-classification", model=str(runs["reward"]), function_to_apply="none")
+    assert isinstance(score("5 plus 4 is 9.")[0]["score"], float)
+
+
+def test_a_large_model_is_saved_in_safetensors_shards_that_load(tmp_path, monkeypatch):
+    import torch
+    import transformers
+
+    from autotrain_hydra import models
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(models.tiny_model_dir())
+    tok = transformers.AutoTokenizer.from_pretrained(models.tiny_model_dir())
+    monkeypatch.setattr(models, "SHARD_SIZE", "100KB")  # the tiny model is ~0.3 MB: shards as a 10 GB model would
+    model.save_pretrained(tmp_path, **models.serving_ready(model, tok))
+    shards = sorted(p.name for p in tmp_path.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "model.safetensors.index.json").is_file()
+    again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))

@@ -558,11 +558,11 @@ def save_model(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> Non
     ``merged/`` when ``peft.merge_adapter=true``)."""
 
     def write(tmp: str, model: Any, state_dict: Optional[Dict[str, Any]]) -> None:
-        model.save_pretrained(tmp, state_dict=state_dict)
+        model.save_pretrained(tmp, state_dict=state_dict, **models.serving_ready(model, tokenizer))
         tokenizer.save_pretrained(tmp)
         if uses_lora(job.cfg.peft.method) and job.cfg.peft.merge_adapter:
             merged = merged_model(job, model)
-            merged.save_pretrained(os.path.join(tmp, "merged"))
+            merged.save_pretrained(os.path.join(tmp, "merged"), **models.serving_ready(merged, tokenizer))
             tokenizer.save_pretrained(os.path.join(tmp, "merged"))
             job.notes.append("merged weights saved in merged/")
 

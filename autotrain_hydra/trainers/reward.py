@@ -96,7 +96,7 @@ def save_scorer(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> No
             model.save_pretrained(os.path.join(tmp, "adapter"))
             model = merged_model(job, model, num_labels=model.config.num_labels)
             job.notes.append("LoRA adapter merged into the saved scorer; the adapter alone is in adapter/")
-        model.save_pretrained(tmp, state_dict=state_dict)
+        model.save_pretrained(tmp, state_dict=state_dict, **models.serving_ready(model, tokenizer))
         tokenizer.save_pretrained(tmp)
 
     save_output(job, model, trainer, write)
