@@ -257,9 +257,12 @@ def train_here(job: Any) -> Dict[str, Any]:
     import datasets
     from transformers import set_seed
 
+    from autotrain_hydra import tracking
+
     datasets.disable_progress_bars()
     set_seed(job.cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
-    return importlib.import_module(registry.spec(job.cfg.trainer.name).module).train(job)
+    with tracking.writing_into(job.cfg, job.output_dir):
+        return importlib.import_module(registry.spec(job.cfg.trainer.name).module).train(job)
 
 
 def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:

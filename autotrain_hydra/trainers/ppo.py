@@ -45,7 +45,7 @@ from torch import nn
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
-from autotrain_hydra import rundir
+from autotrain_hydra import rundir, tracking
 from autotrain_hydra.paths import stamp_checkpoint
 from autotrain_hydra.processes import stop_requested
 from autotrain_hydra.schema.params import uses_lora
@@ -425,7 +425,7 @@ class PPO:
         return state
 
     def train(self) -> Dict[str, Any]:
-        from autotrain_hydra.trainers.common import checkpoint_to_resume, non_finite_loss, nothing_left
+        from autotrain_hydra.trainers.common import checkpoint_to_resume, nothing_left
 
         eval_prompts = self.prompts.get("valid") or self.prompts["train"][: self.rl.chunk_size]
         start_print = fingerprint(self.accelerator.unwrap_model(self.policy))  # the starting policy's weights
@@ -438,6 +438,35 @@ class PPO:
         else:
             before, start = self.mean_reward(eval_prompts), 1
         metrics: Dict[str, Any] = {"eval_mean_reward_before": before}
+        from omegaconf import OmegaConf
+
+        from autotrain_hydra.secrets import redact_obj
+
+        config = redact_obj(OmegaConf.to_container(self.cfg, resolve=True))
+        trackers = tracking.Trackers(self.cfg, self.job.output_dir, config)  # report_to, under the Trainer's names
+        try:
+            if start == 1:
+                trackers.log({"eval_mean_reward": before}, 0)
+            self._iterate(start, before, trackers)
+            after = self.mean_reward(eval_prompts)
+            trackers.log({"eval_mean_reward": after}, self.iterations)
+        finally:
+            trackers.close()
+        last = self.history[-1]
+        end_print = fingerprint(self.accelerator.unwrap_model(self.policy))
+        metrics["weights_changed"] = weights_changed(start_print, end_print)
+        metrics.update({"eval_mean_reward_after": after, "mean_reward": last["mean_reward"],
+                        "kl": last["kl"], "train_loss": last["loss"], "first_train_loss": self.history[0]["loss"],
+                        "global_step": self.iterations, "ppo_iterations": self.iterations,
+                        "history": {"train": [(r["iteration"], r["loss"]) for r in self.history],
+                                    "mean_reward": [(r["iteration"], r["mean_reward"]) for r in self.history],
+                                    "kl": [(r["iteration"], r["kl"]) for r in self.history]},
+                        "ppo_log": self.history})
+        return metrics
+
+    def _iterate(self, start: int, before: float, trackers: tracking.Trackers) -> None:
+        from autotrain_hydra.trainers.common import non_finite_loss
+
         save_steps, logging_steps = self.cfg.training.save_steps, self.cfg.training.logging_steps
         for it in range(start, self.iterations + 1):
             if stop_requested():  # a SIGTERM whose KeyboardInterrupt was swallowed
@@ -458,21 +487,7 @@ class PPO:
             if it % logging_steps == 0 or it in (1, self.iterations):  # as the Trainer: the first, every N, the last
                 log.info("ppo iteration %d/%d: %s", it, self.iterations,
                          ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
-                if "wandb" in list(self.cfg.report_to):
-                    import wandb
-
-                    wandb.log({f"ppo/{k}": v for k, v in row.items()}, step=it)
-        last = self.history[-1]
-        after = fingerprint(self.accelerator.unwrap_model(self.policy))
-        metrics["weights_changed"] = weights_changed(start_print, after)
-        metrics.update({"eval_mean_reward_after": self.mean_reward(eval_prompts), "mean_reward": last["mean_reward"],
-                        "kl": last["kl"], "train_loss": last["loss"], "first_train_loss": self.history[0]["loss"],
-                        "global_step": self.iterations, "ppo_iterations": self.iterations,
-                        "history": {"train": [(r["iteration"], r["loss"]) for r in self.history],
-                                    "mean_reward": [(r["iteration"], r["mean_reward"]) for r in self.history],
-                                    "kl": [(r["iteration"], r["kl"]) for r in self.history]},
-                        "ppo_log": self.history})
-        return metrics
+                trackers.log({k: v for k, v in row.items() if k != "iteration"}, it, tracking.PPO_NAMES)
 
     def save(self) -> None:
         policy = self.accelerator.unwrap_model(self.policy)

@@ -32,10 +32,16 @@ def trial_values(sweep_dir, metric):
 def test_sweep_runs_resumes_and_reports(tmp_path, monkeypatch):
     db = tmp_path / "study.db"
     args = [f"sweep.storage=sqlite:///{db}", "sweep.study_name=lr-search", "sweep.n_trials=3", "sweep.sampler=random",
-            """sweep.params='{"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}'"""]
+            """sweep.params='{"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}'""", "report_to=[tensorboard]"]
     first = sweep(tmp_path, monkeypatch, *args)
     values = trial_values(first, "eval_loss")
     assert len(values) == 3
+    # TensorBoard: the trials side by side (tensorboard --logdir <sweep dir>: a run per trial)
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    runs = EventMultiplexer().AddRunsFromDirectory(str(first)).Reload().Runs()
+    assert sorted(runs) == ["0/tensorboard", "1/tensorboard", "2/tensorboard"]
+    assert all({"train/loss", "eval/loss"} <= set(tags["scalars"]) for tags in runs.values())
     result = OmegaConf.load(first / "optimization_results.yaml")
     assert result.best_value == pytest.approx(min(values.values()))
     assert result.n_complete == 3 and result.metric == "eval_loss"
