@@ -16,4 +16,6 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from autotrain_hydra.app import finish, main as run_command
+
+    finish(run_command(None))

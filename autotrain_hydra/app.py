@@ -52,6 +52,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return stopped.exit_code
 
 
+def finish(code: int) -> None:
+    """End this process (a command line's, never a test's) with ``code``. After a run, without the interpreter's
+    teardown: every result is committed and every file closed by then (the trackers too: ``run.end_run``), and the
+    teardown of torch, its thread pools and the libraries' exit hooks took 1.8 s after the last line (measured on the
+    default run). The logs and the streams are flushed first. Before torch is imported the teardown is quick: a
+    plain exit."""
+    if "torch" not in sys.modules:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def _main(argv: List[str]) -> int:
     secrets.guard_logging()  # no log record of this process carries a secret
     sys.argv = [secrets.redact(a) for a in sys.argv]  # trackers (W&B) record the command line

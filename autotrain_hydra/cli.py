@@ -357,6 +357,7 @@ def llm(argv: Sequence[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """The ``autotrain`` console script: ``autotrain llm [flags]``."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: autotrain llm [flags]   (autotrain llm --help lists them)")
@@ -364,15 +365,22 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if argv[0] != "llm":
         print(f"Error: unknown command {argv[0]!r}: the command is `autotrain llm [flags]`", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
-    sys.exit(llm(argv[1:]))
+    code = llm(argv[1:])
+    if from_command_line:
+        from autotrain_hydra.app import finish
+
+        finish(code)
+    sys.exit(code)
 
 
 def hydra_alias(argv: Optional[Sequence[str]] = None) -> None:
     """The ``autotrain-hydra`` console script: ``autotrain-hydra llm [flags]`` is ``autotrain llm``; anything else
     is ``python -m autotrain_hydra [overrides]``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "llm":
-        sys.exit(llm(argv[1:]))
-    from autotrain_hydra.app import main as run_command
+    from autotrain_hydra.app import finish, main as run_command
 
-    sys.exit(run_command(argv))
+    from_command_line = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    code = llm(argv[1:]) if argv and argv[0] == "llm" else run_command(argv)
+    if from_command_line:
+        finish(code)
+    sys.exit(code)

@@ -318,9 +318,16 @@ def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional
     weights = weights_kwargs(model_cfg)
     if quantization is not None:
         extra.update(quantization.load_kwargs())
-    model = _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=num_labels, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
-        **weights, **extra), safetensors=bool(weights))
+    from autotrain_hydra.compat.transformers import new_head_said
+
+    def said(keys: List[str]) -> None:
+        log.info("%s: a new %d-output head (%s) is initialised on the base, as a reward model starts", raw,
+                 num_labels, ", ".join(keys))
+
+    with new_head_said(("score", "classifier"), said):
+        model = _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
+            **weights, **extra), safetensors=bool(weights))
     return prepare_quantized(model) if quantization is not None else model
 
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from autotrain_hydra import paths, registry, rundir
+from autotrain_hydra import console, paths, registry, rundir
 from autotrain_hydra.errors import InputError, NothingTrained, RunError
 from autotrain_hydra.schema.errors import Report
 from autotrain_hydra.schema.params import uses_lora
@@ -207,9 +207,13 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
         rundir.commit(output_dir)
     if failure is not None:
         return objective, failure
-    log.info("trained %s on %s: %s=%.4f; model saved in %s", cfg.trainer.name, cfg.model.name,
-             metrics["objective_name"], objective, output_dir)
+    for line in console.summary(cfg.trainer.name, str(cfg.model.name), output_dir, metrics, _try_it(output_dir)):
+        log.info(line)
     return float(objective), None
+
+
+def _try_it(output_dir: str) -> str:
+    return f"python -m autotrain_hydra.generate {output_dir} --prompt \"Hello\""
 
 
 def _checkpoints_of(output_dir: str, run_id: str) -> List[str]:
@@ -254,12 +258,11 @@ def wandb_summary(cfg: DictConfig, metrics: Dict[str, Any]) -> None:
 def train_here(job: Any) -> Dict[str, Any]:
     """The training step in this process (launcher=local, or one rank of a launched run): seed, then the trainer
     module's ``train``, which saves the model into the output dir; returns its metrics."""
-    import datasets
-    from transformers import set_seed
-
     from autotrain_hydra import tracking
 
-    datasets.disable_progress_bars()
+    console.quiet_libraries()  # before transformers imports bitsandbytes; datasets' bars: on a terminal only
+    from transformers import set_seed
+
     set_seed(job.cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
     with tracking.writing_into(job.cfg, job.output_dir):
         return importlib.import_module(registry.spec(job.cfg.trainer.name).module).train(job)
@@ -397,7 +400,7 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
                  ("_runtime", "_per_second"))][:CARD_METRICS]
     lines += [f"| {k} | {_number(metrics[k])} |" for k in shown]
     lines += ["", "## Use it", "", "```bash",
-              f"python -m autotrain_hydra.generate {out} --prompt \"Hello\"   # try it"]
+              f"{_try_it(out)}   # try it"]
     if scorer:
         lines += ["```", "", "```python", "from transformers import pipeline",
                   f"score = pipeline(\"text-classification\", model=\"{out}\", function_to_apply=\"none\")",

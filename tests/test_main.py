@@ -21,17 +21,66 @@ def heavy_imports(stderr):
             and line.split("|")[-1].strip() in ("torch", "transformers", "trl", "datasets")]
 
 
+def in_a_terminal(args, cwd, timeout=600):
+    """Run a command with a pseudo-terminal (120 columns) as its stdout and stderr, as a person at a terminal runs
+    it: (exit code, everything it wrote)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k != "AUTOTRAIN_HYDRA_PROGRESS"}
+    proc = subprocess.Popen(args, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    out, deadline = b"", time.time() + timeout
+    while time.time() < deadline:
+        if select.select([master], [], [], 1)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed its end
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=60), out.decode("utf-8", errors="replace")
+
+
 @pytest.mark.slow
-def test_default_command_trains_the_tiny_model(tmp_path):
-    """`python -m autotrain_hydra` with no argument: SFT on the tiny model and the sample chat data."""
-    proc = subprocess.run([sys.executable, "-m", "autotrain_hydra"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_default_command_trains_the_tiny_model_and_its_console_reads_well(tmp_path):
+    """`python -m autotrain_hydra` with no argument, at a terminal: SFT on the tiny model and the sample chat data;
+    a progress bar with its ETA, a line of numbers at each logging step and evaluation, the end summary; no metric
+    dict of quoted strings, no line twice, no known library warning."""
+    import re
+
+    code, text = in_a_terminal([sys.executable, "-m", "autotrain_hydra"], cwd=tmp_path)
+    assert code == 0, text[-3000:]
     (run_dir,) = list((tmp_path / "outputs" / "sft").glob("*/*"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["objective_name"] == "eval_loss" and metrics["train_loss"] < metrics["first_train_loss"]
     for name in ("config.json", "model.safetensors", "tokenizer.json", ".hydra/config.yaml", "train.log"):
         assert (run_dir / name).exists(), name
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    assert re.search(r"training: +\d+%\|.*\| *\d+/36 \[\d+:\d+<\d+:\d+", plain), plain[-3000:]  # a bar, its ETA
+    lines = [line.rstrip("\r").split("\r")[-1].strip() for line in plain.split("\n")]  # a terminal ends lines \r\n
+    said = [re.sub(r"^\[[^]]+\]\[[^]]+\]\[\w+\] - ", "", line) for line in lines if line and "%|" not in line]
+    assert any(re.fullmatch(r"step 36/36  loss \d\.\d+  lr .*", line) for line in said), said
+    assert [line for line in said if line.startswith("eval at step")] == sorted(
+        {line for line in said if line.startswith("eval at step")}, key=said.index)  # each evaluation once
+    assert "done: trainer=sft on tiny, 36 optimizer steps in" in "\n".join(said)
+    assert f"try it: python -m autotrain_hydra.generate {run_dir} --prompt" in "\n".join(said)
+    duplicates = sorted({line for line in said if said.count(line) > 1})
+    assert duplicates == [], duplicates
+    for noise in ("{'loss': '", "'eval_loss': '", "Warning", "LOAD REPORT", "gemm_4bit", "Loading weights",
+                  "Writing model shards", "Traceback"):
+        assert noise not in plain, (noise, plain[-3000:])
+    assert "step 1/36" in (run_dir / "train.log").read_text()  # the lines are in the run's log too
 
 
 @pytest.mark.slow

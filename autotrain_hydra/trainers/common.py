@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from autotrain_hydra import models, registry, rundir
+from autotrain_hydra import console, models, registry, rundir
 from autotrain_hydra.errors import CheckpointError, HardwareError, NothingTrained, NumericalError, RunError
 from autotrain_hydra.paths import checkpoint_complete, checkpoint_state, last_complete_checkpoint, stamp_checkpoint
 from autotrain_hydra.processes import rank_and_world, stop_requested
@@ -492,6 +492,7 @@ def weights_changed(before: Optional[list], after: Optional[list]) -> bool:
 def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     """Train (from the checkpoint to resume, if any), stop on a non-finite loss, evaluate (when there is eval data)
     and collect the metrics every trainer reports, with whether any weight changed."""
+    console.use_in(trainer)
     guard = finite_loss_guard()
     trainer.add_callback(guard)
     trainer.add_callback(final_step_logged())
@@ -532,9 +533,10 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
         metrics["train_loss"] = losses["train"][-1][1]
     else:
         metrics["train_loss"] = result.training_loss
-    if has_eval:
-        ev = trainer.evaluate()
-        metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
+    if has_eval:  # the evaluation at the last step, when the schedule made one (same weights): not run again
+        last = next((e for e in reversed(trainer.state.log_history) if any(k.startswith("eval_") for k in e)), None)
+        ev = last if last is not None and last.get("step") == result.global_step else trainer.evaluate()
+        metrics.update({k: v for k, v in ev.items() if k.startswith("eval_") and isinstance(v, (int, float))})
     metrics["history"] = losses
     return metrics
 

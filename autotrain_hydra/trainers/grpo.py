@@ -31,7 +31,7 @@ import os
 from typing import Any, Dict, List, Tuple
 
 from autotrain_hydra import data as data_mod
-from autotrain_hydra import models, reward_funcs, rundir
+from autotrain_hydra import console, models, reward_funcs, rundir
 from autotrain_hydra.errors import InputError, RunError
 from autotrain_hydra.trainers.common import (Job, attn_implementation, sampling_seed, save_model, train_and_collect,
                                              trainer_class, training_kwargs, quantization)
@@ -265,7 +265,9 @@ def evaluate_policy(job: Job, trainer: Any, tokenizer: Any, rows: Any, sources: 
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
+        bar = console.progress(len(prompts), "generating (evaluation)", unit="completion", leave=False)
         for i in range(0, len(prompts), size):
+            bar.update(len(prompts[i: i + size]))
             ids, mask = data_mod.left_pad([tokenizer(p)["input_ids"] for p in prompts[i: i + size]],
                                           tokenizer.pad_token_id)
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
@@ -276,6 +278,7 @@ def evaluate_policy(job: Job, trainer: Any, tokenizer: Any, rows: Any, sources: 
                     row = row[: row.index(tokenizer.eos_token_id) + 1]
                 completion_ids.append(row)
                 completions.append(tokenizer.decode(row, skip_special_tokens=True))
+        bar.close()
         model.train(was_training)
     per_source, totals = score(sources, weights, prompts, completions, completion_ids, columns, trainer.state)
     samples = [{"prompt": p, "completion": c, "reward": _json_number(totals[i]),

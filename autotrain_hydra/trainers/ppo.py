@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -45,7 +46,7 @@ from torch import nn
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
-from autotrain_hydra import rundir, tracking
+from autotrain_hydra import console, rundir, tracking
 from autotrain_hydra.paths import stamp_checkpoint
 from autotrain_hydra.processes import stop_requested
 from autotrain_hydra.schema.params import uses_lora
@@ -377,9 +378,12 @@ class PPO:
             policy.eval()
             scores = []
             size = self.cfg.training.eval_batch_size or self.cfg.training.batch_size
+            bar = console.progress(len(prompts), "generating (evaluation)", unit="response", leave=False)
             for i in range(0, len(prompts), size):
                 q, qm, r, rm = generate(policy, prompts[i: i + size], self.tokenizer, self.rl, self.device)
                 scores.append(self.scorer(unpadded(q, qm, r, rm)))
+                bar.update(len(prompts[i: i + size]))
+            bar.close()
             return float(torch.cat(scores).mean())
 
     # -- checkpoints (the same layout and completeness rule as the Trainer's: trainer_state.json written last)
@@ -465,29 +469,45 @@ class PPO:
         return metrics
 
     def _iterate(self, start: int, before: float, trackers: tracking.Trackers) -> None:
+        """The iterations from ``start``: a progress bar (on a terminal), a line and the trackers every
+        ``training.logging_steps`` (and the first and last, as the Trainer does)."""
+        logging_steps = self.cfg.training.logging_steps
+        bar = console.progress(self.iterations, "training (rollouts and updates)", unit="iteration",
+                               initial=start - 1)
+        started = time.time()
+        with console.lines_above_bars():
+            for it in range(start, self.iterations + 1):
+                row = self._iteration(it, before)
+                bar.update_to(it)
+                if it % logging_steps == 0 or it in (1, self.iterations):
+                    eta = (time.time() - started) / (it - start + 1) * (self.iterations - it)
+                    log.info(console.train_line({tracking.PPO_NAMES.get(k, k): v for k, v in row.items()}, it,
+                                                self.iterations, eta))
+                    trackers.log(row, it, tracking.PPO_NAMES)
+        bar.close()
+
+    def _iteration(self, it: int, before: float) -> Dict[str, float]:
+        """One PPO iteration: a rollout, its advantages, the updates; its row in the history (returned, without the
+        iteration number); a checkpoint every ``training.save_steps``."""
         from autotrain_hydra.trainers.common import non_finite_loss
 
-        save_steps, logging_steps = self.cfg.training.save_steps, self.cfg.training.logging_steps
-        for it in range(start, self.iterations + 1):
-            if stop_requested():  # a SIGTERM whose KeyboardInterrupt was swallowed
-                raise KeyboardInterrupt("signal 15")
-            ro = self.rollout(self._next_chunk())
-            self.advantages(ro)
-            stats = self.optimise(ro)
-            row = {"iteration": it, "mean_reward": ro.scores.mean().item(),
-                   "kl": (ro.kl.sum(1)).mean().item(), "response_length": ro.mask.sum(1).mean().item(),
-                   **stats, "loss": stats["policy_loss"] + self.rl.value_loss_coef * stats["value_loss"],
-                   "lr": self.scheduler.get_last_lr()[0]}
-            if not math.isfinite(row["loss"]):
-                raise non_finite_loss(self.job, f"the PPO loss became {row['loss']} at iteration {it}",
-                                      "lower training.lr or trainer.rl.clip_range")
-            self.history.append(row)
-            if save_steps and it % save_steps == 0 and it < self.iterations:
-                self.save_checkpoint(it, before)
-            if it % logging_steps == 0 or it in (1, self.iterations):  # as the Trainer: the first, every N, the last
-                log.info("ppo iteration %d/%d: %s", it, self.iterations,
-                         ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "iteration"))
-                trackers.log({k: v for k, v in row.items() if k != "iteration"}, it, tracking.PPO_NAMES)
+        if stop_requested():  # a SIGTERM whose KeyboardInterrupt was swallowed
+            raise KeyboardInterrupt("signal 15")
+        ro = self.rollout(self._next_chunk())
+        self.advantages(ro)
+        stats = self.optimise(ro)
+        row = {"iteration": it, "mean_reward": ro.scores.mean().item(),
+               "kl": (ro.kl.sum(1)).mean().item(), "response_length": ro.mask.sum(1).mean().item(),
+               **stats, "loss": stats["policy_loss"] + self.rl.value_loss_coef * stats["value_loss"],
+               "lr": self.scheduler.get_last_lr()[0]}
+        if not math.isfinite(row["loss"]):
+            raise non_finite_loss(self.job, f"the PPO loss became {row['loss']} at iteration {it}",
+                                  "lower training.lr or trainer.rl.clip_range")
+        self.history.append(row)
+        save_steps = self.cfg.training.save_steps
+        if save_steps and it % save_steps == 0 and it < self.iterations:
+            self.save_checkpoint(it, before)
+        return {k: v for k, v in row.items() if k != "iteration"}
 
     def save(self) -> None:
         policy = self.accelerator.unwrap_model(self.policy)
