@@ -159,7 +159,7 @@ BAD_VALUES = [
     ("training.gradient_accumulation", 0), ("training.optimizer", "adam"), ("training.scheduler", "cosine_restarts"),
     ("training.warmup_ratio", 1.0), ("training.weight_decay", -0.1), ("training.seed", -1),
     ("training.mixed_precision", "fp8"), ("training.block_size", 4), ("training.max_steps", 0),
-    ("peft.lora_r", 0), ("peft.lora_alpha", 0), ("peft.lora_dropout", 1.0), ("peft.method", "qlora"),
+    ("peft.lora_r", 0), ("peft.lora_alpha", 0), ("peft.lora_dropout", 1.0), ("peft.method", "dora"), ("peft.bits", 3),
     ("trainer.dpo_beta", 0), ("trainer.orpo_alpha", -1), ("trainer.max_prompt_length", 0),
     ("trainer.max_completion_length", 0), ("trainer.num_labels", 0), ("trainer.label_smoothing", 0.5),
     ("trainer.grpo.num_generations", 1), ("trainer.grpo.max_prompt_length", 0),
