@@ -65,7 +65,7 @@ class Trackers:
     """The run's trackers for a trainer that is not transformers' Trainer: ``log(row, step)`` writes ``row`` to each
     (TensorBoard event files in the run dir; the W&B run, started as the Trainer's callback starts it)."""
 
-    def __init__(self, cfg: Any, out: str, config: Optional[Dict[str, Any]] = None):
+    def __init__(self, cfg: Any, out: str):
         self.names = trackers(cfg)
         self.tensorboard = None
         self.wandb = None
@@ -76,8 +76,13 @@ class Trackers:
         if "wandb" in self.names:
             import wandb
 
-            if wandb.run is None:
-                wandb.init(project=os.environ.get("WANDB_PROJECT", "huggingface"), config=config or {},
+            if wandb.run is None:  # the run's config (secrets redacted), as the Trainer's callback records its own
+                from omegaconf import OmegaConf
+
+                from autotrain_hydra.secrets import redact_obj
+
+                wandb.init(project=os.environ.get("WANDB_PROJECT", "huggingface"),
+                           config=redact_obj(OmegaConf.to_container(cfg, resolve=True)),
                            name=os.path.basename(os.path.normpath(out)))
             self.wandb = wandb
 

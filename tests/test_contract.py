@@ -29,7 +29,7 @@ from autotrain_hydra.schema.rules import validate
 from tests.helpers import fake_reward_dir
 
 SCOPED = sorted(k for k in schema_keys(leaves_only=True) if registry.is_trainer_scoped(k) and k in PARAM_BY_KEY)
-RUN = ["peft=lora", "training.max_steps=2", "training.eval_strategy=steps", "training.eval_steps=1",
+RUN = ["peft=qlora", "training.max_steps=2", "training.eval_strategy=steps", "training.eval_steps=1",
        "training.logging_steps=1", "training.save_steps=1", "training.batch_size=2"]
 # PPO: by epochs (2 iterations of 48 prompts from the 96), the text column as the prompt column, small rollouts
 PPO = ["training.max_steps=-1", "training.epochs=1", "trainer.rl.chunk_size=48", "data.prompt_text_column=null",
@@ -84,8 +84,10 @@ def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_pat
     train_here(Job(cfg=cfg, output_dir=str(tmp_path / "out")))
     read = set(READS)
     declared = registry.spec(trainer).reads
-    assert not declared - read, f"trainer={trainer}: the registry says these apply and the run never read them"
-    assert not read - declared, f"trainer={trainer}: the run read these and the registry does not declare them"
+    assert not declared - read, f"trainer={trainer}: the registry says these apply and the run never read them: " \
+                                f"{sorted(declared - read)}"
+    assert not read - declared, f"trainer={trainer}: the run read these and the registry does not declare them: " \
+                                f"{sorted(read - declared)}"
 
 
 @pytest.mark.parametrize("trainer", registry.TRAINERS)

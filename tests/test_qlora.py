@@ -51,7 +51,7 @@ def test_qlora_sft_learns_and_keeps_its_adapter_in_full_precision(qlora_sft):
     assert dtypes == {"torch.float32"}, dtypes  # TRL's bf16 cast undone: the optimizer's updates are not rounded away
     assert any("merged" in n and "full precision" in n for n in metrics["notes"]), metrics["notes"]
     card = (out / "README.md").read_text()
-    assert "`qlora` (r=8, alpha=32), base in 4-bit" in card
+    assert "| peft | qlora: r=8, alpha=32, dropout=0.05, base in 4-bit |" in card
 
 
 @pytest.mark.slow
@@ -135,6 +135,9 @@ def test_every_trainer_takes_qlora(tmp_path, trainer, extra, tiny_scorer):
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     assert tensors and all(str(t.dtype) == "torch.float32" for t in tensors.values())
     assert any(float(t.abs().sum()) > 0 for k, t in tensors.items() if "lora_B" in k)  # B starts at zero: it moved
+    model = generate.Model(generate.locate(str(out)))  # python -m autotrain_hydra.generate on this trainer's output
+    assert model.found.trainer == trainer and model.quantized == 4
+    assert isinstance(model.answer([{"role": "user", "content": "What is 2 plus 3?"}], 4, 0.0), str)
 
 
 # ----------------------------------------------------------------------------------------------- rules (fast)

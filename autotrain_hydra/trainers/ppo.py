@@ -442,12 +442,7 @@ class PPO:
         else:
             before, start = self.mean_reward(eval_prompts), 1
         metrics: Dict[str, Any] = {"eval_mean_reward_before": before}
-        from omegaconf import OmegaConf
-
-        from autotrain_hydra.secrets import redact_obj
-
-        config = redact_obj(OmegaConf.to_container(self.cfg, resolve=True))
-        trackers = tracking.Trackers(self.cfg, self.job.output_dir, config)  # report_to, under the Trainer's names
+        trackers = tracking.Trackers(self.cfg, self.job.output_dir)  # report_to, under the Trainer's names
         try:
             if start == 1:
                 trackers.log({"eval_mean_reward": before}, 0)
