@@ -16,6 +16,6 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    from autotrain_hydra.app import finish, main as run_command
+    from autotrain_hydra.app import entry
 
-    finish(run_command(None))
+    entry()

@@ -53,18 +53,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def finish(code: int) -> None:
-    """End this process (a command line's, never a test's) with ``code``. After a run, without the interpreter's
-    teardown: every result is committed and every file closed by then (the trackers too: ``run.end_run``), and the
-    teardown of torch, its thread pools and the libraries' exit hooks took 1.8 s after the last line (measured on the
-    default run). The logs and the streams are flushed first. Before torch is imported the teardown is quick: a
-    plain exit."""
-    if "torch" not in sys.modules:
+    """End the command line's process (its entry points only: ``python -m autotrain_hydra``, the ``autotrain`` and
+    ``autotrain-hydra`` scripts) with ``code``. After a run that succeeded, without the interpreter's final teardown:
+    every result is committed and every file closed by then (the trackers too: ``run.end_run``), the exit hooks
+    (``atexit``) are run and the logs and streams flushed, and what is skipped — freeing torch's objects and thread
+    pools one by one — took 1.8 s after the last line (measured on the default run: 2.6 s → 0.45 s). A run that
+    failed or was stopped, or a command that loaded no model, exits the ordinary way."""
+    if code != 0 or "torch" not in sys.modules:
         sys.exit(code)
+    import atexit
+
+    atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
+
+
+def entry() -> None:
+    """``python -m autotrain_hydra``: the command line, ended by ``finish``."""
+    finish(main())
 
 
 def _main(argv: List[str]) -> int:

@@ -26,7 +26,7 @@ from autotrain_hydra import registry
 from autotrain_hydra.errors import EXIT_CONFIG_ERROR
 from autotrain_hydra.schema.errors import show_value
 from autotrain_hydra.schema.keys import alias_for, default
-from autotrain_hydra.schema.params import FEATURES, OWN_KEYS, PARAMS, TRAINERS, Param
+from autotrain_hydra.schema.params import FEATURES, OWN_KEYS, PARAMS, PEFT_METHODS, TRAINERS, Param
 
 SWITCHES = {f.flag: f"features:{f.name}" for f in FEATURES}  # flag → the feature it adds (one list, at the end)
 TRUE, FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
@@ -283,9 +283,11 @@ def _override(spec: Flag, value: Optional[str], presets: Dict[str, str], feature
     param = spec.param
     if param.key == "launcher.name":  # a config group: its presets set the rest
         return [f"launcher={_value_for(param, value)}"]
-    if param.key == "peft.method":
-        off = value is not None and value.lower() in FALSE | {"none"}
-        return ["peft=none" if off else "peft=qlora" if value is not None and value.lower() == "qlora" else "peft=lora"]
+    if param.key == "peft.method":  # a switch (--peft: lora) that also takes the method's name
+        word = "lora" if value is None or value.lower() in TRUE else "none" if value.lower() in FALSE else value.lower()
+        if word not in PEFT_METHODS:
+            raise FlagError(f"--peft {value}: not a PEFT method (one of {', '.join(PEFT_METHODS)}, or true/false)")
+        return [f"peft={word}"]
     if spec.switch:  # a boolean key
         on = value is None or value.lower() in TRUE
         return [f"{param.key}={hydra_value(on)}"]
@@ -356,31 +358,44 @@ def llm(argv: Sequence[str]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """The ``autotrain`` console script: ``autotrain llm [flags]``."""
-    from_command_line = argv is None
+    """``autotrain llm [flags]`` (tests call it with a list of arguments; the console script is ``entry``)."""
+    sys.exit(command(argv))
+
+
+def command(argv: Optional[Sequence[str]] = None) -> int:
+    """``autotrain llm [flags]``: its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: autotrain llm [flags]   (autotrain llm --help lists them)")
-        sys.exit(0 if argv else EXIT_CONFIG_ERROR)
+        return 0 if argv else EXIT_CONFIG_ERROR
     if argv[0] != "llm":
         print(f"Error: unknown command {argv[0]!r}: the command is `autotrain llm [flags]`", file=sys.stderr)
-        sys.exit(EXIT_CONFIG_ERROR)
-    code = llm(argv[1:])
-    if from_command_line:
-        from autotrain_hydra.app import finish
+        return EXIT_CONFIG_ERROR
+    return llm(argv[1:])
 
-        finish(code)
-    sys.exit(code)
+
+def entry() -> None:
+    """The ``autotrain`` console script, ended by ``app.finish``."""
+    from autotrain_hydra.app import finish
+
+    finish(command())
 
 
 def hydra_alias(argv: Optional[Sequence[str]] = None) -> None:
     """The ``autotrain-hydra`` console script: ``autotrain-hydra llm [flags]`` is ``autotrain llm``; anything else
     is ``python -m autotrain_hydra [overrides]``."""
-    from autotrain_hydra.app import finish, main as run_command
+    sys.exit(hydra_alias_command(argv))
 
-    from_command_line = argv is None
+
+def hydra_alias_command(argv: Optional[Sequence[str]] = None) -> int:
+    from autotrain_hydra.app import main as run_command
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    code = llm(argv[1:]) if argv and argv[0] == "llm" else run_command(argv)
-    if from_command_line:
-        finish(code)
-    sys.exit(code)
+    return llm(argv[1:]) if argv and argv[0] == "llm" else run_command(argv)
+
+
+def hydra_alias_entry() -> None:
+    """The ``autotrain-hydra`` console script, ended by ``app.finish``."""
+    from autotrain_hydra.app import finish
+
+    finish(hydra_alias_command())

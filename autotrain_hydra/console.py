@@ -33,7 +33,12 @@ HIDDEN_SUFFIXES = ("_runtime", "_per_second", "num_tokens", "num_input_tokens_se
 
 def is_terminal() -> bool:
     """Progress bars only where a person watches: stderr is a terminal (``AUTOTRAIN_HYDRA_PROGRESS=0`` turns them
-    off there too, ``=1`` on anywhere)."""
+    off there too, ``=1`` on anywhere), and only in the first process of a launched run (the others would draw the
+    same bars on the same terminal)."""
+    from autotrain_hydra.processes import rank_and_world
+
+    if rank_and_world()[0] != 0:
+        return False
     forced = os.environ.get("AUTOTRAIN_HYDRA_PROGRESS")
     if forced in ("0", "1"):
         return forced == "1"
@@ -47,31 +52,28 @@ def is_terminal() -> bool:
 KNOWN_WARNINGS = (
     # transformers 5 deprecates the attribute it reads itself on every gradient-checkpointing check (3x a run)
     (FutureWarning, r".*`is_gradient_checkpointing` is deprecated"),
-    # bitsandbytes' 4-bit matmul on the CPU, through a kernel without autograd: only in inference (cpu_safe)
-    (UserWarning, r"bitsandbytes::gemv_4bit: an autograd kernel was not registered"),
 )
 
 
 def quiet_libraries() -> None:
     """Silence what is known and harmless: the warnings above, bitsandbytes' notice that an optional kernel package
-    is missing (its fallback works), transformers' per-file loading and writing bars (a run has its own per phase),
-    the hub's telemetry thread (offline anyway; it held the exit). The datasets library's tokenising bars are the
-    tokenising phase's bar: on a terminal only."""
-    import importlib.util
-
+    is missing (its fallback works), transformers' per-file loading and writing bars (a run has its own per phase;
+    the hub's download bars stay, on a terminal: a first download of a large model is not silent), the hub's
+    telemetry thread (offline anyway; it held the exit). The datasets library's tokenising bars are the tokenising
+    phase's bar: on a terminal only. Idempotent: every process that trains calls it, before transformers loads."""
     for category, message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from autotrain_hydra.compat import bitsandbytes
 
     bitsandbytes.quiet()
-    if "transformers" in sys.modules or importlib.util.find_spec("transformers") is not None:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
     import datasets
+    import huggingface_hub.utils
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # it turns the hub's off too
     if is_terminal():
+        huggingface_hub.utils.enable_progress_bars()
         datasets.enable_progress_bars()
     else:
         datasets.disable_progress_bars()
@@ -188,7 +190,6 @@ def trainer_callback() -> Any:
             self.started: Optional[float] = None
             self.first_step = 0
             self.last_eval: Optional[Dict[str, Any]] = None
-            self.last_eval_key: Any = None
             self.redirect: Any = None
 
         def on_train_begin(self, args, state, control, **kwargs):
@@ -229,18 +230,20 @@ def trainer_callback() -> Any:
             if not state.is_world_process_zero or not logs:
                 return
             if any(k.startswith("eval_") for k in logs):
-                key = (state.global_step, tuple(sorted((k, v) for k, v in logs.items()
-                                                       if k.startswith("eval_") and _shown(k))))
-                if key != self.last_eval_key:  # the final evaluation, asked again after training: said once
-                    log.info(eval_line(logs, state.global_step, state.max_steps, self.last_eval))
-                self.last_eval, self.last_eval_key = dict(logs), key
+                log.info(eval_line(logs, state.global_step, state.max_steps, self.last_eval))
+                self.last_eval = dict(logs)
             elif "loss" in logs:
                 log.info(train_line(logs, state.global_step, state.max_steps, self.eta(state)))
 
         def on_train_end(self, args, state, control, **kwargs):
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
+            self.close()
+
+        def close(self) -> None:
+            """The bars closed and log lines back to their handlers (also when training raised)."""
+            for bar in (self.eval_bar, self.bar):
+                if bar is not None:
+                    bar.close()
+            self.bar = self.eval_bar = None
             if self.redirect is not None:
                 self.redirect.__exit__(None, None, None)
                 self.redirect = None
@@ -248,13 +251,16 @@ def trainer_callback() -> Any:
     return Console()
 
 
-def use_in(trainer: Any) -> None:
-    """``trainer`` (transformers' Trainer or a TRL trainer) reports through this console only."""
+def use_in(trainer: Any) -> Any:
+    """``trainer`` (transformers' Trainer or a TRL trainer) reports through this console only; the console (its
+    ``close()`` ends its bars, whatever ended the training)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(trainer_callback())
+    shown = trainer_callback()
+    trainer.add_callback(shown)
+    return shown
 
 
 # ----------------------------------------------------------------------------------------------- the end

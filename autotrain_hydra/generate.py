@@ -66,6 +66,20 @@ def locate(run_dir: str) -> Found:
                      "    fix: give the output dir of a run (it holds the model, its tokenizer and metrics.json)")
 
 
+def quantization_of(run_dir: str) -> Any:
+    """The quantisation a run's base was trained in (``models.Quantization``), from its ``config.yaml``: None for a
+    run without ``peft=qlora``, or a dir whose config cannot be read."""
+    from autotrain_hydra.models import Quantization
+
+    try:
+        from omegaconf import OmegaConf
+
+        peft = OmegaConf.load(os.path.join(run_dir, "config.yaml")).get("peft") or {}
+        return Quantization(int(peft.get("bits") or 4)) if peft.get("method") == "qlora" else None
+    except Exception:  # no file, or a damaged one (omegaconf's own errors)
+        return None
+
+
 def _is_scorer(path: str) -> bool:
     try:
         with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
@@ -92,8 +106,6 @@ class Model:
     def _load(self) -> Any:
         if self.found.kind == "adapter":
             from peft import AutoPeftModelForCausalLM, AutoPeftModelForSequenceClassification
-
-            from autotrain_hydra.models import quantization_of
 
             cls = AutoPeftModelForSequenceClassification if self.found.scorer else AutoPeftModelForCausalLM
             quantization = quantization_of(self.found.path)  # a peft=qlora run: its base in 4/8-bit, as trained

@@ -241,21 +241,24 @@ class Quantization:
         return {"quantization_config": self.config(), "device_map": {"": device}}
 
 
-def quantization_of(saved: str) -> Optional[Quantization]:
-    """The quantisation a run was trained with, from its ``config.yaml`` (None for a run without ``peft=qlora``)."""
-    try:
-        from omegaconf import OmegaConf
-
-        peft = OmegaConf.load(os.path.join(saved, "config.yaml")).get("peft") or {}
-    except Exception:  # no file, or a damaged one (omegaconf's own errors): no quantisation known
+def quantization_for(cfg: Any) -> Optional[Quantization]:
+    """``peft=qlora``'s quantisation of the base (None otherwise): ``peft.bits``, computing in the run's precision
+    (``training.mixed_precision``: bf16/fp16 where the run uses them, else float32)."""
+    if cfg.peft.method != "qlora":
         return None
-    return Quantization(int(peft.get("bits") or 4)) if peft.get("method") == "qlora" else None
+    import torch
+
+    precision = cfg.training.mixed_precision
+    bf16 = precision == "bf16" or (precision in (None, "auto") and torch.cuda.is_available()
+                                    and torch.cuda.is_bf16_supported())
+    dtype = "bfloat16" if bf16 else "float16" if precision == "fp16" else "float32"
+    return Quantization(int(cfg.peft.bits), dtype)
 
 
 def prepare_quantized(model: Any) -> Any:
     """A just-loaded quantised model made ready for LoRA training (peft's ``prepare_model_for_kbit_training``: the
-    layers left in full precision cast to float32, inputs that carry gradients; gradient checkpointing stays the
-    run's choice, ``training.gradient_checkpointing``), and runnable in evaluation on any CPU."""
+    layers left in full precision cast to float32; gradient checkpointing, and the inputs that carry gradients for
+    it, stay the run's choice, ``training.gradient_checkpointing``), and runnable in evaluation on any CPU."""
     from peft import prepare_model_for_kbit_training
 
     from autotrain_hydra.compat import bitsandbytes
@@ -283,14 +286,22 @@ def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] 
     return prepare_quantized(model) if quantization is not None else model
 
 
-def load_saved_causal_lm(path: str, model_cfg: Any, key: str = "output_dir"):
-    """A run's saved causal LM: a whole model, or a LoRA adapter on the base its adapter_config.json names."""
+def load_saved_causal_lm(path: str, model_cfg: Any, key: str = "output_dir",
+                         quantization: Optional[Quantization] = None):
+    """A run's saved causal LM: a whole model, or a LoRA adapter on the base its adapter_config.json names (a
+    ``peft=qlora`` adapter: on its base quantised as it trained, ``quantization``)."""
     if os.path.isfile(os.path.join(path, "adapter_config.json")):
         from peft import AutoPeftModelForCausalLM
 
         refuse_pickle_weights(path, key, model_cfg)  # peft has no use_safetensors: the adapter and its base, checked
-        return _load("model", key, path, lambda: AutoPeftModelForCausalLM.from_pretrained(
-            path, trust_remote_code=model_cfg.trust_remote_code))
+        extra = quantization.load_kwargs() if quantization is not None else {}
+        model = _load("model", key, path, lambda: AutoPeftModelForCausalLM.from_pretrained(
+            path, trust_remote_code=model_cfg.trust_remote_code, **extra))
+        if quantization is not None:
+            from autotrain_hydra.compat import bitsandbytes
+
+            bitsandbytes.cpu_safe(model, training=False)
+        return model
     return load_causal_lm(model_cfg, key=key, name=path)
 
 
@@ -369,29 +380,47 @@ def end_of_turn_ids(tokenizer: Any) -> List[int]:
     assistant turn with (ChatML's ``<|im_end|>``), which a chat-trained model emits before any EOS."""
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     if tokenizer.chat_template:
+        marker = "\u2063answer\u2063"  # text no template writes: where the answer ends is found by it
         try:
             text = tokenizer.apply_chat_template([{"role": "user", "content": "q"},
-                                                  {"role": "assistant", "content": "a"}], tokenize=False)
+                                                  {"role": "assistant", "content": marker}], tokenize=False)
         except Exception:  # a template that needs other roles or fields: the EOS alone
             return ids
+        if marker not in text:
+            return ids
         special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
-        tail = tokenizer(text[text.rindex("a") + 1:], add_special_tokens=False)["input_ids"]
+        tail = tokenizer(text[text.rindex(marker) + len(marker):], add_special_tokens=False)["input_ids"]
         ids += [i for i in tail if i in special and i not in ids][:1]
     return ids
 
 
-def serving_ready(model: Any, tokenizer: Any) -> dict:
-    """Make ``model``'s ``generation_config.json`` say how its answers end (the EOS and the chat template's end of
-    turn, the pad token), as a server reads it; ``save_pretrained``'s arguments (safetensors, sharded)."""
+def set_end_of_answer(model: Any, tokenizer: Any) -> None:
+    """Make ``model``'s ``generation_config`` say how its answers end, as a server reads it: the tokens the base
+    already ends on, the EOS and the chat template's end of turn; the pad token."""
     config = getattr(model, "generation_config", None)
-    if config is not None:
-        eos = end_of_turn_ids(tokenizer)
-        if eos:
-            config.eos_token_id = eos[0] if len(eos) == 1 else eos
-        config.pad_token_id = tokenizer.pad_token_id
-        if tokenizer.bos_token_id is not None:
-            config.bos_token_id = tokenizer.bos_token_id
-    return {"safe_serialization": True, "max_shard_size": SHARD_SIZE}
+    if config is None:
+        return
+    had = config.eos_token_id
+    eos = list(had) if isinstance(had, (list, tuple)) else [had] if had is not None else []
+    eos += [i for i in end_of_turn_ids(tokenizer) if i not in eos]
+    if eos:
+        config.eos_token_id = eos[0] if len(eos) == 1 else eos
+    config.pad_token_id = tokenizer.pad_token_id
+    if tokenizer.bos_token_id is not None:
+        config.bos_token_id = tokenizer.bos_token_id
+
+
+def save_for_serving(model: Any, tokenizer: Any, path: str, state_dict: Any = None) -> None:
+    """``model`` and ``tokenizer`` saved into ``path`` as servers load them: safetensors in ``SHARD_SIZE`` shards,
+    ``generation_config.json`` with the end-of-answer tokens (an adapter's too, beside it: peft writes none)."""
+    set_end_of_answer(model, tokenizer)
+    if hasattr(model, "peft_config"):  # a LoRA adapter
+        model.save_pretrained(path, state_dict=state_dict)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(path)
+    else:
+        model.save_pretrained(path, state_dict=state_dict, safe_serialization=True, max_shard_size=SHARD_SIZE)
+    tokenizer.save_pretrained(path)
 
 
 def merged_in_full_precision(model_cfg: Any, adapter_model: Any, num_labels: Optional[int] = None) -> Any:
@@ -404,7 +433,11 @@ def merged_in_full_precision(model_cfg: Any, adapter_model: Any, num_labels: Opt
         adapter_model.save_pretrained(adapter)
         base = (load_causal_lm(model_cfg) if num_labels is None else
                 load_sequence_classifier(model_cfg, num_labels=num_labels))
-        return PeftModel.from_pretrained(base, adapter).merge_and_unload()
+        merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    pad = getattr(getattr(adapter_model, "config", None), "pad_token_id", None)  # set by the trainer (a scorer
+    if pad is not None:  # batches by it): a base whose config has none would be saved without it
+        merged.config.pad_token_id = pad
+    return merged
 
 
 def sequence_logps(model: Any, prompt_ids, completion_ids, pad_id: int):

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -159,6 +160,7 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
     computed, no weight changed)."""
     started = time.time()
     output_dir = cfg.output_dir
+    console.quiet_libraries()  # before the first model loads (an evaluation before training)
     before = _evaluate_before(cfg) if cfg.eval.enabled else None
     job, trained = _train(cfg, plan)
     staged = rundir.staging(output_dir)  # the trainer saved the model there
@@ -213,7 +215,7 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
 
 
 def _try_it(output_dir: str) -> str:
-    return f"python -m autotrain_hydra.generate {output_dir} --prompt \"Hello\""
+    return f"python -m autotrain_hydra.generate {shlex.quote(output_dir)} --prompt \"Hello\""
 
 
 def _checkpoints_of(output_dir: str, run_id: str) -> List[str]:
@@ -373,7 +375,12 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
         f"{cfg.peft.method}: r={cfg.peft.lora_r}, alpha={cfg.peft.lora_alpha}, dropout={cfg.peft.lora_dropout}"
         + (f", base in {cfg.peft.bits}-bit" if cfg.peft.method == "qlora" else ""))
     length = f"{t.max_steps} steps" if t.max_steps and t.max_steps > 0 else f"{t.epochs} epochs"
-    front = ["---", f"base_model: {cfg.model.name}", f"library_name: {'peft' if adapter_only else 'transformers'}",
+    from autotrain_hydra.models import resolve_model_name
+
+    base = resolve_model_name(str(cfg.model.name))  # the tiny model: its cached dir
+    on_hub = not os.path.exists(base) and "/" in base and not base.startswith((".", "/", "~"))
+    front = ["---", *([f"base_model: {base}"] if on_hub else []),  # the hub takes a hub name only
+             f"library_name: {'peft' if adapter_only else 'transformers'}",
              f"pipeline_tag: {'text-classification' if scorer else 'text-generation'}",
              "tags:", "- autotrain_hydra", f"- {cfg.trainer.name}", *(["- lora"] if lora else []), "---", ""]
     kind = "a sequence-classification scorer (a reward model)" if scorer else "a causal language model"
@@ -391,14 +398,14 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
         f"| sequence length | {t.block_size} |",
         f"| precision | {t.mixed_precision} |",
         "", "The whole configuration is in `config.yaml` (run it again: `python -m autotrain_hydra --config-path "
-        f"{out} --config-name config output_dir=<a new dir>`); every metric is in `metrics.json`.", "",
+        f"{shlex.quote(out)} --config-name config output_dir=<a new dir>`); every metric is in `metrics.json`.", "",
         "## Final metrics", "", "| metric | value |", "|---|---|",
-        f"| **{metrics['objective_name']}** (the run's objective) | {_number(metrics['objective'])} |",
+        f"| **{metrics['objective_name']}** (the run's objective) | {console.number(metrics['objective'])} |",
     ]
     shown = [k for k, v in metrics.items() if k.startswith("eval_") and k != metrics["objective_name"]
-             and isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith(
-                 ("_runtime", "_per_second"))][:CARD_METRICS]
-    lines += [f"| {k} | {_number(metrics[k])} |" for k in shown]
+             and isinstance(v, (int, float)) and not isinstance(v, bool)
+             and not k.endswith(console.HIDDEN_SUFFIXES)][:CARD_METRICS]
+    lines += [f"| {k} | {console.number(metrics[k])} |" for k in shown]
     lines += ["", "## Use it", "", "```bash",
               f"{_try_it(out)}   # try it"]
     if scorer:
@@ -406,20 +413,16 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
                   f"score = pipeline(\"text-classification\", model=\"{out}\", function_to_apply=\"none\")",
                   "```"]
     elif adapter_only and not merged:
-        lines += [f"vllm serve {cfg.model.name} --enable-lora --lora-modules adapter={out}   # serve the adapter",
+        lines += [f"vllm serve {shlex.quote(base)} --enable-lora --lora-modules adapter={shlex.quote(out)}   # the adapter",
                   "```", "", "This dir holds a LoRA adapter; `peft.merge_adapter=true` also saves the merged model, "
                   "which any server loads as it is."]
     else:
-        lines += [f"vllm serve {serve_dir}   # an OpenAI-compatible server on port 8000",
-                  f"docker run --gpus all -p 8080:80 -v {serve_dir}:/model "
+        lines += [f"vllm serve {shlex.quote(serve_dir)}   # an OpenAI-compatible server on port 8000",
+                  f"docker run --gpus all -p 8080:80 -v {shlex.quote(serve_dir)}:/model "
                   "ghcr.io/huggingface/text-generation-inference --model-id /model   # TGI", "```", "",
                   f"`{serve_dir}` holds safetensors weights, the tokenizer with its chat template, and "
                   "`generation_config.json` with the tokens that end an answer."]
     return "\n".join(front + lines) + "\n"
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def end_run(cfg: DictConfig) -> None:

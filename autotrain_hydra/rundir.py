@@ -284,6 +284,7 @@ def recover(out: str, say: Callable[[str], None]) -> bool:
                 if is_temporary(inner):
                     with contextlib.suppress(OSError):
                         os.remove(os.path.join(path, inner))
+                    say(f"{path}: removed {inner}, a file the earlier run did not finish writing")
     done = complete(out)
     for name in os.listdir(out):
         if name.startswith(ASIDE) and done:  # an overwrite whose new results are written: the old ones go

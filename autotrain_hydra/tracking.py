@@ -84,6 +84,9 @@ class Trackers:
                 wandb.init(project=os.environ.get("WANDB_PROJECT", "huggingface"),
                            config=redact_obj(OmegaConf.to_container(cfg, resolve=True)),
                            name=os.path.basename(os.path.normpath(out)))
+            # as transformers' WandbCallback: every chart against the optimizer step, not W&B's call counter
+            wandb.define_metric("train/global_step")
+            wandb.define_metric("*", step_metric="train/global_step", step_sync=True)
             self.wandb = wandb
 
     def log(self, row: Dict[str, Any], step: int, renames: Optional[Dict[str, str]] = None) -> None:

@@ -29,7 +29,9 @@ from autotrain_hydra.schema.rules import validate
 from tests.helpers import fake_reward_dir
 
 SCOPED = sorted(k for k in schema_keys(leaves_only=True) if registry.is_trainer_scoped(k) and k in PARAM_BY_KEY)
-RUN = ["peft=qlora", "training.max_steps=2", "training.eval_strategy=steps", "training.eval_steps=1",
+# LoRA for half the trainers, QLoRA (on a 4-bit base) for the other half: both paths checkpoint, evaluate and save
+PEFT = {trainer: "qlora" if i % 2 else "lora" for i, trainer in enumerate(registry.TRAINERS)}
+RUN = ["training.max_steps=2", "training.eval_strategy=steps", "training.eval_steps=1",
        "training.logging_steps=1", "training.save_steps=1", "training.batch_size=2"]
 # PPO: by epochs (2 iterations of 48 prompts from the 96), the text column as the prompt column, small rollouts
 PPO = ["training.max_steps=-1", "training.epochs=1", "trainer.rl.chunk_size=48", "data.prompt_text_column=null",
@@ -72,7 +74,7 @@ def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_pat
     from autotrain_hydra.run import train_here
     from autotrain_hydra.trainers.common import Job
 
-    overrides = [f"trainer={trainer}", *RUN]
+    overrides = [f"trainer={trainer}", f"peft={PEFT[trainer]}", *RUN]
     if trainer == "ppo":
         overrides += [*PPO, f"trainer.rl.reward_model_path={tiny_scorer}"]
     if trainer == "grpo":
@@ -83,7 +85,7 @@ def test_a_trainer_reads_exactly_the_keys_the_registry_declares(trainer, tmp_pat
     READS.clear()
     train_here(Job(cfg=cfg, output_dir=str(tmp_path / "out")))
     read = set(READS)
-    declared = registry.spec(trainer).reads
+    declared = registry.spec(trainer).reads - ({"peft.bits"} if PEFT[trainer] == "lora" else set())  # qlora's
     assert not declared - read, f"trainer={trainer}: the registry says these apply and the run never read them: " \
                                 f"{sorted(declared - read)}"
     assert not read - declared, f"trainer={trainer}: the run read these and the registry does not declare them: " \

@@ -124,9 +124,14 @@ def test_the_merged_model_is_what_a_server_loads_and_the_card_says_how(runs):
     text = pipe("What is 2 plus 2?", max_new_tokens=4, do_sample=False)[0]["generated_text"]
     assert text.startswith("What is 2 plus 2?") and len(text) > len("What is 2 plus 2?")
     card = (runs["sft"] / "README.md").read_text()
-    assert card.startswith("---\nbase_model: tiny\nlibrary_name: peft\n")
+    assert card.startswith("---\nlibrary_name: peft\n")  # no base_model: the tiny model is no hub name
     assert f"vllm serve {merged}" in card and "| peft | lora: r=16, alpha=32, dropout=0.05 |" in card
     assert "** (the run's objective) |" in card and "## Final metrics" in card
+    from autotrain_hydra.app import main as command  # the card's "run it again" command, checked (validate_only)
+
+    assert f"--config-path {runs['sft']} --config-name config output_dir=<a new dir>" in card
+    assert command(["--config-path", str(runs["sft"]), "--config-name", "config",
+                    f"output_dir={runs['sft'].parent / 'again'}", "validate_only=true"]) == 0
     scorer_card = (runs["reward"] / "README.md").read_text()
     assert "pipeline_tag: text-classification" in scorer_card and "pipeline(\"text-classification\"" in scorer_card
     score = transformers.pipeline("text-classification", model=str(runs["reward"]), function_to_apply="none")
@@ -142,7 +147,7 @@ def test_a_large_model_is_saved_in_safetensors_shards_that_load(tmp_path, monkey
     model = transformers.AutoModelForCausalLM.from_pretrained(models.tiny_model_dir())
     tok = transformers.AutoTokenizer.from_pretrained(models.tiny_model_dir())
     monkeypatch.setattr(models, "SHARD_SIZE", "100KB")  # the tiny model is ~0.3 MB: shards as a 10 GB model would
-    model.save_pretrained(tmp_path, **models.serving_ready(model, tok))
+    models.save_for_serving(model, tok, str(tmp_path))
     shards = sorted(p.name for p in tmp_path.glob("model-*.safetensors"))
     assert len(shards) > 1 and (tmp_path / "model.safetensors.index.json").is_file()
     again = transformers.AutoModelForCausalLM.from_pretrained(tmp_path)

@@ -125,11 +125,15 @@ def test_every_trainer_takes_qlora(tmp_path, trainer, extra, tiny_scorer):
     if trainer == "reward":  # the scorer is saved merged, in full precision, head included
         from transformers import AutoModelForSequenceClassification
 
+        import torch
+
         scorer = AutoModelForSequenceClassification.from_pretrained(out)
-        assert "quantization_config" not in json.loads((out / "config.json").read_text())
+        config = json.loads((out / "config.json").read_text())
+        assert "quantization_config" not in config and config["pad_token_id"] is not None  # it scores batches
         with safe_open(str(out / "adapter" / "adapter_model.safetensors"), "pt") as f:
-            assert any("score" in k for k in f.keys())  # the head trained in full beside the adapter
-        assert scorer.score.weight.dtype.is_floating_point
+            (head,) = [f.get_tensor(k) for k in f.keys() if k.endswith("score.weight")]  # trained in full
+        assert head.dtype == torch.float32 and scorer.score.weight.dtype == torch.float32
+        assert torch.equal(scorer.score.weight, head)  # the merged scorer has the head that trained
         return
     with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}

@@ -152,6 +152,10 @@ def test_a_changed_recipe_is_listed_key_by_key():
     b = recipe(compose_config(["training.lr=0.01", "data.text_column=other", "training.max_steps=99"]))
     assert changes(a, b) == ["data.text_column: changed", "training.lr: 0.001 in the checkpoint, 0.01 now"]
     assert "training.max_steps" not in a and "model.allow_pickle_weights" not in a  # may change on a resume
+    # peft.bits shapes a run only with peft=qlora: a checkpoint written before the key existed still resumes
+    assert "peft.bits" not in a and "peft.bits" not in recipe(compose_config(["peft=lora"]))
+    assert changes(recipe(compose_config(["peft=qlora"])), recipe(compose_config(["peft=qlora", "peft.bits=8"]))) == [
+        "peft.bits: 4 in the checkpoint, 8 now"]
 
 
 def test_a_path_is_the_same_however_it_is_spelled(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@
   a model that trains, on the layers of another shape in a model that only generates.
 - the ``bitsandbytes.backends.cpu.ops`` logger: it says at import, on every CPU machine without the optional
   ``kernels`` package, that it "Failed to load CPU gemm_4bit_forward from kernels-community" (its pure-torch
-  fallback is used, and works): lowered to debug.
+  fallback is used, and works): that one message is dropped (``quiet``), the logger's others are kept.
 
 ``tests/compat/test_bitsandbytes.py`` checks each against the installed bitsandbytes.
 """
@@ -23,9 +23,21 @@ from typing import Any, Optional
 PACK_ROWS = 32  # _convert_weight_packed_for_cpu's block_n
 
 
+CPU_OPS = "bitsandbytes.backends.cpu.ops"
+KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+class _NoKernelsNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return KERNELS_NOTICE not in str(record.msg)
+
+
 def quiet() -> None:
-    """Lower bitsandbytes' harmless import-time notice about the optional ``kernels`` package to debug."""
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    """Drop bitsandbytes' harmless import-time notice about the optional ``kernels`` package (call it before
+    bitsandbytes is imported: transformers and peft import it); once per process."""
+    logger = logging.getLogger(CPU_OPS)
+    if not any(isinstance(f, _NoKernelsNotice) for f in logger.filters):
+        logger.addFilter(_NoKernelsNotice())
 
 
 def available() -> Optional[str]:
@@ -34,7 +46,8 @@ def available() -> Optional[str]:
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:  # a broken install raises anything (RuntimeError of a missing CUDA library, OSError)
-        return f"bitsandbytes does not load here ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]})"
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        return f"bitsandbytes does not load here ({type(e).__name__}{': ' + first if first else ''})"
     return None
 
 

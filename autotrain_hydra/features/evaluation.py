@@ -152,10 +152,11 @@ def _desirable(cfg: DictConfig, rows: Any) -> Any:
 def load_generator(cfg: DictConfig, path: Optional[str] = None):
     """The causal LM to evaluate, and its tokenizer: the run's saved model in ``path`` (a whole model or a LoRA
     adapter), or without a path the base model as ``model.*`` names it (revision, trust_remote_code)."""
+    quantization = models.quantization_for(cfg)  # peft=qlora: the base as it trains (in 4/8-bit), also here
     if path is None:
-        return models.load_causal_lm(cfg.model).eval(), models.load_tokenizer(cfg.model)
-    return models.load_saved_causal_lm(path, cfg.model).eval(), models.load_tokenizer(cfg.model, name=path,
-                                                                                      key="output_dir")
+        return models.load_causal_lm(cfg.model, quantization=quantization).eval(), models.load_tokenizer(cfg.model)
+    return (models.load_saved_causal_lm(path, cfg.model, quantization=quantization).eval(),
+            models.load_tokenizer(cfg.model, name=path, key="output_dir"))
 
 
 def generate(model: Any, tokenizer: Any, items: List[Dict[str, Any]], cfg: DictConfig) -> List[str]:

@@ -65,7 +65,6 @@ ALIASES: Dict[str, str] = {
     "quantization_bit": "peft.bits",  # LLaMA-Factory
     "load_in_4bit": "peft.method",  # axolotl / TRL (peft=qlora)
     "load_in_8bit": "peft.bits",
-    "bnb_4bit_quant_type": "peft.bits",
     "model_name_or_path": "model.name",
     "model_name": "model.name",
     "base_model": "model.name",

@@ -28,6 +28,8 @@ def recipe(cfg: DictConfig) -> Dict[str, Any]:
     """``{key: {"digest": ..., "value": ...}}`` over the keys the trainer reads, less ``registry.RESUME_MAY_CHANGE``."""
     out: Dict[str, Any] = {}
     for key in sorted(registry.spec(cfg.trainer.name).reads - registry.RESUME_MAY_CHANGE):
+        if key == "peft.bits" and get(cfg, "peft.method") != "qlora":  # the base is quantised only with qlora (and
+            continue  # a checkpoint of before peft.bits existed resumes)
         value = get(cfg, key)
         if isinstance(value, str) and os.path.exists(os.path.expanduser(value)):  # a path, however it is spelled
             value = os.path.realpath(os.path.expanduser(value))

@@ -215,13 +215,10 @@ def hardware_check(cfg: DictConfig) -> None:
 
 
 def quantization(cfg: DictConfig) -> Optional["models.Quantization"]:
-    """``peft=qlora``'s quantisation of the base (None otherwise): ``peft.bits``, computing in the run's precision
-    (``training.mixed_precision``: bf16/fp16 where they are used, else float32)."""
-    if cfg.peft.method != "qlora":
-        return None
-    flags = precision_flags(cfg.training.mixed_precision)
-    dtype = "bfloat16" if flags["bf16"] else "float16" if flags["fp16"] else "float32"
-    return models.Quantization(int(cfg.peft.bits), dtype)
+    """``peft=qlora``'s quantisation of the base (``models.quantization_for``), after the precision is checked
+    against this machine."""
+    precision_flags(cfg.training.mixed_precision)
+    return models.quantization_for(cfg)
 
 
 def attn_implementation(cfg: DictConfig, several_per_row: bool = False) -> str:
@@ -360,7 +357,7 @@ class TrainerHooks:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        full_precision_adapters(self.model)
+        upcast_trainable_to_float32(self.model)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
         if self.lr_scheduler is None:
@@ -370,7 +367,7 @@ class TrainerHooks:
         return self.lr_scheduler
 
 
-def full_precision_adapters(model: Any) -> None:
+def upcast_trainable_to_float32(model: Any) -> None:
     """On a quantised base (``peft=qlora``), the trainable weights (the LoRA adapter, a reward model's head) in
     float32: TRL's trainers cast them to bfloat16 whatever the run's precision, where an optimizer update below
     bfloat16's resolution is lost; with bf16/fp16 mixed precision the forward pass still computes in it (autocast)."""
@@ -492,7 +489,7 @@ def weights_changed(before: Optional[list], after: Optional[list]) -> bool:
 def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     """Train (from the checkpoint to resume, if any), stop on a non-finite loss, evaluate (when there is eval data)
     and collect the metrics every trainer reports, with whether any weight changed."""
-    console.use_in(trainer)
+    shown = console.use_in(trainer)
     guard = finite_loss_guard()
     trainer.add_callback(guard)
     trainer.add_callback(final_step_logged())
@@ -502,15 +499,18 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     before = fingerprint(trainer.model)
     checkpoint = checkpoint_to_resume(job)
     try:
-        with disk_full_said(job):
-            result = trainer.train(resume_from_checkpoint=checkpoint)
-    except AtTheEnd:  # the checkpoint's weights and state are loaded; no step ran
-        from transformers.trainer_utils import TrainOutput
+        try:
+            with disk_full_said(job):
+                result = trainer.train(resume_from_checkpoint=checkpoint)
+        except AtTheEnd:  # the checkpoint's weights and state are loaded; no step ran
+            from transformers.trainer_utils import TrainOutput
 
-        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-        result = TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
-    except NonFinite as e:
-        raise non_finite_loss(job, e.what) from None
+            losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+            result = TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
+        except NonFinite as e:
+            raise non_finite_loss(job, e.what) from None
+    finally:
+        shown.close()
     if checkpoint is not None and result.global_step <= (checkpoint_state(checkpoint) or {}).get("global_step", -1):
         nothing_left(job, checkpoint, result.global_step)
     if guard.bad_step is not None:
@@ -536,7 +536,7 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     if has_eval:  # the evaluation at the last step, when the schedule made one (same weights): not run again
         last = next((e for e in reversed(trainer.state.log_history) if any(k.startswith("eval_") for k in e)), None)
         ev = last if last is not None and last.get("step") == result.global_step else trainer.evaluate()
-        metrics.update({k: v for k, v in ev.items() if k.startswith("eval_") and isinstance(v, (int, float))})
+        metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float)) and k != "step"})
     metrics["history"] = losses
     return metrics
 
@@ -560,12 +560,9 @@ def save_model(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> Non
     ``merged/`` when ``peft.merge_adapter=true``)."""
 
     def write(tmp: str, model: Any, state_dict: Optional[Dict[str, Any]]) -> None:
-        model.save_pretrained(tmp, state_dict=state_dict, **models.serving_ready(model, tokenizer))
-        tokenizer.save_pretrained(tmp)
+        models.save_for_serving(model, tokenizer, tmp, state_dict)
         if uses_lora(job.cfg.peft.method) and job.cfg.peft.merge_adapter:
-            merged = merged_model(job, model)
-            merged.save_pretrained(os.path.join(tmp, "merged"), **models.serving_ready(merged, tokenizer))
-            tokenizer.save_pretrained(os.path.join(tmp, "merged"))
+            models.save_for_serving(merged_model(job, model), tokenizer, os.path.join(tmp, "merged"))
             job.notes.append("merged weights saved in merged/")
 
     save_output(job, model, trainer, write)

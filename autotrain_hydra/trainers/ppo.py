@@ -475,10 +475,10 @@ class PPO:
                 row = self._iteration(it, before)
                 bar.update_to(it)
                 if it % logging_steps == 0 or it in (1, self.iterations):
+                    named = {tracking.PPO_NAMES.get(k, k): v for k, v in row.items()}  # TRL's names
                     eta = (time.time() - started) / (it - start + 1) * (self.iterations - it)
-                    log.info(console.train_line({tracking.PPO_NAMES.get(k, k): v for k, v in row.items()}, it,
-                                                self.iterations, eta))
-                    trackers.log(row, it, tracking.PPO_NAMES)
+                    log.info(console.train_line(named, it, self.iterations, eta))
+                    trackers.log(named, it)
         bar.close()
 
     def _iteration(self, it: int, before: float) -> Dict[str, float]:

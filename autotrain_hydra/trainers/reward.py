@@ -96,7 +96,6 @@ def save_scorer(job: Job, model: Any, tokenizer: Any, trainer: Any = None) -> No
             model.save_pretrained(os.path.join(tmp, "adapter"))
             model = merged_model(job, model, num_labels=model.config.num_labels)
             job.notes.append("LoRA adapter merged into the saved scorer; the adapter alone is in adapter/")
-        model.save_pretrained(tmp, state_dict=state_dict, **models.serving_ready(model, tokenizer))
-        tokenizer.save_pretrained(tmp)
+        models.save_for_serving(model, tokenizer, tmp, state_dict)
 
     save_output(job, model, trainer, write)

@@ -15,10 +15,13 @@ def test_the_cpu_repacking_switch_and_the_logger_are_where_compat_expects_them()
     assert hasattr(F, "_convert_weight_packed_for_cpu")  # the repacking cpu_safe keeps away from odd shapes
     layer = Linear4bit(64, 176, bias=False)
     assert hasattr(layer, "support_avx512bf16_for_cpu")  # the switch cpu_safe turns off
-    assert any(isinstance(v, logging.Logger) and v.name == "bitsandbytes.backends.cpu.ops"
-               for v in vars(cpu_ops).values())
+    assert any(isinstance(v, logging.Logger) and v.name == bitsandbytes.CPU_OPS for v in vars(cpu_ops).values())
+    assert bitsandbytes.KERNELS_NOTICE in open(cpu_ops.__file__, encoding="utf-8").read()  # the notice we drop
     bitsandbytes.quiet()
-    assert logging.getLogger("bitsandbytes.backends.cpu.ops").getEffectiveLevel() >= logging.ERROR
+    logger = logging.getLogger(bitsandbytes.CPU_OPS)
+    record = logger.makeRecord(logger.name, logging.WARNING, "f", 1, bitsandbytes.KERNELS_NOTICE + ": x", (), None)
+    other = logger.makeRecord(logger.name, logging.WARNING, "f", 1, "another warning", (), None)
+    assert not logger.filter(record) and logger.filter(other)
 
 
 @pytest.mark.parametrize("training,expected", [(True, [False, False]), (False, [True, False])])

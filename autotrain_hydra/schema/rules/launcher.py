@@ -38,8 +38,13 @@ def launcher(ctx: Context) -> None:
             ctx.report.error(f"launcher.machine_rank must be below launcher.num_machines ({machines})",
                              "launcher.machine_rank", rank, f"use 0..{machines - 1}, one per machine")
     strategy = ctx.get("launcher.strategy")
-    if strategy in SHARDED_WEIGHTS and ctx.get("launcher.accelerate_config") is None \
-            and uses_lora(ctx.get("peft.method")) and (ctx.get("peft.merge_adapter") or spec.output != "causal_lm"):
+    sharded = strategy in SHARDED_WEIGHTS and ctx.get("launcher.accelerate_config") is None
+    if sharded and ctx.get("peft.method") == "qlora":
+        ctx.report.error(f"peft=qlora is not sharded here: launcher.strategy={strategy} splits the weights across "
+                         "processes, and bitsandbytes' quantised weights are kept whole", "launcher.strategy", strategy,
+                         "use launcher.strategy=ddp (each process holds the 4-bit base: it is small), or peft=lora")
+    elif sharded and uses_lora(ctx.get("peft.method")) and (ctx.get("peft.merge_adapter")
+                                                           or spec.output != "causal_lm"):
         what = "the reward scorer is saved merged" if spec.output != "causal_lm" else "peft.merge_adapter=true"
         ctx.report.error(f"{what}: merging a LoRA adapter needs the whole model in one process, and "
                          f"launcher.strategy={strategy} shards it", "launcher.strategy", strategy,

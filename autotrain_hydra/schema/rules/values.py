@@ -128,14 +128,12 @@ def trackers_installed(ctx: Context) -> None:
 
 def quantized_base(ctx: Context) -> None:
     """``peft=qlora``: ``peft.bits`` means nothing without it (an error: the user asked for a quantised base and would
-    train a full-precision one), bitsandbytes must be installed, and the weights are not sharded (fsdp, deepspeed_zero3)."""
+    train a full-precision one), and bitsandbytes must be installed (sharded weights: ``launcher.launcher``)."""
     import importlib.util
-
-    from autotrain_hydra.schema.params import SHARDED_WEIGHTS
 
     method = ctx.get("peft.method")
     if method != "qlora":
-        if ctx.is_set("peft.bits") and method in ("lora", "none"):
+        if ctx.is_set("peft.bits"):
             ctx.report.error(f"peft.bits quantises the base model only with peft=qlora (this run: peft={method})",
                              "peft.bits", ctx.get("peft.bits"),
                              "use peft=qlora (LoRA on a 4-bit or 8-bit base), or remove peft.bits")
@@ -143,8 +141,3 @@ def quantized_base(ctx: Context) -> None:
     if importlib.util.find_spec("bitsandbytes") is None:
         ctx.report.error("peft=qlora loads the base model through bitsandbytes, which is not installed", "peft.method",
                          method, "pip install bitsandbytes (the version pyproject.toml pins), or use peft=lora")
-    strategy = ctx.get("launcher.strategy")
-    if ctx.get("launcher.name") not in (None, "local") and strategy in SHARDED_WEIGHTS:
-        ctx.report.error(f"peft=qlora is not sharded here: launcher.strategy={strategy} splits the weights across "
-                         "processes, and bitsandbytes' quantised weights are kept whole", "launcher.strategy", strategy,
-                         "use launcher.strategy=ddp (each process holds the 4-bit base: it is small), or peft=lora")
