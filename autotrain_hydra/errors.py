@@ -76,6 +76,19 @@ class SweepFailed(RunError):
     """A sweep stopped because too many of its trials failed."""
 
 
+class TrialPruned(RunError):
+    """A sweep's trial that the pruner stopped (``sweep.pruner``) at ``step`` with its metric at ``value``: its
+    results to that step are written; the sweeper records the trial as PRUNED. Raised only in a trial, after its
+    results are committed."""
+
+    def __init__(self, message: str, step: int, value: float) -> None:
+        super().__init__(message)
+        self.step, self.value = step, value
+
+    def __reduce__(self) -> tuple:  # picklable with its step and value (a job run in another process)
+        return (type(self), (str(self), self.step, self.value))
+
+
 class Stopped(UserError):
     """Ctrl-C or SIGTERM (``signal`` says which) before the command finished; ``what`` says what was kept and how to
     go on (it depends on when it stopped: before anything was written, during a run, during a sweep)."""

@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from autotrain_hydra import console, paths, registry, rundir
-from autotrain_hydra.errors import InputError, NothingTrained, RunError
+from autotrain_hydra.errors import InputError, NothingTrained, RunError, TrialPruned
 from autotrain_hydra.schema.errors import Report
 from autotrain_hydra.schema.params import uses_lora
 from autotrain_hydra.schema.recipe import recipe
@@ -211,6 +211,10 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
         return objective, failure
     for line in console.summary(cfg.trainer.name, str(cfg.model.name), output_dir, metrics, _try_it(output_dir)):
         log.info(line)
+    if metrics.get("pruned_at_step") is not None:  # results written; the sweeper records the trial PRUNED
+        step, value = metrics["pruned_at_step"], metrics["pruned_value"]
+        return float(objective), TrialPruned(f"trial {cfg.sweep.trial} was pruned at step {step} ({cfg.sweep.metric} "
+                                             f"{value:.5g}); its results to that step are in {output_dir}", step, value)
     return float(objective), None
 
 

@@ -16,6 +16,10 @@ therefore does those steps itself with the pieces ``@hydra.main`` is made of:
   through ``hydra.core.utils.run_job`` (run dir, ``.hydra/``, logging), the multirun through the configured sweeper
   and launcher (``hydra.core.plugins.Plugins``, public), with the user's ``hydra.callbacks``
   (``hydra._internal.callbacks.Callbacks``);
+- ``outcome``: a launched job's return value or its exception, read from ``JobReturn`` (``status``, and the private
+  ``_return_value`` that holds a failed job's exception) without ``JobReturn.return_value``, which writes "Error
+  executing job with overrides: [...]" to stderr for every trial that did not complete (a pruned one too) before
+  re-raising: the sweeper says what happened to each trial itself;
 - ``delegate``: the flags that only print Hydra's own information (``--info``, ``--shell-completion``,
   ``--hydra-help``, ``--experimental-rerun``) run through Hydra's own main (``_run_hydra``).
 
@@ -238,3 +242,15 @@ def task_overrides() -> List[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def outcome(ret: Any) -> Any:
+    """The job's return value; a failed job's exception is raised (see the module's docstring)."""
+    from hydra.core.utils import JobStatus
+
+    if ret.status == JobStatus.COMPLETED:
+        return ret._return_value
+    error = ret._return_value
+    if isinstance(error, BaseException):
+        raise error
+    return ret.return_value  # an unknown shape: Hydra's own way

@@ -150,6 +150,7 @@ def _trial_rows(study, trial_dir: Callable[[int], str]) -> List[Dict[str, Any]]:
                                                                                      t.params.items()},
                      "seconds": round((end - start).total_seconds(), 2) if start and end else None,
                      "train_seconds": train_s,
+                     "pruned_at_step": t.last_step if t.state.name == "PRUNED" else None,
                      "path": path if os.path.isdir(path) else "(not in this sweep dir)",
                      "counted": fates[t.number] == "own",  # in n_trials: it ended by itself (or runs)
                      "lost": fates[t.number] == "lost", "rerun_of": rerun_of(t), "rerun_as": rerun_as.get(t.number)})
@@ -184,6 +185,7 @@ def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, directio
               "direction": direction,
               "n_trials": sum(r["counted"] for r in rows), "n_complete": len(complete),
               "n_failed": sum(r["state"] == "FAIL" and r["counted"] for r in rows),
+              "n_pruned": sum(r["state"] == "PRUNED" for r in rows),
               "n_lost": sum(r["lost"] for r in rows),
               "best_value": best["value"] if best else None,
               "best_params": {k[7:]: v for k, v in best.items() if k.startswith("params.")} if best else None,
@@ -200,7 +202,9 @@ def render_table(rows: List[Dict[str, Any]], metric: str) -> str:
     params = sorted({k for r in rows for k in r if k.startswith("params.")})
     head = ["trial", "state", metric, *[p[7:] for p in params], "seconds", "of which training"]
     body = [[str(r["number"]) + ("" if r.get("rerun_of") is None else f" (re-runs {r['rerun_of']})"),
-             r["state"] + (" (lost)" if r.get("lost") else ""), "" if r["value"] is None else f"{r['value']:.5g}",
+             r["state"] + (" (lost)" if r.get("lost") else "")
+             + (f" at step {r['pruned_at_step']}" if r.get("pruned_at_step") is not None else ""),
+             "" if r["value"] is None else f"{r['value']:.5g}",
              *["" if r.get(p) is None else f"{r[p]:.4g}" if isinstance(r[p], float) else str(r[p]) for p in params],
              "" if r["seconds"] is None else str(r["seconds"]),
              "" if r.get("train_seconds") is None else f"{r['train_seconds']:.2f}"] for r in rows]

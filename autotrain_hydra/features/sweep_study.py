@@ -46,7 +46,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from autotrain_hydra.errors import InputError, SweepFailed
+from autotrain_hydra.errors import InputError, SweepFailed, TrialPruned
 from autotrain_hydra.features.sweep import LOST, NOT_RUN, NOTE, redact, rerun_of, trial_fates, write_report
 from autotrain_hydra.processes import sigterm_as_interrupt
 from autotrain_hydra.schema.keys import get
@@ -106,7 +106,8 @@ def budget_lock(url: Any) -> Iterator[None]:
 
 
 def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions: List[str],
-               heartbeat_interval: Optional[int], grace_period: Optional[int], tries: int = 5) -> tuple:
+               heartbeat_interval: Optional[int], grace_period: Optional[int], tries: int = 5,
+               pruner: Any = None) -> tuple:
     """(storage, study): the shared study, created by whichever worker comes first and loaded by the others.
 
     Workers started together race to create a new database's tables and its alembic version row (``UNIQUE constraint
@@ -125,7 +126,7 @@ def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions:
             with budget_lock(url):
                 storage = storage_for(url, heartbeat_interval, grace_period)
                 study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                            directions=directions, load_if_exists=True)
+                                            directions=directions, load_if_exists=True, pruner=pruner)
             return storage, study
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
             if attempt == tries:
@@ -334,11 +335,19 @@ class SharedStudy:
         self.grace_period = sweep.get("grace_period")
         self.sampler_name, self.sampler_node = sampler_of(config)
         self.seed = self.sampler_node.get("seed")
+        self.pruner, self.defaults = None, []  # the study's pruner; the settings each trial gets that were defaulted
         if self.app_sweep:
             self.metric, direction = sweep_objective(config)
             self.direction = self.direction or direction
-            self.storage = self.storage or f"sqlite:///{os.path.abspath(self.sweep_dir)}/optuna.db"
-            self.study_name = self.study_name or f"{get(config, 'trainer.name')}-sweep"
+            if not self.storage:
+                self.storage = f"sqlite:///{os.path.abspath(self.sweep_dir)}/optuna.db"
+                self.defaults.append(f"sweep.storage={self.storage}")  # a default holds no secret: the trials' runs
+            if not self.study_name:  # report to this study
+                self.study_name = f"{get(config, 'trainer.name')}-sweep"
+                self.defaults.append(f"sweep.study_name={self.study_name}")
+            from autotrain_hydra.compat.optuna import pruner
+
+            self.pruner = pruner(config.sweep)
         else:
             self.metric = "objective"  # what the trials return: the run's objective
 
@@ -363,7 +372,7 @@ class SharedStudy:
         """The sweep node of the settings that run (a setting typed as hydra.sweeper.<x> wins), for each trial."""
         if not self.app_sweep:
             return []
-        out = [f"sweep.n_trials={self.n_trials}", f"sweep.metric={self.metric}"]
+        out = [f"sweep.n_trials={self.n_trials}", f"sweep.metric={self.metric}", *self.defaults]
         if len(directions) == 1:
             out.append(f"sweep.direction={directions[0].lower()}")
         if self.sampler_name in SAMPLERS:
@@ -420,7 +429,7 @@ class SharedStudy:
         base += [o for o in self._settings_overrides(directions) if o.split("=", 1)[0] not in fixed]
         storage, study = open_study(self.storage, study_name=self.study_name, sampler=self._sampler(searched),
                                     directions=directions, heartbeat_interval=self.heartbeat_interval,
-                                    grace_period=self.grace_period)
+                                    grace_period=self.grace_period, pruner=self.pruner)
         os.makedirs(self.sweep_dir, exist_ok=True)
         log.info("sweep: study %s in %s, %d trial(s) in all (already there: %d), searching %s", study.study_name,
                  redact(self.storage) if self.storage else "memory", self.n_trials, len(study.trials),
@@ -437,6 +446,8 @@ class SharedStudy:
                         self.extender(self.config, trial)
                         params = dict(trial.params)
                     overrides = base + [f"{k}={v}" for k, v in params.items()]
+                    if self.pruner is not None:  # the trial reports to its study trial
+                        overrides.append(f"sweep.trial={trial.number}")
                     beat = trial_id(storage, study, trial.number) if beats(storage) else None
                     with heartbeat(storage, beat):
                         ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]
@@ -455,6 +466,10 @@ class SharedStudy:
                 ran += 1
                 try:
                     study.tell(trial, self._value(ret))
+                except TrialPruned as e:  # the run reported through its own storage: this worker's cached study
+                    trial.report(e.value, e.step)  # learns the last value (the study's value of a pruned trial)
+                    study.tell(trial, state=TrialState.PRUNED)
+                    log.info("sweep: trial %d ended PRUNED: %s", trial.number, e)
                 except Exception as e:
                     if self.sampler_name == "grid" and "Study.stop" in str(e):
                         continue
@@ -491,7 +506,9 @@ class SharedStudy:
     @staticmethod
     def _value(ret: Any) -> float:
         """A trial's objective: a finite float (a run returns one; several directions are refused before)."""
-        value = ret.return_value  # raises the trial's own error when it failed
+        from autotrain_hydra.compat.hydra import outcome
+
+        value = outcome(ret)  # raises the trial's own error when it failed
         try:
             value = float(value)
         except (ValueError, TypeError) as e:

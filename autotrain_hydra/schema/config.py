@@ -194,6 +194,15 @@ class SweepConfig:
     # trial whose last beat is older than grace_period s (null: 2 x heartbeat_interval) is marked FAIL
     heartbeat_interval: int = 60
     grace_period: Optional[int] = None
+    # pruning: a trial reports its metric at each evaluation (ppo/grpo: each logged iteration's reward) and the
+    # pruner stops one that does worse than the others did at that step (the trial ends PRUNED, its results kept)
+    pruner: str = "none"  # none | median | percentile | successive_halving | hyperband
+    pruner_startup_trials: int = 5  # median/percentile: no pruning until this many trials have ended
+    pruner_warmup_steps: int = 0  # median/percentile: no pruning of a trial before this step
+    pruner_percentile: float = 25.0  # percentile: prune below the best this-percent of the trials at a step
+    pruner_min_resource: Optional[int] = None  # successive_halving/hyperband: steps before the first rung; null: auto
+    pruner_reduction_factor: int = 3  # successive_halving/hyperband: 1/factor of the trials go on at each rung
+    trial: Optional[int] = None  # set by the sweeper in each trial: the study's trial number the run reports to
 
 
 @dataclass

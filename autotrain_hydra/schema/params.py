@@ -40,6 +40,7 @@ EVAL_STRATEGIES = ("no", "epoch", "steps")
 SWEEP_BACKENDS = ("optuna", "wandb")
 SWEEP_DIRECTIONS = ("minimize", "maximize")
 SWEEP_SAMPLERS = ("tpe", "random", "grid", "cmaes")
+SWEEP_PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
 PEFT_METHODS = ("none", "lora", "qlora")
 LORA_METHODS = ("lora", "qlora")  # the methods that train a LoRA adapter (qlora: on a quantised base)
 QLORA_BITS = (4, 8)
@@ -214,6 +215,13 @@ PARAMS: Tuple[Param, ...] = (
           group="sweep"),
     Param("sweep.params", "--sweep-params", feature="sweep", group="sweep"),
     Param("sweep.sampler", check=one_of(SWEEP_SAMPLERS), feature="sweep", group="sweep"),
+    Param("sweep.pruner", check=one_of(SWEEP_PRUNERS), feature="sweep", group="sweep"),
+    Param("sweep.pruner_startup_trials", check=ge(0), feature="sweep", group="sweep"),
+    Param("sweep.pruner_warmup_steps", check=ge(0), feature="sweep", group="sweep"),
+    Param("sweep.pruner_percentile", check=open_interval(0, 100), feature="sweep", group="sweep"),
+    Param("sweep.pruner_min_resource", check=null_or_ge(1), feature="sweep", group="sweep"),
+    Param("sweep.pruner_reduction_factor", check=ge(2), feature="sweep", group="sweep"),
+    Param("sweep.trial", check=null_or_ge(0), feature="sweep", group="sweep"),
     Param("sweep.seed", check=ge(0), feature="sweep", group="sweep"),
     Param("sweep.storage", feature="sweep", group="sweep"),
     Param("sweep.study_name", feature="sweep", group="sweep"),

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from autotrain_hydra import console, models, registry, rundir
 from autotrain_hydra.errors import CheckpointError, HardwareError, NothingTrained, NumericalError, RunError
 from autotrain_hydra.paths import checkpoint_complete, checkpoint_state, last_complete_checkpoint, stamp_checkpoint
+from autotrain_hydra.features import pruning
 from autotrain_hydra.processes import rank_and_world, stop_requested
 from autotrain_hydra.schema.params import uses_lora
 
@@ -490,6 +491,9 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     """Train (from the checkpoint to resume, if any), stop on a non-finite loss, evaluate (when there is eval data)
     and collect the metrics every trainer reports, with whether any weight changed."""
     shown = console.use_in(trainer)
+    prune = pruning.reporter(job.cfg)  # a trial of a pruned sweep: its evaluations reported, stopped when pruned
+    if prune is not None:
+        trainer.add_callback(pruning.trainer_callback(prune))
     guard = finite_loss_guard()
     trainer.add_callback(guard)
     trainer.add_callback(final_step_logged())
@@ -538,6 +542,8 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
         ev = last if last is not None and last.get("step") == result.global_step else trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float)) and k != "step"})
     metrics["history"] = losses
+    if prune is not None:
+        prune.record(metrics)
     return metrics
 
 

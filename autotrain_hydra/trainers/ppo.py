@@ -47,6 +47,7 @@ from torch import nn
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra import console, rundir, tracking
+from autotrain_hydra.features import pruning
 from autotrain_hydra.paths import stamp_checkpoint
 from autotrain_hydra.processes import stop_requested
 from autotrain_hydra.schema.params import uses_lora
@@ -467,6 +468,7 @@ class PPO:
         """The iterations from ``start``: a progress bar (on a terminal), a line and the trackers every
         ``training.logging_steps`` (and the first and last, as the Trainer does)."""
         logging_steps = self.cfg.training.logging_steps
+        prune = pruning.reporter(self.cfg)  # a trial of a pruned sweep: its reward reported each iteration
         bar = console.progress(self.iterations, "training (rollouts and updates)", unit="iteration",
                                initial=start - 1)
         started = time.time()
@@ -479,6 +481,10 @@ class PPO:
                     eta = (time.time() - started) / (it - start + 1) * (self.iterations - it)
                     log.info(console.train_line(named, it, self.iterations, eta))
                     trackers.log(named, it)
+                if prune is not None and prune.report({"mean_reward": row["mean_reward"]}, it):
+                    prune.record(self.job.metrics)
+                    self.iterations = it  # the run ends here: its results are this iteration's
+                    break
         bar.close()
 
     def _iteration(self, it: int, before: float) -> Dict[str, float]:

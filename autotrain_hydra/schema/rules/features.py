@@ -168,6 +168,10 @@ def sweep(ctx: Context) -> None:
     sweeper_settings(ctx)
     if not ctx.enabled("sweep"):
         return
+    pruner = ctx.get("sweep.pruner")
+    if pruner not in (None, "none") and ctx.get("sweep.backend") != "optuna":
+        ctx.report.error(f"sweep.pruner={pruner} prunes Optuna trials: sweep.backend={ctx.get('sweep.backend')} runs "
+                         "no Optuna study", "sweep.pruner", pruner, "use sweep.backend=optuna, or sweep.pruner=none")
     metric, direction = sweep_objective(ctx.cfg)
     reported = reported_metrics(ctx.cfg)
     benchmark_metric = ctx.enabled("eval") and ctx.get("eval.benchmark") and metric.startswith("eval/benchmark/")

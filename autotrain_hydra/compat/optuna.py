@@ -1,0 +1,60 @@
+"""The Optuna internals the sweeps rely on, all in one place (optuna 2.10).
+
+- ``optuna.trial.Trial(study, trial_id)``: a handle on a trial another process asked for. The sweeper asks for a
+  trial and launches it; the run (in the sweeper's process, or another one on the same storage) reports its
+  evaluations to that trial (``Trial.report``) and asks the study's pruner (``Trial.should_prune``). Optuna documents
+  the class, not its constructor.
+- ``BaseStorage.get_trial_id_from_study_id_trial_number``: a trial's storage id from its number.
+
+``tests/compat/test_optuna.py`` checks each against the installed optuna.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
+
+
+def pruner(sweep: Any) -> Any:
+    """The Optuna pruner of ``sweep.pruner`` and its settings (``sweep`` is the config's sweep node), None for none."""
+    import optuna
+
+    name = sweep.pruner
+    if name in (None, "none"):
+        return None
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=int(sweep.pruner_startup_trials),
+                                           n_warmup_steps=int(sweep.pruner_warmup_steps))
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(float(sweep.pruner_percentile),
+                                               n_startup_trials=int(sweep.pruner_startup_trials),
+                                               n_warmup_steps=int(sweep.pruner_warmup_steps))
+    minimum = "auto" if sweep.pruner_min_resource is None else int(sweep.pruner_min_resource)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=minimum,
+                                                      reduction_factor=int(sweep.pruner_reduction_factor))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1 if minimum == "auto" else minimum,
+                                              reduction_factor=int(sweep.pruner_reduction_factor))
+    raise ValueError(f"sweep.pruner={name}: not one of {', '.join(PRUNERS)}")
+
+
+def trial_id(storage: Any, study_name: str, number: int) -> int:
+    """The storage's id of trial ``number`` of the study ``study_name``."""
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
+
+
+def running_trial(storage_url: str, study_name: str, number: int, study_pruner: Optional[Any]) -> Any:
+    """A handle on trial ``number`` of the study, asked for by the sweeper and running here: ``report(value, step)``,
+    ``should_prune()`` (the study's pruner, ``study_pruner``)."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=_engine_kwargs(storage_url))
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=study_pruner)
+    return optuna.trial.Trial(study, trial_id(storage, study_name, number))
+
+
+def _engine_kwargs(url: str) -> dict:
+    """sqlite: wait for the sweeper's writes (heartbeats, other workers) rather than fail with "database is locked"."""
+    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
