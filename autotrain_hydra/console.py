@@ -53,6 +53,21 @@ KNOWN_WARNINGS = (
     # transformers 5 deprecates the attribute it reads itself on every gradient-checkpointing check (3x a run)
     (FutureWarning, r".*`is_gradient_checkpointing` is deprecated"),
 )
+KNOWN_LOG_LINES = {  # logger: the start of a line it logs that says nothing a user can act on
+    # LLM.int8 (peft=qlora peft.bits=8) on every forward pass of every layer: its inputs are quantised in float16
+    "bitsandbytes.autograd._functions": "MatMul8bitLt: inputs will be cast from",
+    # the Trainer's checkpoint rotation on a filesystem with coarse mtimes: it orders them by step, as it should
+    "transformers.trainer_utils": "mtime may not be reliable on this filesystem",
+}
+
+
+class _KnownLines(logging.Filter):
+    def __init__(self, start: str) -> None:
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.start)
 
 
 def quiet_libraries() -> None:
@@ -63,6 +78,10 @@ def quiet_libraries() -> None:
     phase's bar: on a terminal only. Idempotent: every process that trains calls it, before transformers loads."""
     for category, message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+    for name, start in KNOWN_LOG_LINES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _KnownLines) for f in logger.filters):
+            logger.addFilter(_KnownLines(start))
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from autotrain_hydra.compat import bitsandbytes
 

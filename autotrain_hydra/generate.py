@@ -66,18 +66,31 @@ def locate(run_dir: str) -> Found:
                      "    fix: give the output dir of a run (it holds the model, its tokenizer and metrics.json)")
 
 
-def quantization_of(run_dir: str) -> Any:
-    """The quantisation a run's base was trained in (``models.Quantization``), from its ``config.yaml``: None for a
-    run without ``peft=qlora``, or a dir whose config cannot be read."""
+def quantization_of(adapter_dir: str) -> Any:
+    """The quantisation an adapter's base was trained in (``models.Quantization``; None: full precision), from the
+    run's ``config.yaml``: the adapter's dir, or the run dir of a checkpoint (``<run>/checkpoints/checkpoint-N``).
+    A run whose config cannot be read is loaded in full precision, and said so on stderr."""
+    from omegaconf import OmegaConf
+
     from autotrain_hydra.models import Quantization
 
-    try:
-        from omegaconf import OmegaConf
-
-        peft = OmegaConf.load(os.path.join(run_dir, "config.yaml")).get("peft") or {}
-        return Quantization(int(peft.get("bits") or 4)) if peft.get("method") == "qlora" else None
-    except Exception:  # no file, or a damaged one (omegaconf's own errors)
-        return None
+    path = os.path.abspath(adapter_dir)
+    folders = (path, os.path.dirname(os.path.dirname(path)))
+    for folder in folders:
+        config = os.path.join(folder, "config.yaml")
+        if not os.path.isfile(config):
+            continue
+        try:
+            peft = OmegaConf.load(config).get("peft") or {}
+            return Quantization(int(peft.get("bits") or 4)) if peft.get("method") == "qlora" else None
+        except Exception:  # a damaged file (omegaconf's own errors, a wrong type)
+            break
+    else:
+        if not any(os.path.isfile(os.path.join(f, rundir.MANIFEST)) for f in folders):
+            return None  # an adapter saved by another tool: no run to ask
+    print(f"note: {adapter_dir}: the run's config.yaml cannot be read, so how its base was trained (peft=qlora: in "
+          "4/8-bit) is not known: the adapter is loaded on its base in full precision", file=sys.stderr)
+    return None
 
 
 def _is_scorer(path: str) -> bool:
@@ -95,13 +108,30 @@ class Model:
     def __init__(self, found: Found):
         from transformers import AutoTokenizer
 
+        from autotrain_hydra import console
+
+        console.quiet_libraries()  # as a run: no loading bars, no known library warnings
         self.found = found
         self.quantized: Optional[int] = None  # the bits of a peft=qlora run's base, loaded as trained
         self.tokenizer = AutoTokenizer.from_pretrained(found.path)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = self._load().eval()
+        try:
+            self.model = self._load().eval()
+        except OSError as e:  # an adapter whose base is gone, a file missing from the dir
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise InputError(f"cannot load the model in {found.path}: {first}\n    fix: an adapter loads on the base "
+                             "its adapter_config.json names (base_model_name_or_path): put the base back there") from None
+        self._generation_config()
         self.chat = found.trainer == "sft" and bool(self.tokenizer.chat_template)
+
+    def _generation_config(self) -> None:
+        """The run's generation_config.json (the tokens that end an answer): an adapter's base has its own."""
+        path = os.path.join(self.found.path, "generation_config.json")
+        if not self.found.scorer and os.path.isfile(path):
+            from transformers import GenerationConfig
+
+            self.model.generation_config = GenerationConfig.from_pretrained(self.found.path)
 
     def _load(self) -> Any:
         if self.found.kind == "adapter":
@@ -112,7 +142,6 @@ class Model:
             if quantization is not None:
                 from autotrain_hydra.compat import bitsandbytes
 
-                bitsandbytes.quiet()
                 model = cls.from_pretrained(self.found.path, use_safetensors=True, **quantization.load_kwargs())
                 bitsandbytes.cpu_safe(model, training=False)
                 self.quantized = quantization.bits
@@ -153,8 +182,11 @@ def read_prompts(path: str) -> Iterator[str]:
     """The prompts of a ``.txt`` (a line each) or ``.jsonl`` file (``prompt``, else ``text``, per row)."""
     if not os.path.isfile(path):
         raise InputError(f"--prompts {path}: no such file.\n    fix: give a .txt (a prompt a line) or .jsonl file")
-    with open(path, encoding="utf-8", errors="strict") as f:
-        lines = f.read().splitlines()
+    try:
+        with open(path, encoding="utf-8", errors="strict") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"--prompts {path}: not UTF-8 text (byte {e.start}).\n    fix: save it as UTF-8") from None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -193,6 +225,11 @@ def run(args: argparse.Namespace) -> int:
     if args.prompt is None and args.prompts is None and not sys.stdin.isatty():
         raise InputError("give --prompt TEXT or --prompts FILE (a chat needs a terminal)")
     prompts = list(read_prompts(args.prompts)) if args.prompts else None
+    if args.output:  # before the model loads: a file that cannot be written is said at once
+        parent = os.path.dirname(os.path.abspath(args.output))
+        if os.path.isdir(args.output) or not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise InputError(f"--output {args.output}: cannot write a file there (a directory, or a folder that "
+                             "does not exist or cannot be written).\n    fix: give a .jsonl file in a folder that exists")
     model = Model(found)
     say = (lambda text: {"text": text, "score": model.score(text)}) if found.scorer else (
         lambda text: {"prompt": text, "answer": model.answer([{"role": "user", "content": text}],

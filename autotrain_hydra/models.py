@@ -317,7 +317,7 @@ def load_saved_scorer(path: str, model_cfg: Any, key: str = "output_dir"):
 
 def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional[str] = None,
                              key: str = "model.name", attn_implementation: Optional[str] = None,
-                             quantization: Optional[Quantization] = None):
+                             quantization: Optional[Quantization] = None, say_new_head: bool = True):
     """A sequence classifier on the base (its new head initialised: said in one line, not transformers' table).
     Quantised, the head stays in full precision (transformers leaves a model's output layer unquantised)."""
     from transformers import AutoModelForSequenceClassification
@@ -332,8 +332,9 @@ def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional
     from autotrain_hydra.compat.transformers import new_head_said
 
     def said(keys: List[str]) -> None:
-        log.info("%s: a new %d-output head (%s) is initialised on the base, as a reward model starts", raw,
-                 num_labels, ", ".join(keys))
+        if say_new_head:  # said once: not again when the base is reloaded to merge an adapter into it
+            log.info("%s: a new %d-output head (%s) is initialised on the base, as a reward model starts", raw,
+                     num_labels, ", ".join(keys))
 
     with new_head_said(("score", "classifier"), said):
         model = _load("model", key, raw, lambda: AutoModelForSequenceClassification.from_pretrained(
@@ -432,7 +433,7 @@ def merged_in_full_precision(model_cfg: Any, adapter_model: Any, num_labels: Opt
     with tempfile.TemporaryDirectory(prefix="autotrain-hydra-adapter-") as adapter:
         adapter_model.save_pretrained(adapter)
         base = (load_causal_lm(model_cfg) if num_labels is None else
-                load_sequence_classifier(model_cfg, num_labels=num_labels))
+                load_sequence_classifier(model_cfg, num_labels=num_labels, say_new_head=False))
         merged = PeftModel.from_pretrained(base, adapter).merge_and_unload()
     pad = getattr(getattr(adapter_model, "config", None), "pad_token_id", None)  # set by the trainer (a scorer
     if pad is not None:  # batches by it): a base whose config has none would be saved without it

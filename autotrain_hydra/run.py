@@ -402,7 +402,8 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
         f"| sequence length | {t.block_size} |",
         f"| precision | {t.mixed_precision} |",
         "", "The whole configuration is in `config.yaml` (run it again: `python -m autotrain_hydra --config-path "
-        f"{shlex.quote(out)} --config-name config output_dir=<a new dir>`); every metric is in `metrics.json`.", "",
+        f"{shlex.quote(out)} --config-name config hydra.job.chdir=false output_dir=<a new dir>`); every metric is in "
+        "`metrics.json`.", "",
         "## Final metrics", "", "| metric | value |", "|---|---|",
         f"| **{metrics['objective_name']}** (the run's objective) | {console.number(metrics['objective'])} |",
     ]

@@ -43,6 +43,8 @@ def test_each_kind_of_run_answers_or_scores(runs, tmp_path, capsys):
     # the adapter on its base and the merged weights answer alike (greedy)
     adapter = generate.Model(generate.Found(str(runs["sft"]), "adapter", "sft", False))
     merged = generate.Model(found)
+    # the adapter's answers end where the run's do: its generation_config.json (EOS and <|im_end|>), not its base's
+    assert adapter.model.generation_config.eos_token_id == merged.model.generation_config.eos_token_id == [2, 5]
     messages = [{"role": "user", "content": "What is 3 plus 4?"}]
     assert adapter.answer(messages, 6, 0.0) == merged.answer(messages, 6, 0.0)
     code, out, _ = main(runs["reward"], "--prompt", "5 plus 4 is 9.", capsys=capsys)
@@ -95,6 +97,16 @@ def test_prompts_files_and_arguments_are_checked(tmp_path):
     assert list(generate.read_prompts(str(tmp_path / "t.txt"))) == ["one", "two"]
     with pytest.raises(InputError, match="--output needs --prompts"):
         generate.run(generate.parser().parse_args([str(tmp_path), "--prompt", "x", "--output", "o.jsonl"]))
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1.txt: not UTF-8 text \(byte 3\)"):
+        list(generate.read_prompts(str(tmp_path / "latin1.txt")))
+    run = tmp_path / "run"  # a dir that holds a model: --output that cannot be written is said before it loads
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    for output in (tmp_path, tmp_path / "no" / "such" / "a.jsonl"):
+        with pytest.raises(InputError, match="cannot write a file there"):
+            generate.run(generate.parser().parse_args([str(run), "--prompts", str(tmp_path / "t.txt"),
+                                                       "--output", str(output)]))
 
 
 def test_help_is_light():
@@ -129,8 +141,8 @@ def test_the_merged_model_is_what_a_server_loads_and_the_card_says_how(runs):
     assert "** (the run's objective) |" in card and "## Final metrics" in card
     from autotrain_hydra.app import main as command  # the card's "run it again" command, checked (validate_only)
 
-    assert f"--config-path {runs['sft']} --config-name config output_dir=<a new dir>" in card
-    assert command(["--config-path", str(runs["sft"]), "--config-name", "config",
+    assert f"--config-path {runs['sft']} --config-name config hydra.job.chdir=false output_dir=<a new dir>" in card
+    assert command(["--config-path", str(runs["sft"]), "--config-name", "config", "hydra.job.chdir=false",
                     f"output_dir={runs['sft'].parent / 'again'}", "validate_only=true"]) == 0
     scorer_card = (runs["reward"] / "README.md").read_text()
     assert "pipeline_tag: text-classification" in scorer_card and "pipeline(\"text-classification\"" in scorer_card

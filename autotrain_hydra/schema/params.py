@@ -141,7 +141,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("peft.lora_dropout", "--lora-dropout", check=between(0, 1, hi_open=True), feature="peft", group="peft"),
     Param("peft.target_modules", feature="peft", group="peft"),
     Param("peft.merge_adapter", feature="peft", group="peft"),
-    Param("peft.bits", check=one_of(QLORA_BITS), feature="peft", group="peft"),
+    Param("peft.bits", check=one_of(QLORA_BITS), group="peft"),  # without qlora: rules.values.quantized_base
     # data columns
     Param("data.text_column", "--text-column", group="data"),
     Param("data.train_split", group="data"),

@@ -429,6 +429,27 @@ def ran_no_step(job: Job, checkpoint: Optional[str], global_step: int) -> Nothin
         "training.max_steps (or training.epochs) above the checkpoint's step; to start again, use a new output_dir")
 
 
+def schedule_resumed():
+    """A TrainerCallback that puts the learning rate where the schedule is at a resumed run's step. The Trainer
+    restores the optimizer's learning rate from the checkpoint — the old schedule's, 0 at its end when the run is
+    extended (a longer training.max_steps) — and the scheduler sets the next rate only after the first step: that
+    step trained at the old rate (0: the weights did not move)."""
+    from transformers import TrainerCallback
+
+    class ScheduleResumed(TrainerCallback):
+        def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+            if state.global_step == 0 or lr_scheduler is None:
+                return
+            import warnings
+
+            lr_scheduler.last_epoch = state.global_step - 1  # step() sets every group's rate for global_step
+            with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose, here
+                warnings.simplefilter("ignore")
+                lr_scheduler.step()
+
+    return ScheduleResumed()
+
+
 def stop_when_asked():
     """A TrainerCallback that stops at the next step when a SIGTERM asked to stop (``processes.stop_requested``),
     should the KeyboardInterrupt the signal raised have been swallowed."""
@@ -500,6 +521,7 @@ def train_and_collect(job: Job, trainer: Any, has_eval: bool) -> Dict[str, Any]:
     trainer.add_callback(checkpoint_guard(job))
     trainer.add_callback(stop_when_asked())
     trainer.add_callback(no_step_past_the_end())
+    trainer.add_callback(schedule_resumed())
     before = fingerprint(trainer.model)
     checkpoint = checkpoint_to_resume(job)
     try:

@@ -590,3 +590,19 @@ def test_a_tracker_whose_package_is_missing_is_refused_before_load(monkeypatch):
         ("report_to", "report_to=tensorboard: the tensorboard or tensorboardX package is not installed",
          "pip install tensorboard, or leave tensorboard out of report_to")]
     assert not check("report_to=[wandb]").errors
+
+
+def test_wandb_without_a_login_is_refused_before_load(monkeypatch, tmp_path):
+    """Red team: report_to=[wandb] with no W&B login loaded the model, then failed with wandb's traceback."""
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_DISABLED", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    (error,) = check("report_to=[wandb]").errors
+    assert error.message.startswith("report_to=wandb: no W&B login here") and "WANDB_MODE=offline" in error.fix
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
+    (tmp_path / ".netrc").chmod(0o600)  # as `wandb login` writes it
+    assert not check("report_to=[wandb]").errors
+    (tmp_path / ".netrc").unlink()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert not check("report_to=[wandb]").errors

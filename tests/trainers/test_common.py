@@ -304,3 +304,22 @@ def test_the_trainer_callback_stops_at_the_next_step_when_asked():
             pass
         with pytest.raises(KeyboardInterrupt, match="signal 15"):
             callback.on_step_end(args, TrainerState(), TrainerControl())
+
+
+@pytest.mark.slow
+def test_a_run_extended_on_resume_trains_its_new_steps_at_the_schedule_s_rate(tmp_path):
+    """Red team: a resume with a longer training.max_steps trained its first new step at the old schedule's last
+    rate (0 at its end), so a 2 -> 3 step extension changed no weight."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tests.helpers import train_in
+
+    base = ["training.warmup_ratio=0", "training.logging_steps=1", "training.save_steps=2"]
+    out, first, _ = train_in(tmp_path, base, "training.max_steps=2")
+    _, resumed, _ = train_in(tmp_path, base, "training.max_steps=3", "training.resume_from_checkpoint=true")
+    rates = dict(resumed["history"]["learning_rate"])
+    assert rates[3] == pytest.approx(1e-3 * (1 - 2 / 3))  # linear decay over the 3 steps, from the tiny preset's lr
+    checkpoint = load_file(str(out / "checkpoints" / "checkpoint-2" / "model.safetensors"))
+    final = load_file(str(out / "model.safetensors"))
+    assert any(not torch.equal(final[k], v) for k, v in checkpoint.items())

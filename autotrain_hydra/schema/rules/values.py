@@ -124,6 +124,26 @@ def trackers_installed(ctx: Context) -> None:
             ctx.report.error(f"report_to={tracker}: the {' or '.join(packages)} package is not installed",
                              "report_to", list(value),
                              f"pip install {packages[0]}, or leave {tracker} out of report_to")
+        elif tracker == "wandb" and not wandb_can_log():
+            ctx.report.error("report_to=wandb: no W&B login here (no WANDB_API_KEY, no key in ~/.netrc), and W&B is "
+                             "not offline: the run would fail once the model is loaded", "report_to", list(value),
+                             "run `wandb login` (or set WANDB_API_KEY), or WANDB_MODE=offline to log locally "
+                             "(wandb sync uploads it later)")
+
+
+def wandb_can_log() -> bool:
+    """W&B will start a run: offline or disabled, or an API key in the environment or in ~/.netrc for its host."""
+    import netrc
+    from urllib.parse import urlparse
+
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun") or os.environ.get(
+            "WANDB_API_KEY") or os.environ.get("WANDB_DISABLED", "").lower() in ("true", "1"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    try:
+        return netrc.netrc(os.environ.get("NETRC") or None).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def quantized_base(ctx: Context) -> None:
