@@ -27,7 +27,7 @@ LAYERS = [
     ("autotrain_hydra.trainers",),
     ("autotrain_hydra.run", "autotrain_hydra.launch", "autotrain_hydra.worker"),
     ("autotrain_hydra.app", "autotrain_hydra.__main__", "autotrain_hydra.cli", "autotrain_hydra.help",
-     "autotrain_hydra.generate",
+     "autotrain_hydra.generate", "autotrain_hydra.dashboard",
      "autotrain_hydra", "hydra_plugins.autotrain_hydra_sweeper"),
 ]
 

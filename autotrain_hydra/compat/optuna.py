@@ -5,6 +5,9 @@
   evaluations to that trial (``Trial.report``) and asks the study's pruner (``Trial.should_prune``). Optuna documents
   the class, not its constructor.
 - ``BaseStorage.get_trial_id_from_study_id_trial_number``: a trial's storage id from its number.
+- optuna-dashboard 0.14's ``_importance.FanovaImportanceEvaluator``: the evaluator its parameter-importance view
+  makes. optuna 2.10's fANOVA fails on current numpy ("setting an array element with a sequence": the view answered
+  400); ``dashboard_importances`` makes it use the random-forest evaluator the sweep's report uses.
 
 ``tests/compat/test_optuna.py`` checks each against the installed optuna.
 """
@@ -58,3 +61,11 @@ def running_trial(storage_url: str, study_name: str, number: int, study_pruner: 
 def _engine_kwargs(url: str) -> dict:
     """sqlite: wait for the sweeper's writes (heartbeats, other workers) rather than fail with "database is locked"."""
     return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+
+
+def dashboard_importances() -> None:
+    """optuna-dashboard's importance view through the mean-decrease-impurity evaluator (see the module docstring)."""
+    from optuna.importance import MeanDecreaseImpurityImportanceEvaluator
+    from optuna_dashboard import _importance
+
+    _importance.FanovaImportanceEvaluator = lambda *a, **k: MeanDecreaseImpurityImportanceEvaluator(seed=0)

@@ -164,11 +164,12 @@ def redact(url: str) -> str:
 
 
 def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, direction: str,
-                 trial_dir: Optional[Callable[[int], str]] = None) -> Dict[str, Any]:
-    """trials.csv, a console table, optimization_results.yaml (with the best trial's model path) and PNG plots of
-    the optimisation history and the parameter importances, in the sweep dir. Every trial of the study is listed,
-    those of other workers and earlier runs on the same storage too. Written by the sweeper when it ends (under its
-    storage's lock: the last worker to end writes the complete report)."""
+                 trial_dir: Optional[Callable[[int], str]] = None, final: bool = True) -> Dict[str, Any]:
+    """trials.csv, optimization_results.yaml (with the best trial's model path) and the sweep's page (sweep.html:
+    ``features.sweep_page``) in the sweep dir, as each trial ends; at the end (``final``) also a console table and PNG
+    plots of the optimisation history and the parameter importances. Every trial of the study is listed, those of
+    other workers and earlier runs on the same storage too. Written by the sweeper (under its storage's lock: the
+    last worker to end writes the complete report)."""
     import csv
 
     os.makedirs(sweep_dir, exist_ok=True)  # a finished study run again into a new sweep dir runs no trial
@@ -192,6 +193,11 @@ def write_report(sweep_dir: str, study: Any, storage: Any, metric: str, directio
               "best_trial": best["number"] if best else None, "best_model_path": best["path"] if best else None}
     with written_whole(os.path.join(sweep_dir, "optimization_results.yaml")) as tmp:
         OmegaConf.save(OmegaConf.create(secrets.redact_obj(result)), tmp)
+    from autotrain_hydra.features.sweep_page import write_page
+
+    write_page(study, rows, result, sweep_dir, live=not final)
+    if not final:
+        return result
     print(render_table(rows, metric))
     print(f"best {metric}: {result['best_value']} (trial {result['best_trial']}, {result['best_model_path']})")
     _plots(study, sweep_dir)

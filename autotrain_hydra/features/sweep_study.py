@@ -437,6 +437,8 @@ class SharedStudy:
         ran, failures, last_error = 0, 0, None
         with sigterm_as_interrupt():  # a stopped worker (scancel, Ctrl-C) marks its trial FAIL
             while True:
+                if ran:  # a trial ended: the report and the page say so, live
+                    self._report(study, directions, final=False)
                 trial = self._next_trial(study, storage, searched)
                 if trial is None:
                     break
@@ -517,14 +519,14 @@ class SharedStudy:
             raise ValueError(f"a trial returned a value that is not finite: {value}")
         return value
 
-    def _report(self, study: optuna.Study, directions: List[str]) -> None:
+    def _report(self, study: optuna.Study, directions: List[str], final: bool = True) -> None:
         from autotrain_hydra import secrets
 
         storage = self.storage
         if isinstance(storage, str):  # one set through ${oc.env:...} is reported as that interpolation, not its URL
             storage = secrets.written(storage, OmegaConf.to_container(self.config, resolve=False))
         with budget_lock(self.storage):  # workers ending together: one at a time, the last reads the newest study
-            write_report(self.sweep_dir, study, storage, self.metric, directions[0].lower(), self._trial_dir)
+            write_report(self.sweep_dir, study, storage, self.metric, directions[0].lower(), self._trial_dir, final)
 
     def _trial_dir(self, number: int) -> str:
         """Where trial ``number`` writes: ``<output_dir>/<number>`` when output_dir is set, else its Hydra job dir."""

@@ -1,0 +1,43 @@
+"""The Optuna (and optuna-dashboard) internals autotrain_hydra.compat.optuna relies on: fails loudly on an upgrade."""
+
+import optuna
+
+from autotrain_hydra.compat import optuna as compat
+from tests.helpers import compose
+
+
+def test_a_running_trial_is_reached_from_another_storage_handle_and_pruned(tmp_path):
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    cfg = compose("features=[sweep]", "sweep.pruner=median", "sweep.pruner_startup_trials=1")
+    study = optuna.create_study(study_name="s", storage=url, pruner=compat.pruner(cfg.sweep))
+    first = study.ask()
+    first.report(1.0, 2)
+    study.tell(first, 1.0)
+    second = study.ask()
+    trial = compat.running_trial(url, "s", second.number, compat.pruner(cfg.sweep))  # as a run in another process
+    trial.report(5.0, 2)
+    assert trial.should_prune()
+    assert optuna.load_study(study_name="s", storage=url).trials[1].intermediate_values == {2: 5.0}
+
+
+def test_every_pruner_setting_makes_an_optuna_pruner():
+    kinds = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
+             "successive_halving": optuna.pruners.SuccessiveHalvingPruner, "hyperband": optuna.pruners.HyperbandPruner}
+    for name, kind in kinds.items():
+        assert isinstance(compat.pruner(compose("features=[sweep]", f"sweep.pruner={name}").sweep), kind)
+    assert compat.pruner(compose("features=[sweep]").sweep) is None
+
+
+def test_the_dashboards_importance_evaluator_is_replaced(tmp_path):
+    from optuna_dashboard import _importance
+
+    assert hasattr(_importance, "FanovaImportanceEvaluator")  # what the dashboard's view makes
+    compat.dashboard_importances()
+    study = optuna.create_study()
+    for i in range(4):
+        trial = study.ask({"a": optuna.distributions.UniformDistribution(0, 1),
+                           "b": optuna.distributions.UniformDistribution(0, 1)})
+        study.tell(trial, float(i))
+    importances = _importance.get_param_importance_from_trials_cache(study._storage, study._study_id, 0,
+                                                                     study.trials)
+    assert {p["name"] for p in importances} == {"a", "b"}
