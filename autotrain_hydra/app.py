@@ -262,9 +262,14 @@ class Command:
                     sigterm_as_interrupt():  # SIGTERM (kill, a scheduler) stops the run as Ctrl-C does: exit 130
                 hy.run(cfg, Task(resolved=resolved.cfg, notes=resolved.notes, report=report))
         except KeyboardInterrupt as e:
-            raise Stopped(str(e) or "Ctrl-C", f"before the run finished; its complete checkpoints are kept in "
-                          f"{out}/checkpoints.\n    to go on: the same command with output_dir={out} "
-                          "training.resume_from_checkpoint=true") from e
+            from autotrain_hydra.paths import last_complete_checkpoint
+
+            if last_complete_checkpoint(os.path.join(out, "checkpoints")):
+                raise Stopped(str(e) or "Ctrl-C", f"before the run finished; its complete checkpoints are kept in "
+                              f"{out}/checkpoints.\n    to go on: the same command with output_dir={out} "
+                              "training.resume_from_checkpoint=true") from e
+            raise Stopped(str(e) or "Ctrl-C", "before the run finished, and before its first checkpoint "
+                          "(training.save_steps): nothing to resume from.\n    to go on: run the command again") from e
         return EXIT_OK
 
     @staticmethod

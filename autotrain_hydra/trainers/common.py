@@ -59,12 +59,18 @@ def last_good_checkpoint(job: Job) -> str:
     return found or "none (training.save_steps not reached)"
 
 
+def then_what(job: Job) -> str:
+    """How to go on after a stop: resume from the last good checkpoint, or (none yet) run again."""
+    if last_complete_checkpoint(os.path.join(job.output_dir, "checkpoints"), run_id=run_id(job)):
+        return "then resume with training.resume_from_checkpoint=true"
+    return "then run it again (no checkpoint was written to resume from)"
+
+
 def non_finite_loss(job: Job, what: str, fix: str = "") -> NumericalError:
     """The error for a NaN/inf loss or weight: what happened, the last good checkpoint, and how to go on."""
     fix = fix or NON_FINITE_FIX
     return NumericalError(f"{what}: training stopped and no model was saved. Last good checkpoint: "
-                          f"{last_good_checkpoint(job)}.\n    fix: {fix}; then resume with "
-                          f"training.resume_from_checkpoint=true")
+                          f"{last_good_checkpoint(job)}.\n    fix: {fix}; {then_what(job)}")
 
 
 NON_FINITE_FIX = ("lower training.lr, set training.max_grad_norm, or use training.mixed_precision=bf16/fp32 instead "
@@ -119,8 +125,8 @@ def disk_full_error(job: Job, e: BaseException) -> RunError:
     first = (str(e).splitlines() or [type(e).__name__])[0][:200]
     return RunError(f"the disk is full: a write into {job.output_dir} failed ({first}). "
                     f"Last complete checkpoint: {last_good_checkpoint(job)}.\n    fix: free space (or choose an "
-                    "output_dir on another disk, or raise training.save_steps / lower training.save_total_limit); "
-                    "then resume with training.resume_from_checkpoint=true")
+                    f"output_dir on another disk, or raise training.save_steps / lower training.save_total_limit); "
+                    f"{then_what(job)}")
 
 
 def finite_loss_guard():
