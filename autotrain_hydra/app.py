@@ -264,7 +264,7 @@ class Command:
         except KeyboardInterrupt as e:
             from autotrain_hydra.paths import last_complete_checkpoint
 
-            if last_complete_checkpoint(os.path.join(out, "checkpoints")):
+            if last_complete_checkpoint(os.path.join(os.path.expanduser(out), "checkpoints")):
                 raise Stopped(str(e) or "Ctrl-C", f"before the run finished; its complete checkpoints are kept in "
                               f"{out}/checkpoints.\n    to go on: the same command with output_dir={out} "
                               "training.resume_from_checkpoint=true") from e

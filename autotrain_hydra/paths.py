@@ -77,6 +77,17 @@ def claim_dir(path: str) -> str:
             candidate = f"{path}_{n}"
 
 
+def default_storage(sweep_dir: str, launch_dir: Optional[str] = None) -> str:
+    """A sweep's study storage when ``sweep.storage`` is not set: ``optuna.db`` in the sweep dir (a relative sweep
+    dir is the launch dir's)."""
+    return f"sqlite:///{os.path.join(launch_dir or os.getcwd(), str(sweep_dir))}/optuna.db"
+
+
+def default_study_name(trainer: str) -> str:
+    """A sweep's study name when ``sweep.study_name`` is not set."""
+    return f"{trainer}-sweep"
+
+
 def temporary_name(path: str) -> str:
     """Where ``written_whole`` writes ``path`` first: ``<path>.<pid>.tmp``."""
     return f"{path}.{os.getpid()}.tmp"

@@ -213,8 +213,8 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
         log.info(line)
     if metrics.get("pruned_at_step") is not None:  # results written; the sweeper records the trial PRUNED
         step, value = metrics["pruned_at_step"], metrics["pruned_value"]
-        return float(objective), TrialPruned(f"trial {cfg.sweep.trial} was pruned at step {step} ({cfg.sweep.metric} "
-                                             f"{value:.5g}); its results to that step are in {output_dir}", step, value)
+        return float(objective), TrialPruned(f"pruned at step {step} ({cfg.sweep.metric} {value:.5g}); its results "
+                                             f"to that step are in {output_dir}", step, value)
     return float(objective), None
 
 

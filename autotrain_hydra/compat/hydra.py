@@ -254,3 +254,26 @@ def outcome(ret: Any) -> Any:
     if isinstance(error, BaseException):
         raise error
     return ret.return_value  # an unknown shape: Hydra's own way
+
+
+def sweep_study() -> Optional[tuple]:
+    """(storage URL, study name, trial number) of the Optuna study this job is a trial of, read from the job's own
+    Hydra config (``hydra.sweeper.*``, ``hydra.sweep.dir``, ``hydra.job.num``: the sweeper launches trial N as job N);
+    None outside a multirun of ``hydra/sweeper=optuna``. Nothing is passed to the trial for it: a storage URL with a
+    password is never written into a trial's overrides or config. The defaults are the sweeper's
+    (``paths.default_storage``); a relative sqlite path is the launch dir's."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from autotrain_hydra.paths import default_storage
+
+    number = job_number()
+    if number is None:
+        return None
+    hc = HydraConfig.get()
+    sweeper = hc.sweeper
+    if sweeper.get("_target_") != SWEEPER_TARGET:
+        return None
+    storage = sweeper.get("storage") or default_storage(hc.sweep.dir, hc.runtime.cwd)
+    if isinstance(storage, str) and storage.startswith("sqlite:///") and not storage.startswith("sqlite:////"):
+        storage = "sqlite:///" + os.path.join(hc.runtime.cwd, storage[len("sqlite:///"):])
+    return storage, sweeper.get("study_name"), number

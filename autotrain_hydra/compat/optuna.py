@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-PRUNERS = ("none", "median", "percentile", "successive_halving", "hyperband")
-
-
-def pruner(sweep: Any) -> Any:
-    """The Optuna pruner of ``sweep.pruner`` and its settings (``sweep`` is the config's sweep node), None for none."""
+def pruner(cfg: Any) -> Any:
+    """The Optuna pruner of ``sweep.pruner`` and its settings, None for none. Successive halving's and Hyperband's
+    first rung (``sweep.pruner_min_resource``, null) is the first evaluation's step (``training.eval_steps``) where
+    the run evaluates every N steps, else step 1: optuna's own "auto" (a hundredth of the longest trial) falls before
+    any evaluation."""
     import optuna
 
+    sweep = cfg.sweep
     name = sweep.pruner
     if name in (None, "none"):
         return None
@@ -33,14 +34,15 @@ def pruner(sweep: Any) -> Any:
         return optuna.pruners.PercentilePruner(float(sweep.pruner_percentile),
                                                n_startup_trials=int(sweep.pruner_startup_trials),
                                                n_warmup_steps=int(sweep.pruner_warmup_steps))
-    minimum = "auto" if sweep.pruner_min_resource is None else int(sweep.pruner_min_resource)
+    minimum = sweep.pruner_min_resource
+    if minimum is None:
+        t = cfg.training
+        minimum = int(t.eval_steps) if t.eval_strategy == "steps" and t.eval_steps else 1
     if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=minimum,
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(minimum),
                                                       reduction_factor=int(sweep.pruner_reduction_factor))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1 if minimum == "auto" else minimum,
-                                              reduction_factor=int(sweep.pruner_reduction_factor))
-    raise ValueError(f"sweep.pruner={name}: not one of {', '.join(PRUNERS)}")
+    return optuna.pruners.HyperbandPruner(min_resource=int(minimum),  # hyperband (the values are checked)
+                                          reduction_factor=int(sweep.pruner_reduction_factor))
 
 
 def trial_id(storage: Any, study_name: str, number: int) -> int:
@@ -48,19 +50,21 @@ def trial_id(storage: Any, study_name: str, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study_name), number)
 
 
+def engine_kwargs(url: str) -> dict:
+    """sqlite: wait for another process's writes (the sweeper's heartbeats and tells, a trial's reports, other
+    workers) rather than fail with "database is locked"."""
+    return {"connect_args": {"timeout": 60}} if str(url).startswith("sqlite") else {}
+
+
 def running_trial(storage_url: str, study_name: str, number: int, study_pruner: Optional[Any]) -> Any:
     """A handle on trial ``number`` of the study, asked for by the sweeper and running here: ``report(value, step)``,
     ``should_prune()`` (the study's pruner, ``study_pruner``)."""
     import optuna
 
-    storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=_engine_kwargs(storage_url))
+    storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=engine_kwargs(storage_url))
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=study_pruner)
     return optuna.trial.Trial(study, trial_id(storage, study_name, number))
 
-
-def _engine_kwargs(url: str) -> dict:
-    """sqlite: wait for the sweeper's writes (heartbeats, other workers) rather than fail with "database is locked"."""
-    return {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
 
 
 def dashboard_importances() -> None:

@@ -70,7 +70,10 @@ def storage_for(url: Any, heartbeat_interval: Optional[int], grace_period: Optio
     ``failed_trial_callback``: ``rerun_stale``); anything else (None: in memory, a storage object) as is."""
     if isinstance(url, str) and "://" in url:
         try:
-            return optuna.storages.RDBStorage(url, heartbeat_interval=int(heartbeat_interval) if heartbeat_interval
+            from autotrain_hydra.compat.optuna import engine_kwargs
+
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url),
+                                              heartbeat_interval=int(heartbeat_interval) if heartbeat_interval
                                               else None, grace_period=int(grace_period) if grace_period else None,
                                               failed_trial_callback=rerun_stale if heartbeat_interval else None)
         except ModuleNotFoundError as e:  # the database's driver (psycopg2, pymysql, ...)
@@ -335,19 +338,16 @@ class SharedStudy:
         self.grace_period = sweep.get("grace_period")
         self.sampler_name, self.sampler_node = sampler_of(config)
         self.seed = self.sampler_node.get("seed")
-        self.pruner, self.defaults = None, []  # the study's pruner; the settings each trial gets that were defaulted
+        self.pruner = None  # the study's pruner (a trial finds its study itself: compat.hydra.sweep_study)
         if self.app_sweep:
+            from autotrain_hydra.compat.optuna import pruner
+            from autotrain_hydra.paths import default_storage, default_study_name
+
             self.metric, direction = sweep_objective(config)
             self.direction = self.direction or direction
-            if not self.storage:
-                self.storage = f"sqlite:///{os.path.abspath(self.sweep_dir)}/optuna.db"
-                self.defaults.append(f"sweep.storage={self.storage}")  # a default holds no secret: the trials' runs
-            if not self.study_name:  # report to this study
-                self.study_name = f"{get(config, 'trainer.name')}-sweep"
-                self.defaults.append(f"sweep.study_name={self.study_name}")
-            from autotrain_hydra.compat.optuna import pruner
-
-            self.pruner = pruner(config.sweep)
+            self.storage = self.storage or default_storage(self.sweep_dir)
+            self.study_name = self.study_name or default_study_name(get(config, "trainer.name"))
+            self.pruner = pruner(config)
         else:
             self.metric = "objective"  # what the trials return: the run's objective
 
@@ -372,7 +372,7 @@ class SharedStudy:
         """The sweep node of the settings that run (a setting typed as hydra.sweeper.<x> wins), for each trial."""
         if not self.app_sweep:
             return []
-        out = [f"sweep.n_trials={self.n_trials}", f"sweep.metric={self.metric}", *self.defaults]
+        out = [f"sweep.n_trials={self.n_trials}", f"sweep.metric={self.metric}"]
         if len(directions) == 1:
             out.append(f"sweep.direction={directions[0].lower()}")
         if self.sampler_name in SAMPLERS:
@@ -437,8 +437,12 @@ class SharedStudy:
         ran, failures, last_error = 0, 0, None
         with sigterm_as_interrupt():  # a stopped worker (scancel, Ctrl-C) marks its trial FAIL
             while True:
-                if ran:  # a trial ended: the report and the page say so, live
-                    self._report(study, directions, final=False)
+                if ran:  # a trial ended: the report and the page say so, live (a failure there stops no sweep)
+                    try:
+                        self._report(study, directions, final=False)
+                    except Exception as e:
+                        log.warning("sweep: the report could not be rewritten (%s: %s); the sweep goes on",
+                                    type(e).__name__, e)
                 trial = self._next_trial(study, storage, searched)
                 if trial is None:
                     break
@@ -448,8 +452,6 @@ class SharedStudy:
                         self.extender(self.config, trial)
                         params = dict(trial.params)
                     overrides = base + [f"{k}={v}" for k, v in params.items()]
-                    if self.pruner is not None:  # the trial reports to its study trial
-                        overrides.append(f"sweep.trial={trial.number}")
                     beat = trial_id(storage, study, trial.number) if beats(storage) else None
                     with heartbeat(storage, beat):
                         ret = self.launcher.launch([overrides], initial_job_idx=trial.number)[0]

@@ -202,7 +202,6 @@ class SweepConfig:
     pruner_percentile: float = 25.0  # percentile: prune below the best this-percent of the trials at a step
     pruner_min_resource: Optional[int] = None  # successive_halving/hyperband: steps before the first rung; null: auto
     pruner_reduction_factor: int = 3  # successive_halving/hyperband: 1/factor of the trials go on at each rung
-    trial: Optional[int] = None  # set by the sweeper in each trial: the study's trial number the run reports to
 
 
 @dataclass

@@ -221,7 +221,6 @@ PARAMS: Tuple[Param, ...] = (
     Param("sweep.pruner_percentile", check=open_interval(0, 100), feature="sweep", group="sweep"),
     Param("sweep.pruner_min_resource", check=null_or_ge(1), feature="sweep", group="sweep"),
     Param("sweep.pruner_reduction_factor", check=ge(2), feature="sweep", group="sweep"),
-    Param("sweep.trial", check=null_or_ge(0), feature="sweep", group="sweep"),
     Param("sweep.seed", check=ge(0), feature="sweep", group="sweep"),
     Param("sweep.storage", feature="sweep", group="sweep"),
     Param("sweep.study_name", feature="sweep", group="sweep"),

@@ -481,7 +481,7 @@ class PPO:
                     eta = (time.time() - started) / (it - start + 1) * (self.iterations - it)
                     log.info(console.train_line(named, it, self.iterations, eta))
                     trackers.log(named, it)
-                if prune is not None and prune.report({"mean_reward": row["mean_reward"]}, it):
+                if prune is not None and prune.report({"mean_reward": row["mean_reward"]}, it, it == self.iterations):
                     prune.record(self.job.metrics)
                     self.iterations = it  # the run ends here: its results are this iteration's
                     break

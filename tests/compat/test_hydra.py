@@ -48,3 +48,22 @@ def test_the_entry_point_parses_composes_runs_through_the_hooks(tmp_path, monkey
     assert hy.run(cfg, lambda c: seen.append((hy.job_dir(), hy.job_number())) or 3.0) == 3.0
     assert seen == [(f"{tmp_path}/run", None)] and (tmp_path / "run" / ".hydra" / "config.yaml").is_file()
     hy.clear()
+
+
+def test_a_jobs_outcome_is_read_without_hydras_error_line(capsys):
+    """compat.hydra.outcome reads JobReturn's status and its private _return_value (a failed job's exception)."""
+    import pickle
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from autotrain_hydra.compat.hydra import outcome
+    from autotrain_hydra.errors import TrialPruned
+
+    done = JobReturn(status=JobStatus.COMPLETED, _return_value=1.5)
+    assert outcome(done) == 1.5
+    pruned = pickle.loads(pickle.dumps(TrialPruned("pruned at step 4", 4, 6.2)))  # a job of another process
+    assert (pruned.step, pruned.value) == (4, 6.2)
+    failed = JobReturn(status=JobStatus.FAILED, _return_value=pruned)
+    with pytest.raises(TrialPruned):
+        outcome(failed)
+    assert "Error executing job" not in capsys.readouterr().err

@@ -9,12 +9,12 @@ from tests.helpers import compose
 def test_a_running_trial_is_reached_from_another_storage_handle_and_pruned(tmp_path):
     url = f"sqlite:///{tmp_path / 'o.db'}"
     cfg = compose("features=[sweep]", "sweep.pruner=median", "sweep.pruner_startup_trials=1")
-    study = optuna.create_study(study_name="s", storage=url, pruner=compat.pruner(cfg.sweep))
+    study = optuna.create_study(study_name="s", storage=url, pruner=compat.pruner(cfg))
     first = study.ask()
     first.report(1.0, 2)
     study.tell(first, 1.0)
     second = study.ask()
-    trial = compat.running_trial(url, "s", second.number, compat.pruner(cfg.sweep))  # as a run in another process
+    trial = compat.running_trial(url, "s", second.number, compat.pruner(cfg))  # as a run in another process
     trial.report(5.0, 2)
     assert trial.should_prune()
     assert optuna.load_study(study_name="s", storage=url).trials[1].intermediate_values == {2: 5.0}
@@ -24,14 +24,21 @@ def test_every_pruner_setting_makes_an_optuna_pruner():
     kinds = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
              "successive_halving": optuna.pruners.SuccessiveHalvingPruner, "hyperband": optuna.pruners.HyperbandPruner}
     for name, kind in kinds.items():
-        assert isinstance(compat.pruner(compose("features=[sweep]", f"sweep.pruner={name}").sweep), kind)
-    assert compat.pruner(compose("features=[sweep]").sweep) is None
+        assert isinstance(compat.pruner(compose("features=[sweep]", f"sweep.pruner={name}")), kind)
+    assert compat.pruner(compose("features=[sweep]")) is None
+    median = compat.pruner(compose("features=[sweep]", "sweep.pruner=median", "sweep.pruner_startup_trials=3",
+                                   "sweep.pruner_warmup_steps=7"))
+    assert (median._n_startup_trials, median._n_warmup_steps) == (3, 7)
+    halving = compat.pruner(compose("features=[sweep]", "sweep.pruner=successive_halving", "sweep.pruner_reduction_factor=4",
+                                    "training.eval_strategy=steps", "training.eval_steps=25"))
+    assert (halving._min_resource, halving._reduction_factor) == (25, 4)  # the first rung: the first evaluation
 
 
-def test_the_dashboards_importance_evaluator_is_replaced(tmp_path):
+def test_the_dashboards_importance_evaluator_is_replaced(monkeypatch):
     from optuna_dashboard import _importance
 
     assert hasattr(_importance, "FanovaImportanceEvaluator")  # what the dashboard's view makes
+    monkeypatch.setattr(_importance, "FanovaImportanceEvaluator", _importance.FanovaImportanceEvaluator)  # restored
     compat.dashboard_importances()
     study = optuna.create_study()
     for i in range(4):

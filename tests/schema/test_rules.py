@@ -161,7 +161,7 @@ BAD_VALUES = [
     ("training.mixed_precision", "fp8"), ("training.block_size", 4), ("training.max_steps", 0),
     ("peft.lora_r", 0), ("peft.lora_alpha", 0), ("peft.lora_dropout", 1.0), ("peft.method", "dora"), ("peft.bits", 3), ("sweep.pruner", "asha"), ("sweep.pruner_startup_trials", -1),
     ("sweep.pruner_warmup_steps", -1), ("sweep.pruner_percentile", 100), ("sweep.pruner_min_resource", 0),
-    ("sweep.pruner_reduction_factor", 1), ("sweep.trial", -1),
+    ("sweep.pruner_reduction_factor", 1),
     ("trainer.dpo_beta", 0), ("trainer.orpo_alpha", -1), ("trainer.max_prompt_length", 0),
     ("trainer.max_completion_length", 0), ("trainer.num_labels", 0), ("trainer.label_smoothing", 0.5),
     ("trainer.grpo.num_generations", 1), ("trainer.grpo.max_prompt_length", 0),

@@ -173,6 +173,16 @@ def sweep(ctx: Context) -> None:
         ctx.report.error(f"sweep.pruner={pruner} prunes Optuna trials: sweep.backend={ctx.get('sweep.backend')} runs "
                          "no Optuna study", "sweep.pruner", pruner, "use sweep.backend=optuna, or sweep.pruner=none")
     metric, direction = sweep_objective(ctx.cfg)
+    if pruner not in (None, "none") and registry.spec(ctx.trainer).evaluation != "policy":
+        if metric.startswith("eval/"):  # a policy reports its reward as it trains; the others, their evaluations
+            ctx.report.error(f"sweep.pruner={pruner} compares trials as they train, and sweep.metric {metric} is "
+                             "computed after training only (features=[eval])", "sweep.pruner", pruner,
+                             "sweep.metric=eval_loss (evaluated during training), or sweep.pruner=none")
+        elif metric.startswith("eval_") and ctx.get("training.eval_strategy") == "no":
+            ctx.report.error(f"sweep.pruner={pruner} compares trials at their evaluations, and "
+                             "training.eval_strategy=no evaluates none during training", "training.eval_strategy",
+                             "no", "set training.eval_strategy=steps and training.eval_steps=<steps>, or "
+                             "sweep.pruner=none")
     reported = reported_metrics(ctx.cfg)
     benchmark_metric = ctx.enabled("eval") and ctx.get("eval.benchmark") and metric.startswith("eval/benchmark/")
     if metric not in reported and not benchmark_metric:
