@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import os
 import warnings
+from urllib.parse import quote
 from typing import Any, Dict, List, Optional
 
 from autotrain_hydra.paths import written_whole
@@ -70,7 +71,7 @@ def render(study: Any, rows: List[Dict[str, Any]], result: Dict[str, Any], sweep
     for r in rows:
         path = r.get("path") or ""
         link = os.path.relpath(path, sweep_dir) if os.path.isdir(path) else None
-        dir_cell = f'<a href="{html.escape(link)}/">{html.escape(link)}/</a>' if link else _cell(path)
+        dir_cell = f'<a href="{html.escape(quote(link))}/">{html.escape(link)}/</a>' if link else _cell(path)
         best = ' class="best"' if r["number"] == result.get("best_trial") else ""
         cells = [r["number"], r["state"], r["value"], *[r.get(p) for p in params], r.get("pruned_at_step"),
                  r.get("seconds")]
