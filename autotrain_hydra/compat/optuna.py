@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+
 def pruner(cfg: Any) -> Any:
     """The Optuna pruner of ``sweep.pruner`` and its settings, None for none. Successive halving's and Hyperband's
     first rung (``sweep.pruner_min_resource``, null) is the first evaluation's step (``training.eval_steps``) where
@@ -64,7 +65,6 @@ def running_trial(storage_url: str, study_name: str, number: int, study_pruner: 
     storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=engine_kwargs(storage_url))
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=study_pruner)
     return optuna.trial.Trial(study, trial_id(storage, study_name, number))
-
 
 
 def dashboard_importances() -> None:

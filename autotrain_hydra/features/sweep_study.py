@@ -139,8 +139,10 @@ def open_study(url: Any, *, study_name: Optional[str], sampler: Any, directions:
 
 
 def trial_id(storage: Any, study: optuna.Study, number: int) -> int:
-    """The storage's id of trial ``number`` (what heartbeats are recorded against), through the public storage API."""
-    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+    """The storage's id of trial ``number`` of ``study`` (what heartbeats are recorded against)."""
+    from autotrain_hydra.compat.optuna import trial_id as storage_trial_id
+
+    return storage_trial_id(storage, study.study_name, number)
 
 
 def suggest(trial: optuna.trial.Trial, key: str, dist: Dist) -> Any:
