@@ -292,6 +292,9 @@ def summary(trainer: str, model: str, out: str, metrics: Dict[str, Any], try_it:
     rows = [(name, value, *_start_of(name, metrics))]
     if str(name).endswith("loss") and name != "train_loss" and "train_loss" in metrics:  # a policy's loss: no
         rows.append(("train_loss", metrics["train_loss"], metrics.get("first_train_loss"), "at the first step"))
+    if name != "eval_logp_margin_after" and isinstance(metrics.get("eval_logp_margin_after"), (int, float)):
+        rows.append(("eval_logp_margin_after", metrics["eval_logp_margin_after"],
+                     *_start_of("eval_logp_margin_after", metrics)))  # dpo/orpo/kto: did the preference move
     width = max(len(str(r[0])) for r in rows)
     for key, now, start, when in rows:
         text = f"  {key:<{width}}  {number(now)}"

@@ -31,6 +31,11 @@ def test_the_summary_says_what_improved_where_the_model_is_and_how_to_try_it():
     assert lines[:2] == ["done: trainer=ppo on tiny, 1 optimizer step in 0:00",
                          "  eval_mean_reward_after  0.2   (not better than 0.3 before training)"]
     assert not any("train_loss" in line for line in lines)  # a policy's loss says nothing of how it does
+    preference = {"objective_name": "eval_loss", "objective": 0.32, "global_step": 36, "wall_time_s": 8,
+                  "eval_logp_margin_before": -4.44, "eval_logp_margin_after": 10.48}
+    assert console.summary("kto", "tiny", "/o", preference, None)[1:3] == [
+        "  eval_loss               0.32",
+        "  eval_logp_margin_after  10.48   (better than -4.44 before training)"]
 
 
 def test_bars_only_on_a_terminal_and_in_the_first_process(monkeypatch):
