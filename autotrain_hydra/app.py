@@ -353,6 +353,10 @@ class Task:
         secrets.guard_logging()  # the job's handlers (train.log, the console), as Hydra set them up
         hy.scrub_job_files()
         job = JobPlace(hy.job_dir() or os.getcwd(), hy.job_number())
+        if job.number is not None:  # a trial of a sweep (a job of a multirun): the next trial reuses the base
+            from autotrain_hydra import models
+
+            models.keep_base_weights()
         if self.resolved is not None:
             app, notes, report, say = place(self.resolved, job), self.notes, self.report, True
         else:

@@ -270,8 +270,20 @@ def train_here(job: Any) -> Dict[str, Any]:
     from transformers import set_seed
 
     set_seed(job.cfg.training.seed)  # before any model is built: new heads (reward score, LoRA) start the same
+    settled_heap()
     with tracking.writing_into(job.cfg, job.output_dir):
         return importlib.import_module(registry.spec(job.cfg.trainer.name).module).train(job)
+
+
+def settled_heap() -> None:
+    """Collect, then freeze what is alive (the modules and the process's own state; no run's model or data exist
+    yet): the full collections that follow (the Trainer's at its start, ``end_run``'s) scan only this run's objects.
+    On the tiny model each such collection took 0.58 s, twice per sweep trial. Frozen objects are still freed by
+    reference counting; only cycles among them wait for ``gc.unfreeze``."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _evaluate_before(cfg: DictConfig) -> Optional[Dict[str, float]]:

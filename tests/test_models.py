@@ -127,3 +127,44 @@ def test_a_ppo_reward_model_with_pickle_weights_is_refused_at_load(tmp_path, tin
         RewardScorer(pickled, policy, torch.device("cpu"), 64, compose_config([]).model)
     allowed = compose_config(["model.allow_pickle_weights=true"]).model
     assert RewardScorer(pickled, policy, torch.device("cpu"), 64, allowed).model.config.num_labels == 1
+
+
+def test_a_sweeps_process_reads_the_base_once_and_serves_it_untouched(tmp_path, monkeypatch):
+    """keep_base_weights (a sweep's trials): the second load of the run's base comes from memory, equal to the
+    files, unchanged by what the first trial did to its copy, and a rewritten file is read again."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    saved = tmp_path / "base"
+    shutil.copytree(models.tiny_model_dir(), saved)
+    cfg = compose_config(["model=tiny", f"model.name={saved}"]).model
+    reads = []
+    real = AutoModelForCausalLM.from_pretrained.__func__
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained",
+                        classmethod(lambda cls, *a, **k: reads.append(a[0]) or real(cls, *a, **k)))
+    monkeypatch.setattr(models, "_BASE_WEIGHTS", type(models._BASE_WEIGHTS)())
+    models.keep_base_weights()
+    try:
+        first = models.load_causal_lm(cfg)
+        with torch.no_grad():
+            for p in first.parameters():
+                p.add_(1.0)  # the first trial trains its copy
+        rng = torch.random.get_rng_state()
+        second = models.load_causal_lm(cfg)
+        assert len(reads) == 1 and torch.equal(rng, torch.random.get_rng_state())
+        fresh = real(AutoModelForCausalLM, str(saved))
+        assert all(torch.equal(a, b) for a, b in zip(second.state_dict().values(), fresh.state_dict().values()))
+        assert second.lm_head.weight is second.model.embed_tokens.weight  # tied weights stay tied
+        models.load_causal_lm(cfg, name=str(saved))  # another name (a saved run, a teacher): read, not kept
+        assert len(reads) == 2
+        fresh.model.embed_tokens.weight.data.mul_(2)
+        fresh.save_pretrained(saved)  # the base rewritten: read again, the new weights
+        third = models.load_causal_lm(cfg)
+        assert len(reads) == 3 and torch.equal(third.model.embed_tokens.weight, fresh.model.embed_tokens.weight)
+    finally:
+        models.keep_base_weights(False)
+    models.load_causal_lm(cfg)
+    models.load_causal_lm(cfg)
+    assert len(reads) == 5  # a single run keeps nothing

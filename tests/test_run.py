@@ -226,3 +226,19 @@ def test_with_hydra_job_chdir_relative_paths_mean_the_launch_dir(tmp_path, monke
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["train_loss"] > 0
     assert str(tmp_path / "mine.jsonl") in (tmp_path / "out" / "config.yaml").read_text()
+
+
+def test_runs_in_one_process_free_their_model(tmp_path, monkeypatch):
+    """run.settled_heap freezes what is alive before a run's model exists: each run's model and trainer are still
+    freed when it ends (nothing a run made is frozen), in the first run of a process and in the next."""
+    import gc
+    import weakref
+
+    made = []
+    load = models.load_causal_lm
+    monkeypatch.setattr(models, "load_causal_lm", lambda *a, **k: made.append(weakref.ref(m := load(*a, **k))) or m)
+    for n in range(2):
+        train(tmp_path / str(n), "training.max_steps=2")
+        gc.collect()
+        assert gc.get_freeze_count() > 0
+        assert made and all(ref() is None for ref in made), f"run {n}: a model outlived its run"
