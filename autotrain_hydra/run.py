@@ -166,7 +166,10 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
     staged = rundir.staging(output_dir)  # the trainer saved the model there
     metrics = {**job.metrics, **trained}
     lacking: List[str] = []
-    if cfg.eval.enabled:
+    if cfg.eval.enabled and metrics.get("pruned_at_step") is not None:  # the sweep has done with it: no time spent
+        job.notes.append("features=[eval]: not run after training: the sweep's pruner stopped this trial")
+        log.info(job.notes[-1])
+    elif cfg.eval.enabled:
         after, lacking = _evaluate_after(cfg, staged, metrics, before)
         metrics.update(after)
 
@@ -204,6 +207,7 @@ def _train_and_commit(cfg: DictConfig, report: Report, notes: List[str], plan: A
         write_outputs(job, metrics, report, notes)
         manifest.status, manifest.error = ("failed", str(failure)) if failure else ("complete", None)
         manifest.finished, manifest.step = rundir.now(), metrics.get("global_step")
+        manifest.pruned_at_step = metrics.get("pruned_at_step")
         manifest.checkpoints = _checkpoints_of(output_dir, manifest.run_id)
         rundir.write_manifest(staged, manifest)
         rundir.commit(output_dir)

@@ -138,6 +138,7 @@ class Manifest:
     error: Optional[str] = None
     step: Optional[int] = None  # the optimizer step the written results are from
     checkpoints: Optional[List[str]] = None
+    pruned_at_step: Optional[int] = None  # a sweep trial its pruner stopped: its results are to this step
 
     def as_dict(self) -> Dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

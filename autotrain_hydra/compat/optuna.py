@@ -42,8 +42,32 @@ def pruner(cfg: Any) -> Any:
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(minimum),
                                                       reduction_factor=int(sweep.pruner_reduction_factor))
-    return optuna.pruners.HyperbandPruner(min_resource=int(minimum),  # hyperband (the values are checked)
-                                          reduction_factor=int(sweep.pruner_reduction_factor))
+    return stable_hyperband()(min_resource=int(minimum),  # hyperband (the values are checked)
+                              reduction_factor=int(sweep.pruner_reduction_factor))
+
+
+def stable_hyperband() -> type:
+    """optuna 2.10's HyperbandPruner with a trial's bracket the same in every process: optuna puts trial N in a
+    bracket by Python's ``hash`` of the study name and N, which is salted per process (PYTHONHASHSEED), so that the
+    workers of one study (and a rerun of a trial) each saw other brackets. Here by CRC32: the same everywhere.
+    Overrides the private ``_get_bracket_id`` (its budgets: ``_n_brackets``, ``_trial_allocation_budgets``,
+    ``_total_trial_allocation_budget``), checked by tests/compat/test_optuna.py."""
+    import zlib
+
+    import optuna
+
+    class StableHyperbandPruner(optuna.pruners.HyperbandPruner):
+        def _get_bracket_id(self, study: Any, trial: Any) -> int:
+            if len(self._pruners) == 0:
+                return 0
+            n = zlib.crc32(f"{study.study_name}_{trial.number}".encode("utf-8")) % self._total_trial_allocation_budget
+            for bracket_id in range(self._n_brackets):
+                n -= self._trial_allocation_budgets[bracket_id]
+                if n < 0:
+                    return bracket_id
+            raise AssertionError("unreachable: the budgets add up to the total")
+
+    return StableHyperbandPruner
 
 
 def trial_id(storage: Any, study_name: str, number: int) -> int:

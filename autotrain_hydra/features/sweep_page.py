@@ -85,8 +85,10 @@ def render(study: Any, rows: List[Dict[str, Any]], result: Dict[str, Any], sweep
         first = False  # plotly's script once, inlined: the page opens from disk, no network
         figures.append(f"<section><h2>{html.escape(title)}</h2>{div}</section>")
     best = result.get("best_value")
-    summary = (f"<span id=\"n-trials\">{len(rows)}</span> trials ({result['n_complete']} complete, "
-               f"{result.get('n_pruned', 0)} pruned, {result['n_failed']} failed); best {html.escape(metric)} "
+    summary = (f"<span id=\"n-trials\">{result['n_trials']}</span> trials ({result['n_complete']} complete, "
+               f"{result.get('n_pruned', 0)} pruned, {result['n_failed']} failed"
+               + (f"; {result['n_lost']} lost with their worker and re-run" if result.get("n_lost") else "")
+               + f"); best {html.escape(metric)} "
                f"({result['direction']}): <span id=\"best-value\">{_cell(best) or 'none yet'}</span>"
                + (f" (trial {result['best_trial']})" if best is not None else ""))
     refresh = f'<meta http-equiv="refresh" content="{REFRESH_S}">' if live else ""

@@ -1,5 +1,7 @@
 """The Optuna (and optuna-dashboard) internals autotrain_hydra.compat.optuna relies on: fails loudly on an upgrade."""
 
+import os
+
 import optuna
 
 from autotrain_hydra.compat import optuna as compat
@@ -48,3 +50,40 @@ def test_the_dashboards_importance_evaluator_is_replaced(monkeypatch):
     importances = _importance.get_param_importance_from_trials_cache(study._storage, study._study_id, 0,
                                                                      study.trials)
     assert {p["name"] for p in importances} == {"a", "b"}
+
+
+def test_hyperband_puts_a_trial_in_the_same_bracket_in_every_process():
+    """optuna 2.10 picks a trial's bracket by Python's salted hash: two workers disagreed. Ours is CRC32; the private
+    attributes it reads are still optuna's (an upgrade that renames them fails here)."""
+    import subprocess
+    import sys
+
+    code = """
+import optuna
+from autotrain_hydra.compat import optuna as compat
+from tests.helpers import compose
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+pruner = compat.pruner(compose("features=[sweep]", "sweep.pruner=hyperband", "training.eval_strategy=steps",
+                               "training.eval_steps=10"))
+study = optuna.create_study(study_name="shared", pruner=pruner)
+for n in range(12):  # the first ends at step 810: hyperband sizes its brackets from it
+    t = study.ask()
+    t.report(1.0, 810 if n == 0 else 10)
+    study.tell(t, 1.0) if n == 0 else None
+pruner._try_initialization(study)
+print([pruner._get_bracket_id(study, t) for t in study.trials], pruner._n_brackets)
+"""
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(seen) == 1, seen
+    brackets = eval(seen.pop().split("]")[0] + "]")  # noqa: S307 (our own print)
+    assert len(set(brackets)) > 1  # several brackets in use
+    base = optuna.pruners.HyperbandPruner
+    for attribute in ("_get_bracket_id", "_create_bracket_study"):
+        assert callable(getattr(base, attribute))
+    pruner = base(min_resource=1, max_resource=81, reduction_factor=3)
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={81: 1.0}))
+    pruner._try_initialization(study)  # the budgets our override reads
+    assert {"_n_brackets", "_trial_allocation_budgets", "_total_trial_allocation_budget", "_pruners"} <= set(
+        vars(pruner))

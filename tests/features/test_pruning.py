@@ -17,7 +17,7 @@ from tests.helpers import check, messages
 def test_a_pruned_sweep_records_pruned_trials_and_a_best_value(tmp_path, monkeypatch):
     # seed 10: the random sampler draws 1e-2, 1e-2, 1e-5, 1e-2 (two trials to compare with, then a slow one)
     sweep_dir = sweep(tmp_path, monkeypatch, "sweep.n_trials=4", "sweep.sampler=random", "sweep.seed=10",
-                      "sweep.pruner=median",
+                      "sweep.pruner=median", "features=[sweep,eval]", "eval.metrics=[perplexity]",
                       "sweep.pruner_startup_trials=2", "training.max_steps=8", "training.eval_strategy=steps",
                       "training.eval_steps=2", """sweep.params='{"training.lr": "choice(1e-2, 1e-5)"}'""")
     rows = list(csv.DictReader((sweep_dir / "trials.csv").open()))
@@ -32,8 +32,14 @@ def test_a_pruned_sweep_records_pruned_trials_and_a_best_value(tmp_path, monkeyp
         assert metrics["pruned_at_step"] == step == metrics["global_step"]
         assert float(row["value"]) == pytest.approx(metrics["pruned_value"])
         assert (sweep_dir / row["number"] / "model.safetensors").is_file()
-    assert all(json.loads((sweep_dir / r["number"] / "metrics.json").read_text())["global_step"] == 8
-               for r in rows if r["state"] == "COMPLETE")
+        assert json.loads((sweep_dir / row["number"] / "run.json").read_text())["pruned_at_step"] == step
+        assert "eval/perplexity" not in metrics  # the enhanced evaluation is not spent on a pruned trial
+        assert "features=[eval]: not run after training: the sweep's pruner stopped this trial" in metrics["notes"]
+    for r in rows:
+        if r["state"] == "COMPLETE":
+            metrics = json.loads((sweep_dir / r["number"] / "metrics.json").read_text())
+            assert metrics["global_step"] == 8 and metrics["eval/perplexity"] > 0
+            assert "pruned_at_step" not in json.loads((sweep_dir / r["number"] / "run.json").read_text())
 
 
 def test_the_pruner_is_set_in_the_hydra_grammar_and_the_flag_cli():
