@@ -353,10 +353,6 @@ class Task:
         secrets.guard_logging()  # the job's handlers (train.log, the console), as Hydra set them up
         hy.scrub_job_files()
         job = JobPlace(hy.job_dir() or os.getcwd(), hy.job_number())
-        if job.number is not None:  # a trial of a sweep (a job of a multirun): the next trial reuses the base
-            from autotrain_hydra import models
-
-            models.keep_base_weights()
         if self.resolved is not None:
             app, notes, report, say = place(self.resolved, job), self.notes, self.report, True
         else:
@@ -365,8 +361,11 @@ class Task:
             report = validate(resolved.cfg, typed)
             report.raise_if_errors()
             app, notes, say = resolved.cfg, resolved.notes, False
+        succeeded = False
         try:
-            return execute(app, report, notes, say_warnings=say)
+            objective = execute(app, report, notes, say_warnings=say)
+            succeeded = True
+            return objective
         except UserError:
             raise
         except Exception:
@@ -374,4 +373,4 @@ class Task:
                 log.exception("trial %s failed", job.number)
             raise
         finally:  # a W&B run left open would swallow the next run of this process
-            end_run(app)
+            end_run(app, succeeded)

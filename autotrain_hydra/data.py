@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import os
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from autotrain_hydra import registry
 from autotrain_hydra.errors import DataError
@@ -790,55 +787,7 @@ def _identical_pairs(cfg: Any, source: InputSource, identical: List[int], rows: 
     return []
 
 
-# ----------------------------------------------------------------------------------------------- reuse
-TOKENISED_KEPT = 8  # tokenised data sets kept in this process (a sweep's trials: train and validation each)
-_TOKENISED: "OrderedDict[str, Any]" = OrderedDict()
-
-
-def tokenizer_key(tokenizer: Any) -> Optional[str]:
-    """A digest of everything that shapes what ``tokenizer`` makes of a text: its whole serialised pipeline
-    (normaliser, pre-tokeniser, vocabulary and merges, added tokens, the post-processor that adds BOS/EOS), its chat
-    template, special tokens and sides. None for a tokenizer without a serialisable backend (never reused)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-    parts = [type(tokenizer).__name__, backend.to_str(), str(tokenizer.chat_template),
-             json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str),
-             str(getattr(tokenizer, "padding_side", None)), str(getattr(tokenizer, "truncation_side", None))]
-    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
-
-
-def reused(fn: Callable) -> Callable:
-    """Tokenising ``fn(ds, tokenizer, *settings)``, remembered in this process: a later call with the same data
-    (``datasets``' fingerprint of ``ds``: its files, as read, and every step that made it), the same tokenizer
-    (``tokenizer_key``) and the same settings returns the earlier result instead of tokenising again — the next
-    trial of a sweep whose searched keys do not shape tokenisation (a learning rate, a LoRA rank) starts training at
-    once. A change to any of them is a different key: never served stale. The last ``TOKENISED_KEPT`` kept."""
-
-    @functools.wraps(fn)
-    def wrapper(ds: Any, tokenizer: Any, *args: Any, **kwargs: Any) -> Any:
-        import copy
-
-        data, tok = getattr(ds, "_fingerprint", None), tokenizer_key(tokenizer)
-        if data is None or tok is None:
-            return fn(ds, tokenizer, *args, **kwargs)
-        key = repr((fn.__module__, fn.__qualname__, data, tok, args, sorted(kwargs.items())))
-        if key in _TOKENISED:
-            _TOKENISED.move_to_end(key)
-            log.info("%s: %d rows tokenised by an earlier run of this process reused (the same data, tokenizer "
-                     "and settings)", fn.__name__, len(_TOKENISED[key]))
-            return copy.deepcopy(_TOKENISED[key])  # its own object (arrow tables are shared, not copied)
-        out = fn(ds, tokenizer, *args, **kwargs)
-        _TOKENISED[key] = copy.deepcopy(out)
-        while len(_TOKENISED) > TOKENISED_KEPT:
-            _TOKENISED.popitem(last=False)
-        return out
-
-    return wrapper
-
-
 # ----------------------------------------------------------------------------------------------- generic
-@reused
 def lm_blocks(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
     """``training.packing=true``: tokenize texts, append EOS, concatenate and cut into ``block_size`` blocks (the
     last, shorter one kept); a block is one example."""
@@ -867,7 +816,6 @@ def _require_text(ds: Any, text_column: str, source: str) -> None:
                         f"trainer needs plain strings (use trainer=sft for chat messages)")
 
 
-@reused
 def lm_sequences(ds: Any, tokenizer: Any, text_column: str, block_size: int, source: str):
     """Tokenize each text with EOS appended; a text longer than ``block_size`` tokens becomes several examples of at
     most ``block_size`` (no text is cut away; a last piece of a single token, which has no next token to learn, is
@@ -922,7 +870,6 @@ class PadCollator:
 
 
 # ----------------------------------------------------------------------------------------------- sft
-@reused
 def sft_sequences(ds: Any, tokenizer: Any, text_column: str, add_eos_token: bool, source: str):
     """Render each row (chat messages through the chat template, or plain text) and tokenize it.
 
@@ -999,7 +946,6 @@ def _as_messages(value: Any, role: str, what: str, source: str) -> List[dict]:
     raise DataError(f"{what} in {source} is neither text nor a list of {{role, content}} messages")
 
 
-@reused
 def preference_sequences(ds: Any, tokenizer: Any, cols: PreferenceColumns, source: str,
                          max_prompt_length: Optional[int] = None, max_completion_length: Optional[int] = None):
     """Tokenize preference pairs into ``prompt_ids``, ``chosen_ids`` and ``rejected_ids``.

@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional
@@ -268,67 +267,8 @@ def prepare_quantized(model: Any) -> Any:
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
 
 
-BASE_WEIGHTS_KEPT = 2  # base models kept in memory by a sweep's process (the run's base; its reference, if another)
-_BASE_WEIGHTS: "OrderedDict[tuple, Any]" = OrderedDict()
-_keep_base_weights = False
-
-
-def keep_base_weights(on: bool = True) -> None:
-    """Turned on for the trials of a sweep (``app.Task``): the base model a trial reads from disk is kept in memory,
-    untouched, for the next trial of this process (see ``_base_model``). Off for a single run: one read, and no
-    second copy in memory."""
-    global _keep_base_weights
-    _keep_base_weights = on
-    if not on:
-        _BASE_WEIGHTS.clear()
-
-
-def _base_key(path: str, **settings: Any) -> Optional[tuple]:
-    """What a loaded base depends on: the local folder's files (names, sizes, modification times: a rewritten file
-    is a new key, never served stale) and the loading settings. None (never kept) for a hub name."""
-    if not os.path.isdir(path):
-        return None
-    files = tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(path) if e.is_file()))
-    return os.path.realpath(path), files, tuple(sorted((k, repr(v)) for k, v in settings.items()))
-
-
-def _fits_in_memory(model: Any) -> bool:
-    """A kept copy may take at most a quarter of the memory this machine has free."""
-    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return False
-    return size <= free // 4
-
-
-def _base_model(key: Optional[tuple], load) -> Any:
-    """``load()``, or in a sweep's process (``keep_base_weights``) a copy of the base an earlier trial read: the
-    weights are read from disk once per process. Kept only when loading drew no random number (every weight came
-    from the files; a fresh head or a missing weight would make a trial's start depend on what ran before it)."""
-    import copy
-
-    if key is None or not _keep_base_weights:
-        return load()
-    if key in _BASE_WEIGHTS:
-        _BASE_WEIGHTS.move_to_end(key)
-        log.info("the base model's weights from memory (read from %s by an earlier trial of this process)", key[0])
-        return copy.deepcopy(_BASE_WEIGHTS[key])
-    import torch
-
-    rng = torch.random.get_rng_state()
-    model = load()
-    if torch.equal(rng, torch.random.get_rng_state()) and _fits_in_memory(model):
-        _BASE_WEIGHTS[key] = copy.deepcopy(model)  # untouched by this trial's training
-        while len(_BASE_WEIGHTS) > BASE_WEIGHTS_KEPT:
-            _BASE_WEIGHTS.popitem(last=False)
-    return model
-
-
 def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] = None,
                    attn_implementation: Optional[str] = None, quantization: Optional[Quantization] = None):
-    """The causal LM ``name`` (default: the run's base, ``model.name``); in a sweep's process the run's base
-    unquantised is read from disk once (``_base_model``)."""
     from transformers import AutoModelForCausalLM
 
     raw = name or model_cfg.name
@@ -340,14 +280,10 @@ def load_causal_lm(model_cfg: Any, key: str = "model.name", name: Optional[str] 
     weights = weights_kwargs(model_cfg)
     if quantization is not None:
         extra.update(quantization.load_kwargs())
-    load = lambda: _load("model", key, raw, lambda: AutoModelForCausalLM.from_pretrained(  # noqa: E731
+    model = _load("model", key, raw, lambda: AutoModelForCausalLM.from_pretrained(
         path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code, **weights, **extra),
         safetensors=bool(weights))
-    if quantization is not None:
-        return prepare_quantized(load())
-    base = name is None  # the run's base: kept for the next trial; a saved run, a teacher: read each time
-    return _base_model(_base_key(path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code,
-                                 **weights, **extra) if base else None, load)
+    return prepare_quantized(model) if quantization is not None else model
 
 
 def load_saved_causal_lm(path: str, model_cfg: Any, key: str = "output_dir",

@@ -317,47 +317,30 @@ def test_bad_data_is_refused_before_any_model_loads(tmp_path, monkeypatch, capsy
     assert written == []
 
 
-def test_tokenised_data_are_reused_only_for_the_same_data_tokenizer_and_settings(tmp_path, monkeypatch):
-    """A sweep's next trial gets the tokenised rows of the last when nothing that shapes them changed, and tokenises
-    again when the data file, the chat template or a setting did."""
+
+def test_tokenised_data_are_reused_only_for_the_same_data_tokenizer_and_settings(tmp_path):
+    """A sweep's next trial (or another worker) gets the tokenised rows of the last from datasets' cache when
+    nothing that shapes them changed: the cache file is named by a hash of the data's fingerprint and of the
+    tokenising function with everything it holds (the tokenizer, pickled, and the settings). A change to any of them
+    tokenises again."""
     from autotrain_hydra import data, models
     from autotrain_hydra.compat.hydra import compose_config
 
-    monkeypatch.setattr(data, "_TOKENISED", type(data._TOKENISED)())
     path = tmp_path / "chats.jsonl"
     path.write_text('{"text": "hello there"}\n{"text": "general kenobi"}\n')
     model = compose_config(["model=tiny"]).model
-    maps = []
-    real_map = type(data.load_split(str(path), "train")).map
-    monkeypatch.setattr(type(data.load_split(str(path), "train")), "map",
-                        lambda self, fn, *a, **k: maps.append(fn) or real_map(self, fn, *a, **k))
 
-    def tokenise(eos=True, template=None):
-        tok = models.load_tokenizer(model, template)
-        before = len(maps)
+    def tokenise(eos=True, template=None, split_special=False):
+        tok = models.load_tokenizer(model, template)  # a fresh tokenizer each time, as each trial loads its own
+        tok.split_special_tokens = split_special
         out = data.sft_sequences(data.load_split(str(path), "train"), tok, "text", eos, "the data")
-        return out["input_ids"], len(maps) > before
+        return out["input_ids"], out.cache_files[0]["filename"]
 
-    first, tokenised = tokenise()
-    assert tokenised
-    again, tokenised = tokenise()
-    assert (again, tokenised) == (first, False)  # served from memory: no map ran
-    assert tokenise(eos=False)[1]  # another setting
-    assert tokenise(template="zephyr")[1]  # another chat template: another tokenizer key
+    first, cache = tokenise()
+    assert tokenise() == (first, cache)  # served from the same cache file
+    assert tokenise(eos=False)[1] != cache  # another setting
+    assert tokenise(template="zephyr")[1] != cache  # another chat template
+    assert tokenise(split_special=True)[1] != cache  # any tokenizer state
     path.write_text('{"text": "hello there"}\n{"text": "general grievous"}\n')  # the file rewritten
-    changed, tokenised = tokenise()
-    assert tokenised and changed != first
-
-
-def test_a_served_copy_is_the_callers_own(tmp_path, monkeypatch):
-    from autotrain_hydra import data, models
-    from autotrain_hydra.compat.hydra import compose_config
-
-    monkeypatch.setattr(data, "_TOKENISED", type(data._TOKENISED)())
-    path = tmp_path / "t.jsonl"
-    path.write_text('{"text": "hello there"}\n')
-    tok = models.load_tokenizer(compose_config(["model=tiny"]).model)
-    first = data.lm_sequences(data.load_split(str(path), "train"), tok, "text", 8, "the data")
-    first.set_format("torch")  # a trainer changing its data set in place
-    second = data.lm_sequences(data.load_split(str(path), "train"), tok, "text", 8, "the data")
-    assert second.format["type"] is None and isinstance(second[0]["input_ids"], list)
+    changed, other = tokenise()
+    assert other != cache and changed != first

@@ -228,17 +228,32 @@ def test_with_hydra_job_chdir_relative_paths_mean_the_launch_dir(tmp_path, monke
     assert str(tmp_path / "mine.jsonl") in (tmp_path / "out" / "config.yaml").read_text()
 
 
+
 def test_runs_in_one_process_free_their_model(tmp_path, monkeypatch):
-    """run.settled_heap freezes what is alive before a run's model exists: each run's model and trainer are still
-    freed when it ends (nothing a run made is frozen), in the first run of a process and in the next."""
+    """run.end_run freezes the heap once, after the first run that succeeded: no run's model is ever frozen (a failed
+    one's, held by its traceback, neither), and every run's model and trainer are freed when it ends."""
     import gc
     import weakref
 
+    from autotrain_hydra.trainers import sft as common
+
+    gc.unfreeze()  # this process as a fresh one (earlier tests ran here)
     made = []
     load = models.load_causal_lm
     monkeypatch.setattr(models, "load_causal_lm", lambda *a, **k: made.append(weakref.ref(m := load(*a, **k))) or m)
+    fit = common.train_and_collect
+
+    def broken(job, trainer, has_eval):
+        raise RuntimeError("out of memory (a test)")
+
+    monkeypatch.setattr(common, "train_and_collect", broken)
+    with pytest.raises(RuntimeError):
+        train(tmp_path / "failed", "training.max_steps=2")
+    gc.collect()
+    assert made and made[-1]() is None and gc.get_freeze_count() == 0, "a failed run's model outlived it, or froze"
+    monkeypatch.setattr(common, "train_and_collect", fit)
     for n in range(2):
         train(tmp_path / str(n), "training.max_steps=2")
         gc.collect()
         assert gc.get_freeze_count() > 0
-        assert made and all(ref() is None for ref in made), f"run {n}: a model outlived its run"
+        assert all(ref() is None for ref in made), f"run {n}: a model outlived its run"

@@ -40,7 +40,7 @@ import os
 import threading
 import time
 import warnings
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
@@ -178,38 +178,6 @@ def heartbeat(storage: Any, trial: Optional[int]) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-
-
-class LiveReport:
-    """The report and the page rewritten in a thread of their own as trials end (``request``), while the next trial
-    runs: drawing the page's plots (0.3-0.5 s) is off the path from one trial to the next. Requests made while a
-    rewrite runs are folded into one more; a failing rewrite is said and stops no sweep. ``close`` waits for the
-    rewrite under way, so that the final report, written after it, is the last word."""
-
-    def __init__(self, write: Callable[[], None]) -> None:
-        self._write, self._wanted, self._stop = write, threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sweep-live-report", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            self._wanted.wait()
-            if self._stop.is_set():
-                return
-            self._wanted.clear()
-            try:
-                self._write()
-            except Exception as e:
-                log.warning("sweep: the report could not be rewritten (%s: %s); the sweep goes on", type(e).__name__,
-                            e)
-
-    def request(self) -> None:
-        self._wanted.set()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._wanted.set()
-        self._thread.join()
 
 
 def beats(storage: Any) -> bool:
@@ -469,11 +437,14 @@ class SharedStudy:
                  redact(self.storage) if self.storage else "memory", self.n_trials, len(study.trials),
                  ", ".join(searched) or "nothing")
         ran, failures, last_error = 0, 0, None
-        live = LiveReport(lambda: self._report(study, directions, final=False))
-        with sigterm_as_interrupt(), contextlib.closing(live):  # a stopped worker (scancel, Ctrl-C): its trial FAIL
+        with sigterm_as_interrupt():  # a stopped worker (scancel, Ctrl-C) marks its trial FAIL
             while True:
-                if ran:  # a trial ended: the report and the page say so, live, while the next trial runs
-                    live.request()
+                if ran:  # a trial ended: the report and the page say so, live (a failure there stops no sweep)
+                    try:
+                        self._report(study, directions, final=False)
+                    except Exception as e:
+                        log.warning("sweep: the report could not be rewritten (%s: %s); the sweep goes on",
+                                    type(e).__name__, e)
                 trial = self._next_trial(study, storage, searched)
                 if trial is None:
                     break
@@ -511,13 +482,14 @@ class SharedStudy:
                     study.tell(trial, state=TrialState.FAIL)
                     log.warning("sweep: trial %d failed: %s", trial.number, e)
                     failures += 1
-                    last_error = e
+                    last_error = str(e)  # its text: the error's traceback holds the failed trial's model
                     if failures / ran > self.max_failure_rate:
-                        live.close()
                         self._report(study, directions)
                         raise SweepFailed(f"the sweep stopped: {failures} of {ran} trial(s) failed "
                                           f"(hydra.sweeper.max_failure_rate={self.max_failure_rate}); the last "
                                           f"error: {e}") from e
+                finally:
+                    ret = None  # a failed trial's return holds its traceback, its frames, its model: not kept
         self._report(study, directions)
         trials = study.get_trials(deepcopy=False)
         fates = trial_fates(trials)
@@ -554,15 +526,12 @@ class SharedStudy:
         return value
 
     def _report(self, study: optuna.Study, directions: List[str], final: bool = True) -> None:
-        """Write the sweep's report. The final one under the budget lock (workers ending together: one at a time,
-        the last reads the newest study); a live one without it (written whole: the next trial's end rewrites it),
-        so that the next trial never waits for the page."""
         from autotrain_hydra import secrets
 
         storage = self.storage
         if isinstance(storage, str):  # one set through ${oc.env:...} is reported as that interpolation, not its URL
             storage = secrets.written(storage, OmegaConf.to_container(self.config, resolve=False))
-        with budget_lock(self.storage) if final else contextlib.nullcontext():
+        with budget_lock(self.storage):  # workers ending together: one at a time, the last reads the newest study
             write_report(self.sweep_dir, study, storage, self.metric, directions[0].lower(), self._trial_dir, final)
 
     def _trial_dir(self, number: int) -> str:

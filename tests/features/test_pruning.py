@@ -18,6 +18,7 @@ def test_a_pruned_sweep_records_pruned_trials_and_a_best_value(tmp_path, monkeyp
     # seed 10: the random sampler draws 1e-2, 1e-2, 1e-5, 1e-2 (two trials to compare with, then a slow one)
     sweep_dir = sweep(tmp_path, monkeypatch, "sweep.n_trials=4", "sweep.sampler=random", "sweep.seed=10",
                       "sweep.pruner=median", "features=[sweep,eval]", "eval.metrics=[perplexity]",
+                      "eval.before_training=true",
                       "sweep.pruner_startup_trials=2", "training.max_steps=8", "training.eval_strategy=steps",
                       "training.eval_steps=2", """sweep.params='{"training.lr": "choice(1e-2, 1e-5)"}'""")
     rows = list(csv.DictReader((sweep_dir / "trials.csv").open()))
@@ -34,6 +35,7 @@ def test_a_pruned_sweep_records_pruned_trials_and_a_best_value(tmp_path, monkeyp
         assert (sweep_dir / row["number"] / "model.safetensors").is_file()
         assert json.loads((sweep_dir / row["number"] / "run.json").read_text())["pruned_at_step"] == step
         assert "eval/perplexity" not in metrics  # the enhanced evaluation is not spent on a pruned trial
+        assert metrics["eval_before/perplexity"] > 0  # what was measured before training is kept
         assert "features=[eval]: not run after training: the sweep's pruner stopped this trial" in metrics["notes"]
     for r in rows:
         if r["state"] == "COMPLETE":

@@ -33,20 +33,16 @@ def test_sweep_runs_resumes_and_reports(tmp_path, monkeypatch):
     db = tmp_path / "study.db"
     args = [f"sweep.storage=sqlite:///{db}", "sweep.study_name=lr-search", "sweep.n_trials=3", "sweep.sampler=random",
             """sweep.params='{"lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}'""", "report_to=[tensorboard]"]
-    import threading
-
     from autotrain_hydra.features import sweep_page
 
     pages, write_page = [], sweep_page.write_page
     monkeypatch.setattr(sweep_page, "write_page", lambda study, rows, result, sweep_dir, live: pages.append(
-        (live, len(rows), threading.current_thread().name)) or write_page(study, rows, result, sweep_dir, live))
+        (live, len(rows))) or write_page(study, rows, result, sweep_dir, live))
     first = sweep(tmp_path, monkeypatch, *args)
     values = trial_values(first, "eval_loss")
     assert len(values) == 3
-    # the page: rewritten live as trials end, in its own thread (the next trial does not wait for it); the final
-    # page, with every trial, is written last
-    assert pages[-1] == (False, 3, "MainThread")
-    assert pages[:-1] and all(live and thread == "sweep-live-report" for live, _, thread in pages[:-1])
+    # the page: rewritten live as each trial ends, then the final page, with every trial
+    assert pages == [(True, 1), (True, 2), (True, 3), (False, 3)]
     # TensorBoard: the trials side by side (tensorboard --logdir <sweep dir>: a run per trial)
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
@@ -461,29 +457,3 @@ def test_a_sampler_that_cannot_be_made_is_named_before_any_trial(tmp_path, monke
     assert "Error: the sweeper cannot be made from hydra.sweeper: Error locating target 'foo.Bar'" in err
     assert "Traceback" not in err
 
-
-def test_the_live_report_folds_requests_survives_a_failure_and_closes_after_the_write_under_way(caplog):
-    import threading
-
-    from autotrain_hydra.features.sweep_study import LiveReport
-
-    started, release, writes = threading.Event(), threading.Event(), []
-
-    def write():
-        writes.append(len(writes))
-        started.set()
-        release.wait(10)
-        if len(writes) == 1:
-            raise OSError("disk full")
-
-    live = LiveReport(write)
-    live.request()
-    assert started.wait(10)
-    for _ in range(5):  # while a write runs: folded into one more
-        live.request()
-    release.set()
-    time.sleep(0.5)
-    live.close()
-    assert writes == [0, 1]
-    assert "the report could not be rewritten (OSError: disk full); the sweep goes on" in caplog.text
-    live.close()  # twice: nothing more
