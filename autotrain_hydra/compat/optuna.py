@@ -9,10 +9,16 @@
   makes. optuna 2.10's fANOVA fails on current numpy ("setting an array element with a sequence": the view answered
   400); ``dashboard_importances`` makes it use the random-forest evaluator the sweep's report uses.
 
+- ``HyperbandPruner._get_bracket_id`` (and the budgets it reads): replaced by a CRC32 of the study name and trial
+  number (``stable_hyperband``): optuna's uses Python's salted ``hash``, so each process put a trial in another
+  bracket.
+
 ``tests/compat/test_optuna.py`` checks each against the installed optuna.
 """
 
 from __future__ import annotations
+
+import functools
 
 from typing import Any, Optional
 
@@ -46,6 +52,7 @@ def pruner(cfg: Any) -> Any:
                               reduction_factor=int(sweep.pruner_reduction_factor))
 
 
+@functools.lru_cache(maxsize=None)
 def stable_hyperband() -> type:
     """optuna 2.10's HyperbandPruner with a trial's bracket the same in every process: optuna puts trial N in a
     bracket by Python's ``hash`` of the study name and N, which is salted per process (PYTHONHASHSEED), so that the

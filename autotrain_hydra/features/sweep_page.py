@@ -87,7 +87,9 @@ def render(study: Any, rows: List[Dict[str, Any]], result: Dict[str, Any], sweep
     best = result.get("best_value")
     summary = (f"<span id=\"n-trials\">{result['n_trials']}</span> trials ({result['n_complete']} complete, "
                f"{result.get('n_pruned', 0)} pruned, {result['n_failed']} failed"
-               + (f"; {result['n_lost']} lost with their worker and re-run" if result.get("n_lost") else "")
+               + (f", {running} running" if (running := sum(r["state"] in ("RUNNING", "WAITING") and r["counted"]
+                                                                for r in rows)) else "")
+               + (f"; {result['n_lost']} lost with their worker" if result.get("n_lost") else "")
                + f"); best {html.escape(metric)} "
                f"({result['direction']}): <span id=\"best-value\">{_cell(best) or 'none yet'}</span>"
                + (f" (trial {result['best_trial']})" if best is not None else ""))

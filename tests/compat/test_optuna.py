@@ -7,6 +7,8 @@ import optuna
 from autotrain_hydra.compat import optuna as compat
 from tests.helpers import compose
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def test_a_running_trial_is_reached_from_another_storage_handle_and_pruned(tmp_path):
     url = f"sqlite:///{tmp_path / 'o.db'}"
@@ -74,7 +76,7 @@ pruner._try_initialization(study)
 print([pruner._get_bracket_id(study, t) for t in study.trials], pruner._n_brackets)
 """
     seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+                           cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(seen) == 1, seen
     brackets = eval(seen.pop().split("]")[0] + "]")  # noqa: S307 (our own print)
     assert len(set(brackets)) > 1  # several brackets in use

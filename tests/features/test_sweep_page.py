@@ -142,3 +142,20 @@ def test_the_dashboard_names_what_it_cannot_serve(tmp_path):
     assert dashboard.studies(dashboard.storage_url(str(tmp_path))) == ["s"]
     code = dashboard.main([str(tmp_path / "nope")])
     assert code == 2
+
+
+def test_the_summary_counts_the_trials_of_the_budget_and_says_which_run(tmp_path):
+    from autotrain_hydra.features.sweep_page import render
+
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+    rows = [{"number": 0, "state": "COMPLETE", "value": 1.0, "counted": True},
+            {"number": 1, "state": "RUNNING", "value": None, "counted": True},
+            {"number": 2, "state": "FAIL", "value": None, "counted": False, "lost": True},
+            {"number": 3, "state": "RUNNING", "value": None, "counted": True}]
+    result = {"metric": "eval_loss", "study_name": "s", "storage": "in memory", "direction": "minimize",
+              "n_trials": 3, "n_complete": 1, "n_pruned": 0, "n_failed": 0, "n_lost": 1, "best_value": 1.0,
+              "best_trial": 0}
+    page = render(study, rows, result, str(tmp_path), live=True)
+    assert ('<span id="n-trials">3</span> trials (1 complete, 0 pruned, 0 failed, 2 running; 1 lost with their '
+            'worker)') in page
