@@ -48,7 +48,9 @@ def pruner(cfg: Any) -> Any:
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=int(minimum),
                                                       reduction_factor=int(sweep.pruner_reduction_factor))
-    return stable_hyperband()(min_resource=int(minimum),  # hyperband (the values are checked)
+    steps = int(cfg.training.max_steps or 0)  # the brackets from the run's length when it is known, so that every
+    # trial's pruner (each run makes its own) sizes them alike; else optuna's "auto" (the first complete trial's)
+    return stable_hyperband()(min_resource=int(minimum), max_resource=steps if steps > minimum else "auto",
                               reduction_factor=int(sweep.pruner_reduction_factor))
 
 

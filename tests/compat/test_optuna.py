@@ -36,6 +36,9 @@ def test_every_pruner_setting_makes_an_optuna_pruner():
     halving = compat.pruner(compose("features=[sweep]", "sweep.pruner=successive_halving", "sweep.pruner_reduction_factor=4",
                                     "training.eval_strategy=steps", "training.eval_steps=25"))
     assert (halving._min_resource, halving._reduction_factor) == (25, 4)  # the first rung: the first evaluation
+    band = compat.pruner(compose("features=[sweep]", "sweep.pruner=hyperband", "training.max_steps=900",
+                                 "training.eval_strategy=steps", "training.eval_steps=25"))
+    assert (band._min_resource, band._max_resource) == (25, 900)  # every trial's pruner sizes the brackets alike
 
 
 def test_the_dashboards_importance_evaluator_is_replaced(monkeypatch):
