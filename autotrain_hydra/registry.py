@@ -51,6 +51,7 @@ RESUME_MAY_CHANGE = frozenset({
 TRAINER_LOOP = frozenset({"training.eval_strategy", "training.eval_steps", "training.torch_compile",
                           "training.use_liger_kernel"})
 PACKING = frozenset({"training.packing"})
+PADDING_FREE = frozenset({"training.padding_free"})  # the trainers whose batches can be padding-free
 LORA = frozenset({"peft.method", "peft.bits", "peft.lora_r", "peft.lora_alpha", "peft.lora_dropout", "peft.target_modules"})
 MERGE = frozenset({"peft.merge_adapter"})
 SFT = frozenset({"trainer.chat_template", "trainer.add_eos_token", "trainer.max_seq_length"})
@@ -161,18 +162,19 @@ _PREFERENCE_EVAL = frozenset({"eval_loss", "eval_logp_margin_before", "eval_logp
 SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
     TrainerSpec(
         name="generic", label="Generic", summary="causal language modelling on plain text",
-        data_shape="text", module="autotrain_hydra.trainers.generic", reads=_LM | PACKING, token_count="all",
+        data_shape="text", module="autotrain_hydra.trainers.generic", reads=_LM | PACKING | PADDING_FREE,
+        token_count="all",
     ),
     TrainerSpec(
         name="sft", label="SFT", summary="supervised fine-tuning on chat messages through a chat template",
-        data_shape="chat", module="autotrain_hydra.trainers.sft", reads=_LM | PACKING | SFT,
+        data_shape="chat", module="autotrain_hydra.trainers.sft", reads=_LM | PACKING | PADDING_FREE | SFT,
         eval_data_metrics=frozenset({"eval_loss", "eval_mean_token_accuracy"}),
         text_column_fallbacks=("messages", "conversations"), token_count="all",
     ),
     TrainerSpec(
         name="dpo", label="DPO", summary="Direct Preference Optimization on preference pairs",
         data_shape="preference", module="autotrain_hydra.trainers.dpo",
-        reads=_LM | PAIRS | PREFERENCE_LIMITS | {"trainer.model_ref", "trainer.dpo_beta"},
+        reads=_LM | PAIRS | PREFERENCE_LIMITS | PADDING_FREE | {"trainer.model_ref", "trainer.dpo_beta"},
         requires=CORE_REQUIRED + ("data.prompt_text_column", "data.rejected_text_column"),
         eval_data_metrics=_PREFERENCE_EVAL,
         sweep_space={"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.dpo_beta": "interval(0.05, 0.5)"},
@@ -181,7 +183,7 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
     TrainerSpec(
         name="orpo", label="ORPO", summary="Odds Ratio Preference Optimization (reference-free) on preference pairs",
         data_shape="preference", module="autotrain_hydra.trainers.orpo",
-        reads=_LM | PAIRS | PREFERENCE_LIMITS | {"trainer.model_ref", "trainer.orpo_alpha"},
+        reads=_LM | PAIRS | PREFERENCE_LIMITS | PADDING_FREE | {"trainer.model_ref", "trainer.orpo_alpha"},
         requires=CORE_REQUIRED + ("data.prompt_text_column", "data.rejected_text_column"),
         eval_data_metrics=_PREFERENCE_EVAL,
         sweep_space={"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.orpo_alpha": "interval(0.1, 2.0)"},
@@ -190,7 +192,8 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
     TrainerSpec(
         name="reward", label="Reward", summary="a reward model: a sequence-classification scorer of responses",
         data_shape="preference", module="autotrain_hydra.trainers.reward",
-        reads=MODEL | DATA | TRAINING | TRAINER_LOOP | LORA | PAIRS | {"trainer.num_labels", "trainer.label_smoothing"},
+        reads=MODEL | DATA | TRAINING | TRAINER_LOOP | LORA | PAIRS | PADDING_FREE
+        | {"trainer.num_labels", "trainer.label_smoothing"},
         requires=CORE_REQUIRED + ("data.rejected_text_column",),
         eval_data_metrics=frozenset({"eval_loss", "eval_accuracy", "eval_margin", "eval_mean_reward"}),
         eval_metrics=SCORER_METRICS, default_eval_metrics=SCORER_METRICS,
@@ -229,7 +232,7 @@ SPECS: Dict[str, TrainerSpec] = {s.name: s for s in (
         name="kto", label="KTO",
         summary="Kahneman-Tversky Optimization on unpaired feedback (a completion and whether it is desirable)",
         data_shape="feedback", module="autotrain_hydra.trainers.kto",
-        reads=_LM | PAIRS | {"data.label_column", "trainer.model_ref"} | KTO,
+        reads=_LM | PAIRS | PADDING_FREE | {"data.label_column", "trainer.model_ref"} | KTO,
         requires=CORE_REQUIRED + ("data.prompt_text_column",),
         eval_data_metrics=frozenset({"eval_loss", "eval_logp_margin_before", "eval_logp_margin_after"}),
         sweep_space={"training.lr": "tag(log, interval(1e-6, 1e-2))", "trainer.kto.beta": "interval(0.05, 0.5)"},

@@ -34,14 +34,14 @@ def make_pairs(path: Path) -> None:
                                 "rejected": " " + other}) + "\n")
 
 
-def run_ours(model_dir: str, data: str, steps: int, batch: int, out: str) -> dict:
+def run_ours(model_dir: str, data: str, steps: int, batch: int, out: str, *extra: str) -> dict:
     from autotrain_hydra.run import run
     from autotrain_hydra.compat.hydra import compose_config
 
     overrides = ["trainer=dpo", "model=custom", f"model.name={model_dir}", f"data.path={data}",
                  "data.prompt_text_column=prompt", "data.text_column=chosen", "data.rejected_text_column=rejected",
                  f"training.max_steps={steps}", f"training.batch_size={batch}", f"training.lr={LR}",
-                 "training.logging_steps=1", f"output_dir={out}"]
+                 "training.logging_steps=1", f"output_dir={out}", *extra]
     run(compose_config(overrides), overrides)
     m = json.loads((Path(out) / "metrics.json").read_text())
     return summary([{"loss": v} for _, v in m["history"]["train"]], m["train_runtime_s"], m["train_tokens"])
@@ -63,16 +63,28 @@ def run_trl(model_dir: str, data: str, steps: int, batch: int, out: str, **confi
     resolved, _ = prepare(cfg)
     tok = AutoTokenizer.from_pretrained(model_dir)
     pairs = load_pairs(Job(resolved.cfg, out), tok)
+    flat = config.pop("padding_free", False)
     args = DPOConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=LR,
                      logging_steps=1, report_to="none", save_strategy="no", seed=42, max_length=1024,
                      include_num_input_tokens_seen="non_padding", disable_tqdm=True, **cpu_args(), **{**RECIPE, **config})
-    trainer = Pretokenized(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, train_dataset=pairs.train,
-                           processing_class=tok)
+    if flat:
+        import autotrain_hydra.attention  # noqa: F401  (registers varlen_sdpa)
+    attn = {"attn_implementation": "varlen_sdpa"} if flat else {}
+    trainer = Pretokenized(model=AutoModelForCausalLM.from_pretrained(model_dir, **attn), args=args,
+                           train_dataset=pairs.train, processing_class=tok)
+    if flat:  # TRL's own loop, schedule and batches, with our padding-free forward: the same losses, step by step
+        from autotrain_hydra import padding_free
+
+        padding_free.install(trainer.model)
+        padding_free.install(trainer.ref_model)
     result = trainer.train()
     return summary(trainer.state.log_history, result.metrics["train_runtime"], trainer.state.num_input_tokens_seen)
 
 
-VARIANTS = {"ours": run_ours, "trl_defaults": run_trl,  # the last two: probes of single TRL settings
+VARIANTS = {"ours": run_ours, "trl_defaults": run_trl,
+            "ours_padded": lambda *a: run_ours(*a, "training.padding_free=false"),  # batches grouped by length
+            "trl_padding_free": lambda *a: run_trl(*a, padding_free=True),  # checks: same losses as trl_defaults
+            # probes of single TRL settings
             "trl_nogc": lambda *a: run_trl(*a, gradient_checkpointing=False),
             "trl_fused": lambda *a: run_trl(*a, optim="adamw_torch_fused")}
 

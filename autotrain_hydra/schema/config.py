@@ -154,6 +154,8 @@ class TrainingConfig:
     max_grad_norm: float = 1.0
     packing: bool = False  # false: padding-free batches of batch_size examples; true: fixed-length packed rows
     # (generic: texts concatenated and cut into block_size blocks; sft: best-fit packing into max_seq_length rows)
+    padding_free: bool = True  # a batch's sequences in one row, attention within each (no compute on padding);
+    # false: padded batches (generic, sft unpacked; dpo, orpo, kto, reward)
     attn_implementation: str = "auto"  # auto | sdpa | eager | flex_attention | flash_attention_2 | flash_attention_3
     torch_compile: bool = False
     use_liger_kernel: bool = False  # GPU, with the liger-kernel package

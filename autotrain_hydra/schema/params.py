@@ -122,6 +122,7 @@ PARAMS: Tuple[Param, ...] = (
     Param("training.eval_steps", check=null_or_ge(1)),
     Param("training.gradient_checkpointing"),
     Param("training.packing"),
+    Param("training.padding_free"),
     Param("training.attn_implementation", check=one_of(ATTN_IMPLEMENTATIONS)),
     Param("training.torch_compile"),
     Param("training.use_liger_kernel"),

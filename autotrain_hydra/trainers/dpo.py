@@ -4,7 +4,10 @@
 the base model, or, with LoRA, the base model itself with the adapter disabled (no second copy in memory). TRL
 1.16's DPOConfig has no prompt/completion limits, so pairs are tokenized and truncated here (the prompt keeps its
 last ``trainer.max_prompt_length`` tokens, each completion its first ``trainer.max_completion_length``);
-``training.block_size`` caps prompt + completion. Batches are grouped by length (TRL 1.16 has no padding-free DPO).
+``training.block_size`` caps prompt + completion. Batches are **padding-free** (``training.padding_free``, the
+default; TRL 1.16's own is disabled): the chosen and rejected sequences of the batch's pairs run as one row
+(``autotrain_hydra.padding_free``), TRL's loss reading each sequence's log-probabilities where the padded forward
+would have put them; with ``training.padding_free=false``, padded batches of pairs grouped by length.
 With ``features=[distillation]`` the teacher's term on the chosen responses is added to the DPO loss (see
 autotrain_hydra.features.distillation).
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from autotrain_hydra import models
+from autotrain_hydra import models, padding_free
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, reference_model
@@ -37,20 +40,24 @@ def train(job: Job) -> Dict[str, Any]:
     cfg = job.cfg
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
-    attn = attn_implementation(cfg)
+    flat = bool(cfg.training.padding_free)
+    attn = attn_implementation(cfg, several_per_row=flat)
     distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
     margin_before(job, model, pairs, tokenizer)
-    ref = reference_model(job, model)
+    ref = reference_model(job, model, attn)
     if cfg.trainer.model_ref and ref is not None:
         margin_before(job, ref, pairs, tokenizer, key="eval_logp_margin_reference")
-    # batches of pairs of similar length: much less padding (TRL 1.16 has no padding-free DPO)
-    train, valid = with_length(pairs.train), with_length(pairs.valid)
+    # padded: batches of pairs of similar length (much less padding); padding-free: TRL's own sampling
+    train, valid = (pairs.train, pairs.valid) if flat else (with_length(pairs.train), with_length(pairs.valid))
+    grouping = {} if flat else {"train_sampling_strategy": "group_by_length", "length_column_name": "length"}
     args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
-                     max_length=cfg.training.block_size, train_sampling_strategy="group_by_length",
-                     length_column_name="length")
+                     max_length=cfg.training.block_size, **grouping)
     trainer_cls = distillation.distillation_trainer(trainer_class(pretokenized_dpo(DPOTrainer)), distiller, own="dpo")
     trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
                           eval_dataset=valid, processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft, model))
+    if flat:
+        padding_free.install(trainer.model)
+        padding_free.install(trainer.ref_model)
     return fit(job, trainer, pairs, tokenizer)

@@ -33,7 +33,8 @@ def train(job: Job) -> Dict[str, Any]:
     valid_ds = examples(splits.valid, tokenizer, column, block, "the validation data") if splits.valid is not None \
         else None
 
-    attn = attn_implementation(cfg, several_per_row=not packing)
+    flat = cfg.training.padding_free and not packing  # padding-free batches; else padded (examples or blocks)
+    attn = attn_implementation(cfg, several_per_row=flat)
     distiller = distillation.setup(job, tokenizer, lambda: list(splits.train[column]), attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
     if uses_lora(cfg.peft.method):
@@ -41,7 +42,7 @@ def train(job: Job) -> Dict[str, Any]:
 
         model = get_peft_model(model, models.lora_config(cfg.peft, model))
     args = TrainingArguments(**training_kwargs(job, has_eval=valid_ds is not None), remove_unused_columns=False)
-    collator = data_mod.PadCollator(tokenizer.pad_token_id) if packing else data_mod.FlatCollator()
+    collator = data_mod.FlatCollator() if flat else data_mod.PadCollator(tokenizer.pad_token_id)
     trainer_cls = distillation.distillation_trainer(trainer_class(Trainer), distiller, own="lm")
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
                           data_collator=collator, processing_class=tokenizer)

@@ -3,7 +3,8 @@
 ``trainer.orpo_alpha`` weights the odds-ratio term (ORPOConfig.beta, λ in the paper): loss = NLL(chosen) − λ·log
 σ(log-odds ratio). ORPO is reference-free: ``trainer.model_ref`` (the guide lists it) is not in the loss; with eval
 data it is the model whose log-probability margin is reported as ``eval_logp_margin_reference``, beside the margin
-before and after training, and the log says so. Pairs are tokenized and truncated as for DPO. With
+before and after training, and the log says so. Pairs are tokenized and truncated as for DPO; batches are
+padding-free as DPO's (``training.padding_free``; TRL's loss reads the logits where the padded forward put them). With
 ``features=[distillation]`` the teacher's term on the chosen responses is added to the ORPO loss (see
 autotrain_hydra.features.distillation).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict
 
-from autotrain_hydra import models
+from autotrain_hydra import models, padding_free
 from autotrain_hydra.compat.trl import orpo_classes, pretokenized_orpo
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
@@ -57,7 +58,8 @@ def train(job: Job) -> Dict[str, Any]:
     cfg = job.cfg
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
-    attn = attn_implementation(cfg)
+    flat = bool(cfg.training.padding_free)
+    attn = attn_implementation(cfg, several_per_row=flat)
     distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
     margin_before(job, model, pairs, tokenizer)
@@ -70,4 +72,6 @@ def train(job: Job) -> Dict[str, Any]:
     trainer = trainer_cls(model=model, args=args, train_dataset=pairs.train, eval_dataset=pairs.valid,
                           processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft, model))
+    if flat:
+        padding_free.install(trainer.model)
     return fit(job, trainer, pairs, tokenizer)

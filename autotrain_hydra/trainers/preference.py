@@ -97,11 +97,13 @@ def margin_before(job: Job, model: Any, pairs: Pairs, tokenizer: Any, key: str =
         job.metrics[key] = logp_margin(model, pairs.valid, tokenizer.pad_token_id)
 
 
-def reference_model(job: Job, model: Any) -> Any:
-    """``trainer.model_ref``, else None under LoRA (TRL disables the adapter), else a frozen copy of the model."""
+def reference_model(job: Job, model: Any, attn_implementation: Optional[str] = None) -> Any:
+    """``trainer.model_ref`` (with the policy's attention: padding-free batches need one that keeps to each
+    sequence), else None under LoRA (TRL disables the adapter), else a frozen copy of the model."""
     cfg = job.cfg
     if cfg.trainer.model_ref:
-        ref = models.load_causal_lm(cfg.model, key="trainer.model_ref", name=cfg.trainer.model_ref)
+        ref = models.load_causal_lm(cfg.model, key="trainer.model_ref", name=cfg.trainer.model_ref,
+                                    attn_implementation=attn_implementation)
         job.notes.append(f"reference model: {cfg.trainer.model_ref}")
     elif uses_lora(cfg.peft.method):
         job.notes.append("reference model: the base model with the LoRA adapter disabled")

@@ -13,16 +13,19 @@ chosen response scores higher) and the mean reward margin are reported. The save
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Dict
 
 from autotrain_hydra import data as data_mod
-from autotrain_hydra import models
+from autotrain_hydra import models, padding_free
 from autotrain_hydra.compat.trl import record_metric
 from autotrain_hydra.schema.params import uses_lora
 from autotrain_hydra.trainers.common import (Job, attn_implementation, merged_model, quantization, save_output,
                                              train_and_collect, trainer_class, training_kwargs)
 from autotrain_hydra.trainers.preference import load_pairs
+
+log = logging.getLogger(__name__)
 
 
 def pairwise_loss(chosen, rejected, label_smoothing: float = 0.0):
@@ -69,8 +72,9 @@ def train(job: Job) -> Dict[str, Any]:
 
     train_ds = pairs.train.map(to_scorer, remove_columns=["prompt_ids"])
     valid_ds = pairs.valid.map(to_scorer, remove_columns=["prompt_ids"]) if pairs.valid is not None else None
+    flat = bool(cfg.training.padding_free)
     model = models.load_sequence_classifier(cfg.model, num_labels=cfg.trainer.num_labels, quantization=quantization(cfg),
-                                            attn_implementation=attn_implementation(cfg))
+                                            attn_implementation=attn_implementation(cfg, several_per_row=flat))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     peft_config = models.lora_config(cfg.peft, model, task_type="SEQ_CLS")
@@ -83,6 +87,12 @@ def train(job: Job) -> Dict[str, Any]:
                                                        peft_config=peft_config)
     finally:
         model.config.num_labels = heads
+    if flat and padding_free.can_score(trainer.model):  # the pairs' sequences as one row, each scored at its end
+        padding_free.install(trainer.model, scorer=True)
+    elif flat:
+        job.notes.append(f"training.padding_free: {type(model).__name__} has no score head on a backbone to run "
+                         "packed: padded batches")
+        log.warning(job.notes[-1])
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
     save_scorer(job, trainer.model, tokenizer, trainer)
     return metrics

@@ -47,12 +47,13 @@ def train(job: Job) -> Dict[str, Any]:
         log.warning(job.notes[-1])
     train_ds, valid_ds = (data_mod.truncated(ds, max_length) for ds in (train_ds, valid_ds))
 
-    attn = attn_implementation(cfg, several_per_row=True)  # padding-free batches and packed rows alike
+    padding_free = bool(cfg.training.padding_free) or packing  # TRL's packed rows are padding-free
+    attn = attn_implementation(cfg, several_per_row=padding_free)
     distiller = distillation.setup(job, tokenizer,
                                    lambda: [data_mod.prompt_of(v) for v in splits.train[column]], attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
     peft_config = models.lora_config(cfg.peft, model)
-    args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), packing=packing, padding_free=True,
+    args = SFTConfig(**training_kwargs(job, has_eval=valid_ds is not None), packing=packing, padding_free=padding_free,
                      packing_strategy="bfd", max_length=max_length if packing else None, dataset_num_proc=None)
     trainer_cls = distillation.distillation_trainer(trainer_class(SFTTrainer), distiller, own="lm")
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
