@@ -8,9 +8,14 @@ metrics TRL's loss does not have. That takes these hooks, which TRL documents no
 - ``Trainer._set_signature_columns_if_needed`` / ``_signature_columns``: the ``length`` column kept for the
   length-grouped sampler;
 - ``ORPOTrainer.tokenize_row(feature, model=None)`` (``trl.experimental.orpo``): our token ids in ORPO's row format;
-- ``RewardTrainer._metrics[mode][name]``: the list the trainer averages into its logged metrics.
+- ``RewardTrainer._metrics[mode][name]``: the list the trainer averages into its logged metrics;
+- how the DPO, KTO and ORPO trainers call their models (``padding_free``): after their ``__init__`` patched the
+  forward (TRL's fused LM head), with a padded batch as keyword ``input_ids``/``attention_mask`` (ORPO: ``input_ids``
+  by position) and ``labels``, reading ``log_probs`` of shape (batch, length - 1) (ORPO: ``logits``) — our packed
+  forward (``trainers.preference.padding_free``) is installed over that patch and answers in that layout.
 
-``tests/compat/test_trl.py`` checks each against the installed TRL.
+``tests/compat/test_trl.py`` checks each against the installed TRL (the last: ``tests/test_padding_free.py``, the same
+losses and gradients as TRL's padded batches).
 """
 
 from __future__ import annotations
@@ -65,3 +70,4 @@ def pretokenized_orpo(orpo_trainer: type, row: Callable[[list, list, list, int],
 def record_metric(trainer: Any, mode: str, name: str, value: float) -> None:
     """Add ``value`` to the metric ``name`` that a TRL trainer logs (averaged) for ``mode`` (train or eval)."""
     trainer._metrics[mode][name].append(value)
+

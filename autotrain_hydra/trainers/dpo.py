@@ -17,10 +17,10 @@ from __future__ import annotations
 import os
 from typing import Any, Dict
 
-from autotrain_hydra import models, padding_free
+from autotrain_hydra import models
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
-from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, reference_model
+from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, padding_free, reference_model
 
 
 def with_length(pairs: Any) -> Any:
@@ -57,7 +57,6 @@ def train(job: Job) -> Dict[str, Any]:
     trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
                           eval_dataset=valid, processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft, model))
-    if flat:
-        padding_free.install(trainer.model)
-        padding_free.install(trainer.ref_model)
+    if flat:  # after TRL's own patch of the forward (its fused LM head)
+        padding_free(trainer)
     return fit(job, trainer, pairs, tokenizer)

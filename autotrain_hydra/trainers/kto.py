@@ -29,10 +29,10 @@ import random
 from typing import Any, Dict, List, Optional
 
 from autotrain_hydra import data as data_mod
-from autotrain_hydra import models, padding_free
+from autotrain_hydra import models
 from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
                                              training_kwargs, quantization)
-from autotrain_hydra.trainers.preference import MARGIN_PAIRS, reference_model
+from autotrain_hydra.trainers.preference import MARGIN_PAIRS, padding_free, reference_model
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,7 @@ def train(job: Job) -> Dict[str, Any]:
                                         eval_dataset=feedback["valid"], processing_class=tokenizer,
                                         peft_config=models.lora_config(cfg.peft, model))
     if flat:  # after TRL's own patch of the forward (its fused LM head)
-        padding_free.install(trainer.model)
-        padding_free.install(trainer.ref_model)
+        padding_free(trainer)
     metrics = train_and_collect(job, trainer, has_eval=has_eval)
     if has_eval and margin_before is not None:
         metrics["eval_logp_margin_before"] = margin_before

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict
 
-from autotrain_hydra import models, padding_free
+from autotrain_hydra import models
 from autotrain_hydra.compat.trl import orpo_classes, pretokenized_orpo
 from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
-from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before
+from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, padding_free
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,6 @@ def train(job: Job) -> Dict[str, Any]:
     trainer = trainer_cls(model=model, args=args, train_dataset=pairs.train, eval_dataset=pairs.valid,
                           processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft, model))
-    if flat:
-        padding_free.install(trainer.model)
+    if flat:  # after TRL's own patch of the forward (its fused LM head)
+        padding_free(trainer)
     return fit(job, trainer, pairs, tokenizer)

@@ -114,3 +114,14 @@ def reference_model(job: Job, model: Any, attn_implementation: Optional[str] = N
     ref.eval()
     ref.requires_grad_(False)
     return ref
+
+
+def padding_free(trainer: Any) -> Any:
+    """A TRL preference trainer (dpo, kto, orpo) whose policy and reference run their padded batches padding-free
+    (``autotrain_hydra.padding_free``; how TRL calls them: ``compat.trl``). Called after the trainer is made: TRL's
+    ``__init__`` replaces the forward (its fused LM head)."""
+    from autotrain_hydra import padding_free as flat
+
+    flat.install(trainer.model)
+    flat.install(getattr(trainer, "ref_model", None))
+    return trainer
