@@ -325,6 +325,8 @@ def load_sequence_classifier(model_cfg: Any, num_labels: int = 1, name: Optional
     raw = name or model_cfg.name
     path = resolve_model_name(raw)
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if attn_implementation == "varlen_sdpa":
+        import autotrain_hydra.attention  # noqa: F401  (registers it)
     refuse_pickle_weights(path, key, model_cfg)
     weights = weights_kwargs(model_cfg)
     if quantization is not None:

@@ -181,3 +181,16 @@ def test_reward_scores_and_pairwise_loss_padding_free_equal_padded(tiny):
     assert_same(*both(scorer, loss_of))
     assert seen[1].shape == seen[0].shape == (4, 2)
     torch.testing.assert_close(seen[1], seen[0], **TOLERANCE)
+
+
+def test_a_fresh_process_loads_a_scorer_with_the_packed_attention():
+    """Bug: trainer=reward (padding-free by default) failed on a CPU in a fresh process: varlen_sdpa was registered
+    only by the causal-LM loader."""
+    import subprocess
+    import sys
+
+    code = ("from autotrain_hydra import models; from autotrain_hydra.compat.hydra import compose_config; "
+            "m = models.load_sequence_classifier(compose_config(['model=tiny']).model, attn_implementation="
+            "'varlen_sdpa'); print(m.config._attn_implementation)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("varlen_sdpa"), out.stderr[-2000:]
