@@ -39,12 +39,18 @@ def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     gqa = query.shape[1] != key.shape[1]
+    window = kwargs.get("sliding_window")  # Mistral, Qwen2, Gemma's local layers: each token sees its last N
     rows = []
     for b in range(query.shape[0]):
-        parts = [F.scaled_dot_product_attention(query[b:b + 1, :, s:e], key[b:b + 1, :, s:e], value[b:b + 1, :, s:e],
-                                                is_causal=True, scale=scaling, enable_gqa=gqa,
-                                                dropout_p=dropout if module.training else 0.0)
-                 for s, e in segments(position_ids[b if position_ids.shape[0] > 1 else 0])]
+        parts = []
+        for s, e in segments(position_ids[b if position_ids.shape[0] > 1 else 0]):
+            causal = {"is_causal": True}
+            if window and e - s > window:  # a sequence longer than the window: causal within the window
+                i = torch.arange(e - s, device=query.device)
+                causal = {"attn_mask": (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < window)}
+            parts.append(F.scaled_dot_product_attention(query[b:b + 1, :, s:e], key[b:b + 1, :, s:e],
+                                                        value[b:b + 1, :, s:e], scale=scaling, enable_gqa=gqa,
+                                                        dropout_p=dropout if module.training else 0.0, **causal))
         rows.append(torch.cat(parts, dim=2))
     out = torch.cat(rows, dim=0)
     return out.transpose(1, 2).contiguous(), None

@@ -7,14 +7,15 @@ CPU); no compute is spent on padding. The same numbers as the padded forward, wi
 (tests/test_padding_free.py, and each trainer's packed/padded test).
 
 ``install(model)`` wraps ``model.forward`` (the outermost module the trainer calls: a PeftModel, or the model):
-a call with a 2-D ``attention_mask`` runs packed; every other call (generation, a 1-row unpadded batch) is the model's
-own. The wrapped forward accepts what the padded one did (``input_ids``, ``attention_mask``, ``labels``, TRL's
+a call with a padded batch (``input_ids`` and a 2-D ``attention_mask``, no cache, no position ids) runs packed, with
+no cache; every other call (generation's prefill and decoding, a call with position ids) is the model's own. The wrapped forward accepts what the padded one did (``input_ids``, ``attention_mask``, ``labels``, TRL's
 ``fused_lm_head``, ...) and returns the same fields: ``logits`` of shape (batch, length, vocab), TRL's fused
 ``log_probs`` (and its other per-token fields) of shape (batch, length - 1).
 """
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Any, Tuple
 
@@ -64,10 +65,13 @@ def scores(model: Any, ids: torch.Tensor, positions: torch.Tensor, keep: torch.T
     from transformers.modeling_outputs import SequenceClassifierOutputWithPast
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA: injected in place
+    pad = base.config.get_text_config().pad_token_id
+    if pad is None and keep.shape[0] > 1:
+        raise ValueError("a batch of several sequences needs the model's config.pad_token_id to find their ends")
     hidden = getattr(base, base.base_model_prefix)(input_ids=ids, position_ids=positions,
                                                    use_cache=False).last_hidden_state[0]
     where = unpack(torch.arange(ids.shape[1], device=ids.device)[None], keep)  # padded (i, j) -> packed index
-    real = keep & (input_ids != base.config.pad_token_id)
+    real = keep & (input_ids != pad) if pad is not None else keep
     last = (torch.arange(keep.shape[1], device=keep.device) * real).argmax(dim=-1)
     return SequenceClassifierOutputWithPast(logits=base.score(hidden[where[torch.arange(len(last)), last]]))
 
@@ -89,13 +93,14 @@ def install(model: Any, scorer: bool = False) -> Any:
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if len(args) == 1 and "input_ids" not in kwargs:  # input_ids given by position (TRL's ORPO)
             kwargs, args = {**kwargs, "input_ids": args[0]}, ()
-        input_ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
-        if args or input_ids is None or mask is None or mask.dim() != 2 or "position_ids" in kwargs:
+        if not _packable(args, kwargs):
             return original(*args, **kwargs)
-        ids, positions, keep = pack(input_ids, mask)
+        input_ids = kwargs["input_ids"]
+        ids, positions, keep = pack(input_ids, kwargs["attention_mask"])
         if scorer:
             return scores(self, ids, positions, keep, input_ids)
-        call = {**kwargs, "input_ids": ids, "position_ids": positions, "attention_mask": None}
+        # no cache: transformers finds the sequences of a packed row by their position ids only without one
+        call = {**kwargs, "input_ids": ids, "position_ids": positions, "attention_mask": None, "use_cache": False}
         if kwargs.get("labels") is not None:
             call["labels"] = _packed_labels(kwargs["labels"], keep, positions)
         out = original(**call)
@@ -107,6 +112,20 @@ def install(model: Any, scorer: bool = False) -> Any:
                 setattr(out, field, _shifted(value, keep))
         return out
 
+    forward.__signature__ = inspect.signature(original)  # generate() sees the model's own parameters
     model.forward = types.MethodType(forward, model)
     model._padding_free = True
     return model
+
+
+def _packable(args: tuple, kwargs: dict) -> bool:
+    """A training or scoring forward of a padded batch: ``input_ids`` and a 2-D ``attention_mask`` of the same shape,
+    no position ids, no cache (generation: prefill and decoding are the model's own), no other per-token input."""
+    input_ids, mask = kwargs.get("input_ids"), kwargs.get("attention_mask")
+    if args or input_ids is None or mask is None or mask.dim() != 2 or input_ids.shape != mask.shape:
+        return False
+    if "position_ids" in kwargs or kwargs.get("past_key_values") is not None or kwargs.get("use_cache"):
+        return False
+    per_token = [k for k, v in kwargs.items() if k not in ("input_ids", "attention_mask", "labels")
+                 and isinstance(v, torch.Tensor) and v.shape[:2] == mask.shape]
+    return not per_token  # token_type_ids and the like: left as they are

@@ -46,12 +46,16 @@ RESUME_MAY_CHANGE = frozenset({
     "training.resume_from_checkpoint", "training.gradient_checkpointing", "training.attn_implementation",
     "training.torch_compile", "training.use_liger_kernel", "data.valid_path", "data.valid_split",
     "peft.merge_adapter", "model.allow_pickle_weights", "model.trust_remote_code",
+    "training.padding_free",  # how the loss is computed, not what it is (checkpoints from before it resume)
 })
 # what transformers' Trainer honours on top (periodic evaluation, torch.compile, Liger kernels)
 TRAINER_LOOP = frozenset({"training.eval_strategy", "training.eval_steps", "training.torch_compile",
                           "training.use_liger_kernel"})
 PACKING = frozenset({"training.packing"})
 PADDING_FREE = frozenset({"training.padding_free"})  # the trainers whose batches can be padding-free
+# attention that keeps to each sequence of a packed row without a mask over the whole row (training.attn_implementation
+# auto picks one); with sdpa or eager a packed row attends through a (row x row) block-diagonal mask instead
+PACKED_ATTENTION = frozenset({"auto", "varlen_sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"})
 LORA = frozenset({"peft.method", "peft.bits", "peft.lora_r", "peft.lora_alpha", "peft.lora_dropout", "peft.target_modules"})
 MERGE = frozenset({"peft.merge_adapter"})
 SFT = frozenset({"trainer.chat_template", "trainer.add_eos_token", "trainer.max_seq_length"})

@@ -108,3 +108,31 @@ def test_sft_packed_and_unpacked_train_and_count_real_tokens(tmp_path, packing):
     real = sum(len(ids) for ids in sft_sequences(splits.train, tok, "messages", False, "x")["input_ids"])
     assert m["train_tokens"] == 4 * real
     assert m["train_tokens_per_second"] > 0
+
+
+def test_varlen_attention_keeps_a_models_sliding_window():
+    """Mistral/Qwen2-style local attention: a packed sequence longer than the window sees only its last N tokens, as
+    the padded model's sdpa mask does (varlen_sdpa ran full causal attention on each sequence before)."""
+    import autotrain_hydra.attention  # noqa: F401
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from autotrain_hydra import padding_free
+
+    torch.manual_seed(0)
+    config = MistralConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=3, pad_token_id=0)
+    padded = MistralForCausalLM(config).eval()
+    packed = MistralForCausalLM._from_config(config, attn_implementation="varlen_sdpa").eval()
+    packed.load_state_dict(padded.state_dict())
+    rows = [[5, 6, 7, 8, 9, 10, 11, 12], [13, 14, 15]]
+    ids = torch.tensor([r + [0] * (8 - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (8 - len(r)) for r in rows])
+    with torch.no_grad():
+        want = padded(input_ids=ids, attention_mask=mask).logits
+        got = padding_free.install(packed)(input_ids=ids, attention_mask=mask).logits
+        full = MistralForCausalLM._from_config(MistralConfig(**{**config.to_dict(), "sliding_window": None}))
+        full.load_state_dict(padded.state_dict())
+        unwindowed = full.eval()(input_ids=ids, attention_mask=mask).logits
+    keep = mask.bool()
+    torch.testing.assert_close(got[keep], want[keep], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(unwindowed[keep], want[keep], atol=1e-3)  # the window matters in this example

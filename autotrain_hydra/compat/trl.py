@@ -12,7 +12,8 @@ metrics TRL's loss does not have. That takes these hooks, which TRL documents no
 - how the DPO, KTO and ORPO trainers call their models (``padding_free``): after their ``__init__`` patched the
   forward (TRL's fused LM head), with a padded batch as keyword ``input_ids``/``attention_mask`` (ORPO: ``input_ids``
   by position) and ``labels``, reading ``log_probs`` of shape (batch, length - 1) (ORPO: ``logits``) — our packed
-  forward (``trainers.preference.padding_free``) is installed over that patch and answers in that layout.
+  forward (``trainers.preference.padding_free``) is installed over that patch and answers in that layout (a reference
+  pass TRL makes inside ``__init__``, ``precompute_ref_log_probs``, stays padded: we do not set it).
 
 ``tests/compat/test_trl.py`` checks each against the installed TRL (the last: ``tests/test_padding_free.py``, the same
 losses and gradients as TRL's padded batches).
@@ -70,4 +71,3 @@ def pretokenized_orpo(orpo_trainer: type, row: Callable[[list, list, list, int],
 def record_metric(trainer: Any, mode: str, name: str, value: float) -> None:
     """Add ``value`` to the metric ``name`` that a TRL trainer logs (averaged) for ``mode`` (train or eval)."""
     trainer._metrics[mode][name].append(value)
-

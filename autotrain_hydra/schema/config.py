@@ -152,8 +152,8 @@ class TrainingConfig:
     eval_steps: Optional[int] = None
     gradient_checkpointing: bool = False  # off unless asked (TRL turns it on by default: ~30% more compute)
     max_grad_norm: float = 1.0
-    packing: bool = False  # false: padding-free batches of batch_size examples; true: fixed-length packed rows
-    # (generic: texts concatenated and cut into block_size blocks; sft: best-fit packing into max_seq_length rows)
+    packing: bool = False  # true: fixed-length packed rows, a row an example (generic: texts concatenated and cut
+    # into block_size blocks; sft: best-fit packing into max_seq_length rows); false: batch_size examples a batch
     padding_free: bool = True  # a batch's sequences in one row, attention within each (no compute on padding);
     # false: padded batches (generic, sft unpacked; dpo, orpo, kto, reward)
     attn_implementation: str = "auto"  # auto | sdpa | eager | flex_attention | flash_attention_2 | flash_attention_3

@@ -246,9 +246,15 @@ def attn_implementation(cfg: DictConfig, several_per_row: bool = False) -> str:
     return "sdpa"
 
 
+def padding_free_batches(cfg: DictConfig) -> bool:
+    """``training.padding_free``, where the attention keeps to each sequence of a packed row (see
+    ``schema.rules.values.padding_free_attention``, which warns otherwise: the batches are padded then)."""
+    return bool(cfg.training.padding_free) and cfg.training.attn_implementation in registry.PACKED_ATTENTION
+
+
 def optimizer_name(name: str) -> str:
     """Our ``training.optimizer`` → TrainingArguments ``optim``; AdamW runs fused on a GPU (one kernel for all
-    parameters). On a CPU torch's fused AdamW measured slower than its default (benchmarks/bench_dpo.py: 0.90x)."""
+    parameters). On a CPU torch's fused AdamW measured slower than its default (bench_preference.py: 0.90x)."""
     import torch
 
     optim = OPTIM_NAMES[name]

@@ -19,7 +19,8 @@ from typing import Any, Dict
 
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
+from autotrain_hydra.trainers.common import (Job, attn_implementation, padding_free_batches, quantization,
+                                             trainer_class, training_kwargs)
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, padding_free, reference_model
 
 
@@ -40,7 +41,7 @@ def train(job: Job) -> Dict[str, Any]:
     cfg = job.cfg
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
-    flat = bool(cfg.training.padding_free)
+    flat = padding_free_batches(cfg)
     attn = attn_implementation(cfg, several_per_row=flat)
     distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))

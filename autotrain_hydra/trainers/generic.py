@@ -16,8 +16,8 @@ from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
 from autotrain_hydra.schema.params import uses_lora
-from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
-                                             training_kwargs, quantization)
+from autotrain_hydra.trainers.common import (Job, attn_implementation, padding_free_batches, quantization, save_model,
+                                             train_and_collect, trainer_class, training_kwargs)
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -33,7 +33,7 @@ def train(job: Job) -> Dict[str, Any]:
     valid_ds = examples(splits.valid, tokenizer, column, block, "the validation data") if splits.valid is not None \
         else None
 
-    flat = cfg.training.padding_free and not packing  # padding-free batches; else padded (examples or blocks)
+    flat = padding_free_batches(cfg) and not packing  # padding-free batches; else padded (examples or blocks)
     attn = attn_implementation(cfg, several_per_row=flat)
     distiller = distillation.setup(job, tokenizer, lambda: list(splits.train[column]), attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))

@@ -342,6 +342,8 @@ def train(job: Job) -> Dict[str, Any]:
     if history:
         metrics["mean_reward"] = history[-1]["reward"]
         metrics["history"]["mean_reward"] = [(e["step"], e["reward"]) for e in history]
+        metrics["history"]["completion_length"] = [(e["step"], e["completions/mean_length"]) for e in history
+                                                   if "completions/mean_length" in e]
         for name in source_names(sources):
             key = f"rewards/{name}/mean"
             if key in history[-1]:

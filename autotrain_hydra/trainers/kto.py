@@ -11,8 +11,9 @@ Data, either:
 Text or chat messages alike (TRL renders messages with the chat template). The rows are shuffled once with
 ``training.seed`` and then read in order: KTO estimates its KL term from the completions of the other rows of each
 batch (TRL's sequential sampling), so a batch holds two rows at least (checked before load). ``training.block_size``
-caps prompt + completion. Batches are padding-free (``training.padding_free``, the default: the completions and the
-KL term's mismatched completions run as one row each, ``autotrain_hydra.padding_free``); false: padded. ``trainer.kto.beta``, ``desirable_weight`` and ``undesirable_weight`` are TRL's (give the
+caps prompt + completion. Batches are padding-free (``training.padding_free``, the default: each forward — the
+completions, the KL term's mismatched completions — runs its sequences as one row, ``autotrain_hydra.padding_free``);
+false: padded. ``trainer.kto.beta``, ``desirable_weight`` and ``undesirable_weight`` are TRL's (give the
 rarer kind more weight when the kinds are unbalanced: TRL says so in the log). The reference model is as dpo's:
 ``trainer.model_ref``, else a frozen copy of the base model, or with LoRA the base model with the adapter disabled.
 
@@ -30,8 +31,8 @@ from typing import Any, Dict, List, Optional
 
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
-from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
-                                             training_kwargs, quantization)
+from autotrain_hydra.trainers.common import (Job, attn_implementation, padding_free_batches, quantization, save_model,
+                                             train_and_collect, trainer_class, training_kwargs)
 from autotrain_hydra.trainers.preference import MARGIN_PAIRS, padding_free, reference_model
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def train(job: Job) -> Dict[str, Any]:
     args = KTOConfig(**training_kwargs(job, has_eval=has_eval), beta=k.beta, desirable_weight=k.desirable_weight,
                      undesirable_weight=k.undesirable_weight, max_length=cfg.training.block_size,
                      train_sampling_strategy="sequential")
-    flat = bool(cfg.training.padding_free)
+    flat = padding_free_batches(cfg)
     attn = attn_implementation(cfg, several_per_row=flat)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))
     margin_before = logp_margin(job, model, tokenizer, feedback["valid"]) if has_eval else None

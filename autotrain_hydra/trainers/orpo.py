@@ -17,7 +17,9 @@ from typing import Any, Dict
 from autotrain_hydra import models
 from autotrain_hydra.compat.trl import orpo_classes, pretokenized_orpo
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import Job, attn_implementation, trainer_class, training_kwargs, quantization
+from autotrain_hydra.schema.params import uses_lora
+from autotrain_hydra.trainers.common import (Job, attn_implementation, padding_free_batches, quantization,
+                                             trainer_class, training_kwargs)
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, padding_free
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,11 @@ def train(job: Job) -> Dict[str, Any]:
     cfg = job.cfg
     tokenizer = models.load_tokenizer(cfg.model)
     pairs = load_pairs(job, tokenizer)
-    flat = bool(cfg.training.padding_free)
+    flat = padding_free_batches(cfg)
+    if flat and cfg.training.use_liger_kernel and not uses_lora(cfg.peft.method):
+        flat = False  # Liger replaces the model's forward when training starts, over ours
+        job.notes.append("training.use_liger_kernel: ORPO's batches are padded (Liger replaces the model's forward)")
+        log.info(job.notes[-1])
     attn = attn_implementation(cfg, several_per_row=flat)
     distiller = distillation.setup(job, tokenizer, pairs.prompts, attn)
     model = models.load_causal_lm(cfg.model, attn_implementation=attn, quantization=quantization(cfg))

@@ -21,8 +21,8 @@ from autotrain_hydra import data as data_mod
 from autotrain_hydra import models, padding_free
 from autotrain_hydra.compat.trl import record_metric
 from autotrain_hydra.schema.params import uses_lora
-from autotrain_hydra.trainers.common import (Job, attn_implementation, merged_model, quantization, save_output,
-                                             train_and_collect, trainer_class, training_kwargs)
+from autotrain_hydra.trainers.common import (Job, attn_implementation, merged_model, padding_free_batches, quantization,
+                                             save_output, train_and_collect, trainer_class, training_kwargs)
 from autotrain_hydra.trainers.preference import load_pairs
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def train(job: Job) -> Dict[str, Any]:
 
     train_ds = pairs.train.map(to_scorer, remove_columns=["prompt_ids"])
     valid_ds = pairs.valid.map(to_scorer, remove_columns=["prompt_ids"]) if pairs.valid is not None else None
-    flat = bool(cfg.training.padding_free)
+    flat = padding_free_batches(cfg)
     model = models.load_sequence_classifier(cfg.model, num_labels=cfg.trainer.num_labels, quantization=quantization(cfg),
                                             attn_implementation=attn_implementation(cfg, several_per_row=flat))
     if model.config.pad_token_id is None:

@@ -19,8 +19,8 @@ from typing import Any, Dict
 from autotrain_hydra import data as data_mod
 from autotrain_hydra import models
 from autotrain_hydra.features import distillation
-from autotrain_hydra.trainers.common import (Job, attn_implementation, save_model, train_and_collect, trainer_class,
-                                             training_kwargs, quantization)
+from autotrain_hydra.trainers.common import (Job, attn_implementation, padding_free_batches, quantization, save_model,
+                                             train_and_collect, trainer_class, training_kwargs)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def train(job: Job) -> Dict[str, Any]:
         log.warning(job.notes[-1])
     train_ds, valid_ds = (data_mod.truncated(ds, max_length) for ds in (train_ds, valid_ds))
 
-    padding_free = bool(cfg.training.padding_free) or packing  # TRL's packed rows are padding-free
+    padding_free = padding_free_batches(cfg) or packing  # TRL's packed rows are padding-free
     attn = attn_implementation(cfg, several_per_row=padding_free)
     distiller = distillation.setup(job, tokenizer,
                                    lambda: [data_mod.prompt_of(v) for v in splits.train[column]], attn)

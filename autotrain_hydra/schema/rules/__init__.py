@@ -41,6 +41,7 @@ RULES = (
     values.eval_steps_needed,
     values.optimizer_alias,
     values.eval_data_sources,
+    values.padding_free_attention,
     features.distillation,
     features.eval_metrics,
     features.benchmark,

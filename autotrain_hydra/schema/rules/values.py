@@ -102,6 +102,18 @@ def optimizer_alias(ctx: Context) -> None:
                         "set training.optimizer=adamw_torch to say so")
 
 
+def padding_free_attention(ctx: Context) -> None:
+    """Padding-free batches run a batch as one row: with an attention that needs a mask over the whole row (sdpa,
+    eager) that costs the row's length squared. The trainers then pad their batches (``trainers.common``)."""
+    attn = ctx.get("training.attn_implementation")
+    if "training.padding_free" in registry.spec(ctx.trainer).reads and ctx.get("training.padding_free") \
+            and attn not in registry.PACKED_ATTENTION:
+        ctx.report.warn(f"training.attn_implementation={attn} attends over a whole packed row: batches are padded "
+                        "instead of padding-free", "training.attn_implementation", attn,
+                        "leave training.attn_implementation=auto (varlen attention on a CPU, flash or flex attention "
+                        "on a GPU), or set training.padding_free=false to say so")
+
+
 def eval_data_sources(ctx: Context) -> None:
     """One source of eval data: a validation file, a split of the data, or a held-out fraction."""
     given = [k for k in ("data.valid_path", "data.valid_split", "data.valid_fraction") if ctx.get(k) is not None]
