@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sft import DATA, LR, RECIPE, build_model, cpu_args  # noqa: E402
+from bench_sft import DATA, LR, RECIPE, as_child, build_model, cpu_args, in_child, variant_parser  # noqa: E402
 
 
 def make_prompts(path: Path) -> None:
@@ -81,23 +79,12 @@ VARIANTS = {"ours": run_ours, "trl_defaults": run_trl}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=6)
-    p.add_argument("--batch-size", type=int, default=8)
+    p = variant_parser(__doc__.splitlines()[0], steps=6)
     p.add_argument("--generations", type=int, default=4)
     p.add_argument("--completion", type=int, default=64)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--variants", default="ours,trl_defaults")
-    p.add_argument("--child", help=argparse.SUPPRESS)
-    p.add_argument("--model-dir", help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-        with tempfile.TemporaryDirectory() as out:
-            print("RESULT " + json.dumps(VARIANTS[a.child](a.model_dir, a.data, a, os.path.join(out, "run"))))
-        return
+        return as_child(lambda out: VARIANTS[a.child](a.model_dir, a.data, a, out))
     results: dict = {}
     settings = ["--steps", str(a.steps), "--batch-size", str(a.batch_size), "--generations", str(a.generations),
                 "--completion", str(a.completion)]
@@ -108,12 +95,7 @@ def main() -> None:
         for run in range(a.runs):
             for v in a.variants.split(","):
                 started = time.time()
-                proc = subprocess.run([sys.executable, __file__, "--child", v, "--model-dir", str(model_dir),
-                                       "--data", str(data), *settings], capture_output=True, text=True)
-                lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-                if proc.returncode or not lines:
-                    sys.exit(f"{v} failed:\n{proc.stderr[-3000:]}")
-                r = json.loads(lines[-1][7:])
+                r = in_child(__file__, v, model_dir, data, settings)
                 results.setdefault(v, []).append(r)
                 print(f"grpo run {run + 1} {v:<13} {r['prompts_per_s']:6.2f} prompts/s "
                       f"{r['generated_tokens_per_s']:7.0f} generated tok/s  train {r['train_s']:6.1f} s  peak "

@@ -15,18 +15,16 @@ loop and batches with our padding-free forward: its losses must equal trl_defaul
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sft import DATA, LR, RECIPE, build_model, cpu_args, summary  # noqa: E402
+from bench_sft import (DATA, LR, RECIPE, as_child, build_model, cpu_args, in_child, summary,  # noqa: E402
+                       variant_parser)
 
 
 def make_pairs(path: Path) -> None:
@@ -133,23 +131,11 @@ VARIANTS = {"ours": run_ours, "trl_defaults": run_trl,
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = variant_parser(__doc__.splitlines()[0], steps=12)
     p.add_argument("--trainer", default="dpo", choices=["dpo", "orpo", "kto", "reward"])
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--variants", default="ours,trl_defaults")
-    p.add_argument("--child", help=argparse.SUPPRESS)
-    p.add_argument("--model-dir", help=argparse.SUPPRESS)
-    p.add_argument("--data", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-        with tempfile.TemporaryDirectory() as out:
-            print("RESULT " + json.dumps(VARIANTS[a.child](a.trainer, a.model_dir, a.data, a.steps, a.batch_size,
-                                                           os.path.join(out, "run"))))
-        return
+        return as_child(lambda out: VARIANTS[a.child](a.trainer, a.model_dir, a.data, a.steps, a.batch_size, out))
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, data = Path(tmp) / "model", Path(tmp) / "pairs.jsonl"
@@ -158,16 +144,11 @@ def main() -> None:
         for run in range(a.runs):
             for v in a.variants.split(","):
                 started = time.time()
-                proc = subprocess.run([sys.executable, __file__, "--child", v, "--trainer", a.trainer, "--model-dir",
-                                       str(model_dir), "--data", str(data), "--steps", str(a.steps), "--batch-size",
-                                       str(a.batch_size)], capture_output=True, text=True)
-                lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-                if proc.returncode or not lines:
-                    sys.exit(f"{v} failed:\n{proc.stderr[-3000:]}")
-                r = json.loads(lines[-1][7:])
+                r = in_child(__file__, v, model_dir, data, ["--trainer", a.trainer, "--steps", str(a.steps),
+                                                            "--batch-size", str(a.batch_size)])
                 results.setdefault(v, []).append(r)
-                print(f"{a.trainer} run {run + 1} {v:<16} {r['rows_per_s']:6.2f} rows/s {r['tokens_per_s']:>7.0f} tok/s  "
-                      f"train {r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB  final loss "
+                print(f"{a.trainer} run {run + 1} {v:<16} {r['rows_per_s']:6.2f} rows/s "
+                      f"{r['tokens_per_s']:>7.0f} tok/s  train {r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB  final loss "
                       f"{r['final_loss']:.4f}  (process {time.time() - started:.0f} s)", flush=True)
     base = results.get("trl_defaults")
     for v, rs in results.items():

@@ -90,6 +90,36 @@ def run_ours(model_dir: str, steps: int, batch: int, out: str, *extra: str) -> d
     return summary(history, m["train_runtime_s"], m["train_tokens"])
 
 
+def variant_parser(description: str, steps: int, variants: str = "ours,trl_defaults") -> argparse.ArgumentParser:
+    """The options of a benchmark that runs each variant in a child process of its own, --runs times in turn."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--variants", default=variants)
+    for hidden in ("--child", "--model-dir", "--data"):
+        p.add_argument(hidden, help=argparse.SUPPRESS)
+    return p
+
+
+def as_child(measure) -> None:
+    """In the child process: ``measure(out_dir)``'s figures, printed for the parent."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    with tempfile.TemporaryDirectory() as out:
+        print("RESULT " + json.dumps(measure(os.path.join(out, "run"))))
+
+
+def in_child(script: str, variant: str, model_dir: Path, data: Path, options: list) -> dict:
+    """Run ``variant`` of ``script`` in a child process of its own; its figures (exit on a failure)."""
+    proc = subprocess.run([sys.executable, script, "--child", variant, "--model-dir", str(model_dir), "--data",
+                           str(data), *options], capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        sys.exit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][7:])
+
+
 # the same recipe as ours (the guide's defaults), so that losses compare: only the speed settings differ
 RECIPE = {"warmup_steps": 0.1, "weight_decay": 0.01, "lr_scheduler_type": "linear"}
 VARIANTS = {

@@ -226,6 +226,8 @@ def test_padding_free_needs_an_attention_that_keeps_to_each_sequence():
         "padding-free"]
     assert not messages(check("trainer=dpo", "training.attn_implementation=sdpa", "training.padding_free=false",
                               filesystem=False), "warning")
+    assert not messages(check("trainer=sft", "training.attn_implementation=sdpa", "training.packing=true",
+                              filesystem=False), "warning")  # packed rows: packing's own choice, not padded
     assert messages(check("trainer=ppo", "training.padding_free=false", filesystem=False), "warning") == [
         "padding_free only applies to Generic/SFT/DPO/ORPO/Reward/KTO trainers, will be ignored"]
     from autotrain_hydra import registry

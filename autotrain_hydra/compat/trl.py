@@ -5,8 +5,6 @@ guide's ``max_prompt_length``/``max_completion_length`` hold, which DPOConfig la
 metrics TRL's loss does not have. That takes these hooks, which TRL documents nowhere:
 
 - ``DPOTrainer._prepare_dataset(dataset, processing_class, args, dataset_name)``: skipped for tokenized pairs;
-- ``Trainer._set_signature_columns_if_needed`` / ``_signature_columns``: the ``length`` column kept for the
-  length-grouped sampler;
 - ``ORPOTrainer.tokenize_row(feature, model=None)`` (``trl.experimental.orpo``): our token ids in ORPO's row format;
 - ``RewardTrainer._metrics[mode][name]``: the list the trainer averages into its logged metrics;
 - how the DPO, KTO and ORPO trainers call their models (``padding_free``): after their ``__init__`` patched the
@@ -28,18 +26,13 @@ from autotrain_hydra.errors import TrainerUnavailable
 
 
 def pretokenized_dpo(dpo_trainer: type) -> type:
-    """``DPOTrainer`` that takes pairs as ``prompt_ids``/``chosen_ids``/``rejected_ids`` and keeps ``length``."""
+    """``DPOTrainer`` that takes pairs as ``prompt_ids``/``chosen_ids``/``rejected_ids``."""
 
     class PretokenizedDPOTrainer(dpo_trainer):
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             if "prompt_ids" in dataset.column_names:
                 return dataset
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
-
-        def _set_signature_columns_if_needed(self):  # keep the length column for the length-grouped sampler
-            super()._set_signature_columns_if_needed()
-            if "length" not in self._signature_columns:
-                self._signature_columns = [*self._signature_columns, "length"]
 
     return PretokenizedDPOTrainer
 

@@ -7,7 +7,7 @@ last ``trainer.max_prompt_length`` tokens, each completion its first ``trainer.m
 ``training.block_size`` caps prompt + completion. Batches are **padding-free** (``training.padding_free``, the
 default; TRL 1.16's own is disabled): the chosen and rejected sequences of the batch's pairs run as one row
 (``autotrain_hydra.padding_free``), TRL's loss reading each sequence's log-probabilities where the padded forward
-would have put them; with ``training.padding_free=false``, padded batches of pairs grouped by length.
+would have put them; with ``training.padding_free=false``, padded batches (the same batches: TRL's sampling).
 With ``features=[distillation]`` the teacher's term on the chosen responses is added to the DPO loss (see
 autotrain_hydra.features.distillation).
 """
@@ -22,14 +22,6 @@ from autotrain_hydra.features import distillation
 from autotrain_hydra.trainers.common import (Job, attn_implementation, padding_free_batches, quantization,
                                              trainer_class, training_kwargs)
 from autotrain_hydra.trainers.preference import fit, load_pairs, margin_before, padding_free, reference_model
-
-
-def with_length(pairs: Any) -> Any:
-    """The pairs with a ``length`` column (prompt + the longer completion) for the length-grouped sampler."""
-    if pairs is None:
-        return None
-    return pairs.add_column("length", [len(p) + max(len(c), len(r)) for p, c, r in zip(
-        pairs["prompt_ids"], pairs["chosen_ids"], pairs["rejected_ids"])])
 
 
 def train(job: Job) -> Dict[str, Any]:
@@ -49,14 +41,12 @@ def train(job: Job) -> Dict[str, Any]:
     ref = reference_model(job, model, attn)
     if cfg.trainer.model_ref and ref is not None:
         margin_before(job, ref, pairs, tokenizer, key="eval_logp_margin_reference")
-    # padded: batches of pairs of similar length (much less padding); padding-free: TRL's own sampling
-    train, valid = (pairs.train, pairs.valid) if flat else (with_length(pairs.train), with_length(pairs.valid))
-    grouping = {} if flat else {"train_sampling_strategy": "group_by_length", "length_column_name": "length"}
+    # TRL's own sampling either way: the same batches padded or padding-free (a resume may switch between them)
     args = DPOConfig(**training_kwargs(job, has_eval=pairs.valid is not None), beta=cfg.trainer.dpo_beta,
-                     max_length=cfg.training.block_size, **grouping)
+                     max_length=cfg.training.block_size)
     trainer_cls = distillation.distillation_trainer(trainer_class(pretokenized_dpo(DPOTrainer)), distiller, own="dpo")
-    trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=train,
-                          eval_dataset=valid, processing_class=tokenizer,
+    trainer = trainer_cls(model=model, ref_model=ref, args=args, train_dataset=pairs.train,
+                          eval_dataset=pairs.valid, processing_class=tokenizer,
                           peft_config=models.lora_config(cfg.peft, model))
     if flat:  # after TRL's own patch of the forward (its fused LM head)
         padding_free(trainer)

@@ -92,7 +92,7 @@ def train(job: Job) -> Dict[str, Any]:
     elif flat:
         job.notes.append(f"training.padding_free: {type(model).__name__} has no score head on a backbone to run "
                          "packed: padded batches")
-        log.warning(job.notes[-1])
+        log.info(job.notes[-1])
     metrics = train_and_collect(job, trainer, has_eval=valid_ds is not None)
     save_scorer(job, trainer.model, tokenizer, trainer)
     return metrics

@@ -6,13 +6,11 @@ import inspect
 import pytest
 
 
-def test_dpo_prepare_dataset_and_signature_columns():
+def test_dpo_prepare_dataset():
     from trl import DPOTrainer
 
     assert list(inspect.signature(DPOTrainer._prepare_dataset).parameters)[1:] == [
         "dataset", "processing_class", "args", "dataset_name"], "DPOTrainer._prepare_dataset changed"
-    assert hasattr(DPOTrainer, "_set_signature_columns_if_needed")
-    assert "_signature_columns" in inspect.getsource(DPOTrainer._set_signature_columns_if_needed)
 
 
 def test_orpo_tokenize_row_and_its_home():

@@ -106,8 +106,9 @@ def padding_free_attention(ctx: Context) -> None:
     """Padding-free batches run a batch as one row: with an attention that needs a mask over the whole row (sdpa,
     eager) that costs the row's length squared. The trainers then pad their batches (``trainers.common``)."""
     attn = ctx.get("training.attn_implementation")
+    packs = ctx.get("training.packing") and "training.packing" in registry.spec(ctx.trainer).reads
     if "training.padding_free" in registry.spec(ctx.trainer).reads and ctx.get("training.padding_free") \
-            and attn not in registry.PACKED_ATTENTION:
+            and attn not in registry.PACKED_ATTENTION and not packs:  # packed rows: training.packing's own choice
         ctx.report.warn(f"training.attn_implementation={attn} attends over a whole packed row: batches are padded "
                         "instead of padding-free", "training.attn_implementation", attn,
                         "leave training.attn_implementation=auto (varlen attention on a CPU, flash or flex attention "
