@@ -73,6 +73,7 @@ def test_attention_and_optimizer_follow_the_hardware():
     ("training.use_liger_kernel=true", "training.use_liger_kernel=true needs a CUDA GPU and the liger-kernel package"),
     ("training.attn_implementation=flash_attention_2",
      "training.attn_implementation=flash_attention_2 needs a CUDA GPU and the flash-attn package"),
+    ("training.attn_implementation=flex_attention", "flex_attention has no backward pass on a CPU"),
 ])
 def test_gpu_only_settings_are_refused_before_loading(override, text, tmp_path, monkeypatch):
     if torch.cuda.is_available():

@@ -212,6 +212,10 @@ def hardware_check(cfg: DictConfig) -> None:
             torch.cuda.is_available() and importlib.util.find_spec("flash_attn")):
         raise HardwareError(f"training.attn_implementation={t.attn_implementation} needs a CUDA GPU and the "
                             "flash-attn package.\n    fix: set training.attn_implementation=auto (sdpa on a CPU)")
+    if t.attn_implementation == "flex_attention" and not torch.cuda.is_available():
+        raise HardwareError("training.attn_implementation=flex_attention has no backward pass on a CPU (torch), and "
+                            "this machine has no CUDA GPU.\n    fix: set training.attn_implementation=auto "
+                            "(varlen_sdpa on a CPU)")
     if cfg.peft.method == "qlora":
         from autotrain_hydra.compat import bitsandbytes
 
