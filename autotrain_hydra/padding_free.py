@@ -8,7 +8,8 @@ CPU); no compute is spent on padding. The same numbers as the padded forward, wi
 
 ``install(model)`` wraps ``model.forward`` (the outermost module the trainer calls: a PeftModel, or the model):
 a call with a padded batch (``input_ids`` and a 2-D ``attention_mask``, no cache, no position ids) runs packed, with
-no cache; every other call (generation's prefill and decoding, a call with position ids) is the model's own. The wrapped forward accepts what the padded one did (``input_ids``, ``attention_mask``, ``labels``, TRL's
+no cache; every other call (generation's prefill and decoding, a call with position ids) is the model's own. The
+wrapped forward accepts what the padded one did (``input_ids``, ``attention_mask``, ``labels``, TRL's
 ``fused_lm_head``, ...) and returns the same fields: ``logits`` of shape (batch, length, vocab), TRL's fused
 ``log_probs`` (and its other per-token fields) of shape (batch, length - 1).
 """
@@ -112,7 +113,9 @@ def install(model: Any, scorer: bool = False) -> Any:
                 setattr(out, field, _shifted(value, keep))
         return out
 
-    forward.__signature__ = inspect.signature(original)  # generate() sees the model's own parameters
+    own = inspect.signature(original)  # generate() and the Trainer's column filter see the model's own parameters
+    forward.__signature__ = own.replace(parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                                                    *own.parameters.values()])
     model.forward = types.MethodType(forward, model)
     model._padding_free = True
     return model

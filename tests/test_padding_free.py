@@ -74,7 +74,8 @@ def test_a_padded_batch_runs_as_one_row_with_the_same_logits_and_loss(tiny):
     labels = ids.masked_fill(mask == 0, -100)
     calls = []
     padded, packed = both(model, lambda m, packed: calls.append(
-        (padding_free.install(m) if packed else m)(input_ids=ids, attention_mask=mask, labels=labels)) or calls[-1].loss)
+        (padding_free.install(m) if packed else m)(input_ids=ids, attention_mask=mask, labels=labels))
+                          or calls[-1].loss)
     assert_same(padded, packed)
     torch.testing.assert_close(calls[1].logits[mask.bool()], calls[0].logits[mask.bool()], **TOLERANCE)
     assert calls[1].logits.shape == calls[0].logits.shape and not calls[1].logits[~mask.bool()].any()
@@ -88,8 +89,8 @@ def test_dpo_loss_and_gradients_padding_free_equal_padded(tiny, pairs, tmp_path)
     from autotrain_hydra.compat.trl import pretokenized_dpo
 
     cfg, model, tok = tiny
-    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=len(pairs), report_to=[], beta=0.1, bf16=False,
-                     max_length=512)
+    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=len(pairs), report_to=[], beta=0.1,
+                     bf16=False, max_length=512)
 
     def loss_of(m, packed):
         ref = copy.deepcopy(model).eval().requires_grad_(False)
@@ -206,9 +207,12 @@ def test_a_call_without_use_cache_and_generation(tiny):
     sdpa = models.load_causal_lm(cfg.model, attn_implementation="sdpa")
     ids = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    import inspect
+
     with torch.no_grad():
         want = sdpa(input_ids=ids, attention_mask=mask).logits
         wrapped = padding_free.install(copy.deepcopy(sdpa))
+        assert inspect.signature(wrapped.forward) == inspect.signature(sdpa.forward)  # input_ids kept (column filter)
         got = wrapped(input_ids=ids, attention_mask=mask).logits
         torch.testing.assert_close(got[mask.bool()], want[mask.bool()], **TOLERANCE)
         left = torch.tensor([[5, 6, 7, 8], [0, 0, 10, 11]])
