@@ -238,13 +238,14 @@ def plain_sampler(study: optuna.Study) -> Iterator[None]:
         study.sampler = sampler
 
 
-def tell_ended(study: optuna.Study, trial: Any, state: TrialState) -> None:
-    """A pruned or failed trial told to the study. optuna's grid sampler stops the study when its last point is told
-    (``Study.stop``, which raises outside optuna's own loop: the sweep ended with exit 1 and no final report when the
-    last trial was pruned or failed): told with a sampler that does nothing at a trial's end (a grid's points are
-    recorded when drawn; this sweeper counts its trials itself)."""
+def tell(study: optuna.Study, trial: Any, value: Optional[float] = None,
+         state: TrialState = TrialState.COMPLETE) -> None:
+    """A trial's end told to the study: its value, or its state (pruned, failed). optuna's grid sampler stops the
+    study when its last point is told (``Study.stop``, which raises outside optuna's own loop: the sweep ended with
+    exit 1 and no final report when the last trial was pruned or failed): told with a sampler that does nothing at a
+    trial's end (a grid's points are recorded when drawn; this sweeper counts its trials itself)."""
     with plain_sampler(study) if isinstance(study.sampler, optuna.samplers.GridSampler) else contextlib.nullcontext():
-        study.tell(trial, state=state)
+        study.tell(trial, value, state=state)
 
 
 def rerun(study: optuna.Study, lost: Any) -> None:
@@ -480,15 +481,13 @@ class SharedStudy:
                     raise
                 ran += 1
                 try:
-                    study.tell(trial, self._value(ret))
+                    tell(study, trial, self._value(ret))
                 except TrialPruned as e:  # the run reported through its own storage: this worker's cached study
                     trial.report(e.value, e.step)  # learns the last value (the study's value of a pruned trial)
-                    tell_ended(study, trial, TrialState.PRUNED)
+                    tell(study, trial, state=TrialState.PRUNED)
                     log.info("sweep: trial %d ended PRUNED: %s", trial.number, e)
                 except Exception as e:
-                    if self.sampler_name == "grid" and "Study.stop" in str(e):
-                        continue
-                    tell_ended(study, trial, TrialState.FAIL)
+                    tell(study, trial, state=TrialState.FAIL)
                     log.warning("sweep: trial %d failed: %s", trial.number, e)
                     failures += 1
                     last_error = str(e)  # its text: the error's traceback holds the failed trial's model

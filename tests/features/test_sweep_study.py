@@ -459,20 +459,26 @@ def test_a_sampler_that_cannot_be_made_is_named_before_any_trial(tmp_path, monke
 
 
 
-@pytest.mark.parametrize("state", ["PRUNED", "FAIL"])
-def test_the_grids_last_point_pruned_or_failed_is_told_without_stopping_the_sweep(state):
+@pytest.mark.parametrize("state", ["COMPLETE", "PRUNED", "FAIL"])
+def test_the_grids_last_point_told_does_not_stop_the_sweep(state):
     """Red team: a grid sweep whose last trial was pruned ended with exit 1 (optuna's Study.stop outside its loop)."""
     from optuna.trial import TrialState
 
-    from autotrain_hydra.features.sweep_study import tell_ended
+    from autotrain_hydra.features.sweep_study import tell
+
+    def told(study, trial, with_tell):
+        if state == "COMPLETE":
+            return with_tell(study, trial, 1.0) if with_tell is tell else study.tell(trial, 1.0)
+        return with_tell(study, trial, state=getattr(TrialState, state)) if with_tell is tell else \
+            study.tell(trial, state=getattr(TrialState, state))
 
     study = optuna.create_study(sampler=optuna.samplers.GridSampler({"x": [1]}))
     trial = study.ask()
     trial.suggest_categorical("x", [1])
-    tell_ended(study, trial, getattr(TrialState, state))
+    told(study, trial, tell)
     assert study.trials[0].state.name == state and isinstance(study.sampler, optuna.samplers.GridSampler)
     again = optuna.create_study(sampler=optuna.samplers.GridSampler({"x": [1]}))
     t = again.ask()
     t.suggest_categorical("x", [1])
-    with pytest.raises(RuntimeError, match="Study.stop"):  # what optuna does: why tell_ended exists
-        again.tell(t, state=getattr(TrialState, state))
+    with pytest.raises(RuntimeError, match="Study.stop"):  # what optuna does: why tell exists
+        told(again, t, None)
