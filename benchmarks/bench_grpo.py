@@ -15,12 +15,10 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sft import DATA, LR, RECIPE, as_child, build_model, cpu_args, in_child, variant_parser  # noqa: E402
+from bench_sft import DATA, LR, RECIPE, as_child, cpu_args, each_variant, variant_parser  # noqa: E402
 
 
 def make_prompts(path: Path) -> None:
@@ -85,21 +83,11 @@ def main() -> None:
     a = p.parse_args()
     if a.child:
         return as_child(lambda out: VARIANTS[a.child](a.model_dir, a.data, a, out))
-    results: dict = {}
     settings = ["--steps", str(a.steps), "--batch-size", str(a.batch_size), "--generations", str(a.generations),
                 "--completion", str(a.completion)]
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir, data = Path(tmp) / "model", Path(tmp) / "prompts.jsonl"
-        build_model(model_dir)
-        make_prompts(data)
-        for run in range(a.runs):
-            for v in a.variants.split(","):
-                started = time.time()
-                r = in_child(__file__, v, model_dir, data, settings)
-                results.setdefault(v, []).append(r)
-                print(f"grpo run {run + 1} {v:<13} {r['prompts_per_s']:6.2f} prompts/s "
-                      f"{r['generated_tokens_per_s']:7.0f} generated tok/s  train {r['train_s']:6.1f} s  peak "
-                      f"{r['peak_rss_mib']:6.0f} MiB  (process {time.time() - started:.0f} s)", flush=True)
+    results = each_variant(__file__, a, make_prompts, "prompts.jsonl", settings, lambda run, v, r: (
+        f"grpo run {run + 1} {v:<13} {r['prompts_per_s']:6.2f} prompts/s {r['generated_tokens_per_s']:7.0f} "
+        f"generated tok/s  train {r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB"))
     if "ours" in results and "trl_defaults" in results:
         ratios = sorted(b["train_s"] / o["train_s"] for o, b in zip(results["ours"], results["trl_defaults"]))
         print(f"grpo ours / trl_defaults: median {statistics.median(ratios):.2f}x the speed (same prompts, steps and "

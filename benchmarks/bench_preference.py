@@ -18,13 +18,10 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sft import (DATA, LR, RECIPE, as_child, build_model, cpu_args, in_child, summary,  # noqa: E402
-                       variant_parser)
+from bench_sft import DATA, LR, RECIPE, as_child, cpu_args, each_variant, summary, variant_parser  # noqa: E402
 
 
 def make_pairs(path: Path) -> None:
@@ -136,20 +133,10 @@ def main() -> None:
     a = p.parse_args()
     if a.child:
         return as_child(lambda out: VARIANTS[a.child](a.trainer, a.model_dir, a.data, a.steps, a.batch_size, out))
-    results: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir, data = Path(tmp) / "model", Path(tmp) / "pairs.jsonl"
-        build_model(model_dir)
-        make_pairs(data)
-        for run in range(a.runs):
-            for v in a.variants.split(","):
-                started = time.time()
-                r = in_child(__file__, v, model_dir, data, ["--trainer", a.trainer, "--steps", str(a.steps),
-                                                            "--batch-size", str(a.batch_size)])
-                results.setdefault(v, []).append(r)
-                print(f"{a.trainer} run {run + 1} {v:<16} {r['rows_per_s']:6.2f} rows/s "
-                      f"{r['tokens_per_s']:>7.0f} tok/s  train {r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB  final loss "
-                      f"{r['final_loss']:.4f}  (process {time.time() - started:.0f} s)", flush=True)
+    options = ["--trainer", a.trainer, "--steps", str(a.steps), "--batch-size", str(a.batch_size)]
+    results = each_variant(__file__, a, make_pairs, "pairs.jsonl", options, lambda run, v, r: (
+        f"{a.trainer} run {run + 1} {v:<16} {r['rows_per_s']:6.2f} rows/s {r['tokens_per_s']:>7.0f} tok/s  train "
+        f"{r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB  final loss {r['final_loss']:.4f}"))
     base = results.get("trl_defaults")
     for v, rs in results.items():
         if v == "trl_defaults" or not base:

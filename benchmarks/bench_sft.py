@@ -120,6 +120,24 @@ def in_child(script: str, variant: str, model_dir: Path, data: Path, options: li
     return json.loads(lines[-1][7:])
 
 
+def each_variant(script: str, a: argparse.Namespace, make_data, data_name: str, options: list, describe) -> dict:
+    """Build the model and the data (``make_data(path)``), then run each of ``a.variants`` in a child process,
+    ``a.runs`` times in turn, printing ``describe(run, variant, figures)`` with the process's wall time;
+    {variant: [figures of each run]}."""
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, data = Path(tmp) / "model", Path(tmp) / data_name
+        build_model(model_dir)
+        make_data(data)
+        for run in range(a.runs):
+            for v in a.variants.split(","):
+                started = time.time()
+                r = in_child(script, v, model_dir, data, options)
+                results.setdefault(v, []).append(r)
+                print(f"{describe(run, v, r)}  (process {time.time() - started:.0f} s)", flush=True)
+    return results
+
+
 # the same recipe as ours (the guide's defaults), so that losses compare: only the speed settings differ
 RECIPE = {"warmup_steps": 0.1, "weight_decay": 0.01, "lr_scheduler_type": "linear"}
 VARIANTS = {
