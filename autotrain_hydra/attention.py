@@ -57,6 +57,7 @@ class _CausalPerSequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         query, key, value, out, lse = ctx.saved_tensors
+        grad_out = grad_out.to(out.dtype)
         grads = [torch.empty_like(x.transpose(1, 2), memory_format=torch.contiguous_format).transpose(1, 2)
                  for x in (query, key, value)]
         for b, s, e in ctx.spans:
@@ -82,6 +83,8 @@ def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
     dropout = dropout if module.training else 0.0
     if query.device.type == "cpu" and not windowed and not dropout:
         spans = [(b, s, e) for b, row in enumerate(rows) for s, e in row]
+        if torch.is_autocast_enabled("cpu"):  # as sdpa does in autocast (bf16 mixed precision): its dtype
+            query, key, value = (x.to(torch.get_autocast_dtype("cpu")) for x in (query, key, value))
         return _CausalPerSequence.apply(query, key, value, spans, scaling), None
     gqa = query.shape[1] != key.shape[1]
     out = []

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sft import DATA, LR, RECIPE, as_child, cpu_args, each_variant, variant_parser  # noqa: E402
+from bench_sft import (DATA, LR, RECIPE, as_child, cpu_args, each_variant, median_ratios, ours_settings,  # noqa: E402
+                       precision_of, variant_parser)
 
 
 def make_prompts(path: Path) -> None:
@@ -46,7 +46,7 @@ def run_ours(model_dir: str, data: str, a: argparse.Namespace, out: str) -> dict
                  f"trainer.grpo.num_generations={a.generations}",
                  f"trainer.grpo.max_completion_length={a.completion}", f"training.max_steps={a.steps}",
                  f"training.batch_size={a.batch_size}", f"training.lr={LR}", "training.logging_steps=1",
-                 f"output_dir={out}"]
+                 f"output_dir={out}", *ours_settings(precision_of(a))]
     run(compose_config(overrides), overrides)
     m = json.loads((Path(out) / "metrics.json").read_text())
     history = [{"completions/mean_length": v} for _, v in m["history"].get("completion_length", [])]
@@ -65,7 +65,7 @@ def run_trl(model_dir: str, data: str, a: argparse.Namespace, out: str) -> dict:
     args = GRPOConfig(output_dir=out, max_steps=a.steps, per_device_train_batch_size=a.batch_size,
                       num_generations=a.generations, max_completion_length=a.completion, learning_rate=LR,
                       logging_steps=1, report_to="none", save_strategy="no", seed=42, disable_tqdm=True,
-                      **cpu_args(), **RECIPE)
+                      **cpu_args(precision_of(a)), **RECIPE)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), reward_funcs=[has_number],
                           args=args, train_dataset=load_dataset("json", data_files=data, split="train"),
                           processing_class=tok)
@@ -84,14 +84,11 @@ def main() -> None:
     if a.child:
         return as_child(lambda out: VARIANTS[a.child](a.model_dir, a.data, a, out))
     settings = ["--steps", str(a.steps), "--batch-size", str(a.batch_size), "--generations", str(a.generations),
-                "--completion", str(a.completion)]
+                "--completion", str(a.completion), "--precision", a.precision]
     results = each_variant(__file__, a, make_prompts, "prompts.jsonl", settings, lambda run, v, r: (
         f"grpo run {run + 1} {v:<13} {r['prompts_per_s']:6.2f} prompts/s {r['generated_tokens_per_s']:7.0f} "
         f"generated tok/s  train {r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB"))
-    if "ours" in results and "trl_defaults" in results:
-        ratios = sorted(b["train_s"] / o["train_s"] for o, b in zip(results["ours"], results["trl_defaults"]))
-        print(f"grpo ours / trl_defaults: median {statistics.median(ratios):.2f}x the speed (same prompts, steps and "
-              f"batch; runs: {', '.join(f'{x:.2f}' for x in ratios)})")
+    median_ratios(results, [("ours", "trl_defaults")], f"grpo ({a.precision}, same prompts, steps and batch)")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ The model of bench_sft.py; pairs made from benchmarks/data/chat_lengths.jsonl (p
 answer, rejected: another row's answer), so lengths vary as in chat data (kto: each pair as a desirable and an
 undesirable row). Each variant in its own process, --runs times in turn; printed per run: pairs (kto: rows) per
 second of training, real (non-padding) tokens per second where the trainer counts them, wall time, peak RSS, mean
-loss of the last 5 steps; then the median ratio over the runs. TRL gets the same recipe (warm-up, weight decay) and
+loss of the last 5 steps; then the median ratio over the runs. TRL gets the same recipe (schedule, weight decay) and
 the pre-tokenized pairs our data step makes (kto: the same text rows), so that only the speed settings differ.
+Precision and schedule as in bench_sft.py (``--precision fp32``: both in float32, the default; ``bf16``; ``default``).
 Variants: ours, ours_padded (training.padding_free=false), trl_defaults, trl_padding_free (dpo/kto/orpo: TRL's own
 loop and batches with our padding-free forward: its losses must equal trl_defaults').
 """
@@ -16,12 +17,13 @@ loop and batches with our padding-free forward: its losses must equal trl_defaul
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_sft import DATA, LR, RECIPE, as_child, cpu_args, each_variant, summary, variant_parser  # noqa: E402
+from bench_sft import (DATA, LR, RECIPE, as_child, cpu_args, each_variant, median_ratios, ours_settings,  # noqa: E402
+                       precision_of, summary, variant_parser)
 
 
 def make_pairs(path: Path) -> None:
@@ -33,14 +35,15 @@ def make_pairs(path: Path) -> None:
                                 "rejected": " " + other}) + "\n")
 
 
-def run_ours(trainer: str, model_dir: str, data: str, steps: int, batch: int, out: str, *extra: str) -> dict:
+def run_ours(trainer: str, model_dir: str, data: str, steps: int, batch: int, out: str, *extra: str,
+             precision: Optional[str] = None) -> dict:
     from autotrain_hydra.run import run
     from autotrain_hydra.compat.hydra import compose_config
 
     overrides = [f"trainer={trainer}", "model=custom", f"model.name={model_dir}", f"data.path={data}",
                  "data.prompt_text_column=prompt", "data.text_column=chosen", "data.rejected_text_column=rejected",
                  f"training.max_steps={steps}", f"training.batch_size={batch}", f"training.lr={LR}",
-                 "training.logging_steps=1", f"output_dir={out}", *extra]
+                 "training.logging_steps=1", f"output_dir={out}", *ours_settings(precision), *extra]
     run(compose_config(overrides), overrides)
     m = json.loads((Path(out) / "metrics.json").read_text())
     return with_rows(summary([{"loss": v} for _, v in m["history"]["train"]], m["train_runtime_s"],
@@ -51,7 +54,8 @@ def with_rows(result: dict, rows: int) -> dict:
     return {**result, "rows_per_s": rows / result["train_s"]}
 
 
-def run_trl(trainer: str, model_dir: str, data: str, steps: int, batch: int, out: str, **config) -> dict:
+def run_trl(trainer: str, model_dir: str, data: str, steps: int, batch: int, out: str, precision: Optional[str] = None,
+            **config) -> dict:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
     from autotrain_hydra import data as data_mod
@@ -68,7 +72,8 @@ def run_trl(trainer: str, model_dir: str, data: str, steps: int, batch: int, out
     flat = config.pop("padding_free", False)
     common = dict(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=LR,
                   logging_steps=1, report_to="none", save_strategy="no", seed=42,
-                  include_num_input_tokens_seen="non_padding", disable_tqdm=True, **cpu_args(), **{**RECIPE, **config})
+                  include_num_input_tokens_seen="non_padding", disable_tqdm=True, **cpu_args(precision),
+                  **{**RECIPE, **config})
     if flat:
         import autotrain_hydra.attention  # noqa: F401  (registers varlen_sdpa)
     attn = {"attn_implementation": "varlen_sdpa"} if flat else {}
@@ -120,11 +125,11 @@ def run_trl(trainer: str, model_dir: str, data: str, steps: int, batch: int, out
 
 
 VARIANTS = {"ours": run_ours, "trl_defaults": run_trl,
-            "ours_padded": lambda *a: run_ours(*a, "training.padding_free=false"),
-            "trl_padding_free": lambda *a: run_trl(*a, padding_free=True),  # checks: same losses as trl_defaults
+            "ours_padded": lambda *a, **k: run_ours(*a, "training.padding_free=false", **k),
+            "trl_padding_free": lambda *a, **k: run_trl(*a, padding_free=True, **k),  # same losses as trl_defaults
             # probes of single TRL settings
-            "trl_nogc": lambda *a: run_trl(*a, gradient_checkpointing=False),
-            "trl_fused": lambda *a: run_trl(*a, optim="adamw_torch_fused")}
+            "trl_nogc": lambda *a, **k: run_trl(*a, gradient_checkpointing=False, **k),
+            "trl_fused": lambda *a, **k: run_trl(*a, optim="adamw_torch_fused", **k)}
 
 
 def main() -> None:
@@ -132,20 +137,15 @@ def main() -> None:
     p.add_argument("--trainer", default="dpo", choices=["dpo", "orpo", "kto", "reward"])
     a = p.parse_args()
     if a.child:
-        return as_child(lambda out: VARIANTS[a.child](a.trainer, a.model_dir, a.data, a.steps, a.batch_size, out))
-    options = ["--trainer", a.trainer, "--steps", str(a.steps), "--batch-size", str(a.batch_size)]
+        return as_child(lambda out: VARIANTS[a.child](a.trainer, a.model_dir, a.data, a.steps, a.batch_size, out,
+                                                      precision=precision_of(a)))
+    options = ["--trainer", a.trainer, "--steps", str(a.steps), "--batch-size", str(a.batch_size), "--precision",
+               a.precision]
     results = each_variant(__file__, a, make_pairs, "pairs.jsonl", options, lambda run, v, r: (
         f"{a.trainer} run {run + 1} {v:<16} {r['rows_per_s']:6.2f} rows/s {r['tokens_per_s']:>7.0f} tok/s  train "
         f"{r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB  final loss {r['final_loss']:.4f}"))
-    base = results.get("trl_defaults")
-    for v, rs in results.items():
-        if v == "trl_defaults" or not base:
-            continue
-        ratios = sorted(o["train_s"] and b["train_s"] / o["train_s"] for o, b in zip(rs, base))
-        losses = [100 * (o["final_loss"] / b["final_loss"] - 1) for o, b in zip(rs, base)]
-        print(f"{a.trainer} {v} / trl_defaults: median {statistics.median(ratios):.2f}x the speed (same rows, "
-              f"steps and batch; runs: {', '.join(f'{x:.2f}' for x in ratios)}), final loss "
-              f"{', '.join(f'{x:+.1f}%' for x in losses)}")
+    median_ratios(results, [(v, "trl_defaults") for v in results if v != "trl_defaults"],
+                  f"{a.trainer} ({a.precision}, same rows, steps and batch)")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
 """SFT throughput: this runner's defaults against TRL's SFTTrainer, same model, data, batch and optimizer steps.
 
-    python benchmarks/bench_sft.py [--steps 20] [--batch-size 8]
+    python benchmarks/bench_sft.py [--steps 20] [--batch-size 8] [--runs 3] [--precision fp32|bf16|default]
 
 A small random Llama (4 layers, hidden 256, the tiny tokenizer) on benchmarks/data/chat_lengths.jsonl (chats of
-about 50 to 520 tokens, median ~260). Each variant runs in its own process (clean peak memory); the figures are
-real (non-padding) tokens per second of training (the Trainer's ``num_input_tokens_seen`` over ``train_runtime``),
-wall time of training, peak RSS and the mean loss of the last 5 steps. The last lines are the ratios.
+about 50 to 520 tokens, median ~260). Each variant runs in its own process (clean peak memory), ``--runs`` times in
+turn; the figures are real (non-padding) tokens per second of training (the Trainer's ``num_input_tokens_seen`` over
+``train_runtime``), wall time of training, peak RSS and the mean loss of the last 5 steps. The last lines are the
+median ratios over the runs, and how far the final losses are apart.
 
 Variants: ``ours`` (``python -m autotrain_hydra trainer=sft`` defaults: padding-free batches of ``--batch-size``
 chats), ``ours_packing`` (``training.packing=true``: rows of 512 tokens packed best-fit), ``trl_defaults``
 (SFTTrainer as it comes: padded batches, activation checkpointing on), ``trl_packing`` (TRL tuned by hand: packing
 bfd, no checkpointing). ``ours`` and ``trl_defaults`` train on the same chats in each step (their losses compare);
 the packed variants put more chats in a step.
+
+Precision: TRL's configs default to ``bf16=True``, and without a GPU TRL refuses to start unless ``use_cpu=True``
+(its error says so); given that, it trains in bf16 autocast on a CPU. Ours trains in float32 on a CPU
+(``training.mixed_precision=auto``). ``--precision fp32`` (the default) or ``bf16`` gives both the same arithmetic;
+``--precision default`` leaves each its own. Both get the same schedule (linear decay, no warm-up: ours never starts
+at learning rate 0, transformers' warm-up does), so that the final losses compare.
 """
 
 from __future__ import annotations
@@ -20,11 +27,13 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data" / "chat_lengths.jsonl"
@@ -55,14 +64,21 @@ def summary(log_history, runtime, tokens) -> dict:
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def cpu_args() -> dict:
-    """TRL's configs default to bf16, which a CPU-only machine refuses: what a TRL user sets there."""
+def cpu_args(precision: Optional[str] = None) -> dict:
+    """TRL's config for ``precision`` (fp32, bf16; None: TRL's default, bf16): ``use_cpu=True`` without a GPU, which
+    TRL's configs refuse to start without (their default bf16 is then computed on the CPU, in autocast)."""
     import torch
 
-    return {} if torch.cuda.is_available() else {"use_cpu": True, "bf16": False}
+    return {**({} if torch.cuda.is_available() else {"use_cpu": True}),
+            **({"bf16": precision == "bf16"} if precision else {})}
 
 
-def run_trl(model_dir: str, steps: int, batch: int, out: str, **config) -> dict:
+def ours_settings(precision: Optional[str] = None) -> list:
+    """Our overrides for ``precision`` (None: our default) and TRL's schedule (``RECIPE``)."""
+    return ["training.warmup_ratio=0", *([f"training.mixed_precision={precision}"] if precision else [])]
+
+
+def run_trl(model_dir: str, steps: int, batch: int, out: str, precision: Optional[str] = None, **config) -> dict:
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -70,20 +86,21 @@ def run_trl(model_dir: str, steps: int, batch: int, out: str, **config) -> dict:
     ds = load_dataset("json", data_files=str(DATA), split="train")
     args = SFTConfig(output_dir=out, max_steps=steps, per_device_train_batch_size=batch, learning_rate=LR,
                      logging_steps=1, report_to="none", save_strategy="no", max_length=MAX_LEN, seed=42,
-                     include_num_input_tokens_seen="non_padding", disable_tqdm=True, **cpu_args(), **config)
+                     include_num_input_tokens_seen="non_padding", disable_tqdm=True, **cpu_args(precision), **config)
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args, train_dataset=ds,
                          processing_class=AutoTokenizer.from_pretrained(model_dir))
     result = trainer.train()
     return summary(trainer.state.log_history, result.metrics["train_runtime"], trainer.state.num_input_tokens_seen)
 
 
-def run_ours(model_dir: str, steps: int, batch: int, out: str, *extra: str) -> dict:
+def run_ours(model_dir: str, steps: int, batch: int, out: str, *extra: str, precision: Optional[str] = None) -> dict:
     from autotrain_hydra.run import run
     from autotrain_hydra.compat.hydra import compose_config
 
     overrides = ["trainer=sft", "model=custom", f"model.name={model_dir}", f"data.path={DATA}",
                  f"training.max_steps={steps}", f"training.batch_size={batch}", f"training.lr={LR}",
-                 "training.logging_steps=1", f"trainer.max_seq_length={MAX_LEN}", f"output_dir={out}", *extra]
+                 "training.logging_steps=1", f"trainer.max_seq_length={MAX_LEN}", f"output_dir={out}",
+                 *ours_settings(precision), *extra]
     run(compose_config(overrides), overrides)
     m = json.loads((Path(out) / "metrics.json").read_text())
     history = [{"loss": v} for _, v in m["history"]["train"]]
@@ -97,6 +114,9 @@ def variant_parser(description: str, steps: int, variants: str = "ours,trl_defau
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--variants", default=variants)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "default"],
+                   help="both in float32, both in bf16 autocast, or each its own default (TRL: bf16; ours: fp32 on a "
+                        "CPU)")
     for hidden in ("--child", "--model-dir", "--data"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
     return p
@@ -138,58 +158,48 @@ def each_variant(script: str, a: argparse.Namespace, make_data, data_name: str, 
     return results
 
 
-# the same recipe as ours (the guide's defaults), so that losses compare: only the speed settings differ
-RECIPE = {"warmup_steps": 0.1, "weight_decay": 0.01, "lr_scheduler_type": "linear"}
+# the same recipe as ours (weight decay, linear decay; no warm-up, see ours_settings), so that losses compare: only
+# the speed settings differ
+RECIPE = {"warmup_steps": 0, "weight_decay": 0.01, "lr_scheduler_type": "linear"}
 VARIANTS = {
-    "ours": lambda d, s, b, o: run_ours(d, s, b, o),
-    "ours_packing": lambda d, s, b, o: run_ours(d, s, b, o, "training.packing=true"),
-    "trl_defaults": lambda d, s, b, o: run_trl(d, s, b, o, **RECIPE),
-    "trl_packing": lambda d, s, b, o: run_trl(d, s, b, o, packing=True, packing_strategy="bfd",
-                                               gradient_checkpointing=False, **RECIPE),
+    "ours": lambda d, s, b, o, p=None: run_ours(d, s, b, o, precision=p),
+    "ours_packing": lambda d, s, b, o, p=None: run_ours(d, s, b, o, "training.packing=true", precision=p),
+    "trl_defaults": lambda d, s, b, o, p=None: run_trl(d, s, b, o, p, **RECIPE),
+    "trl_packing": lambda d, s, b, o, p=None: run_trl(d, s, b, o, p, packing=True, packing_strategy="bfd",
+                                                       gradient_checkpointing=False, **RECIPE),
 }
 
 
-def child(variant: str, model_dir: str, steps: int, batch: int) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    with tempfile.TemporaryDirectory() as out:
-        result = VARIANTS[variant](model_dir, steps, batch, os.path.join(out, "run"))
-    print("RESULT " + json.dumps(result))
+def precision_of(a: argparse.Namespace) -> Optional[str]:
+    return None if a.precision == "default" else a.precision
+
+
+def median_ratios(results: dict, pairs, what: str, speed=lambda r: 1 / r["train_s"]) -> None:
+    """Print, for each (mine, base) of ``pairs`` both measured, the median over the runs of mine's ``speed`` over
+    base's, and each run's final-loss difference."""
+    for mine, base in pairs:
+        if mine in results and base in results:
+            ratios = [speed(m) / speed(b) for m, b in zip(results[mine], results[base])]
+            losses = [100 * (m["final_loss"] / b["final_loss"] - 1) for m, b in zip(results[mine], results[base])
+                      if "final_loss" in m and b.get("final_loss")]
+            print(f"{what} {mine} / {base}: median {statistics.median(ratios):.2f}x (runs: "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)})" + (
+                      f", final loss {', '.join(f'{x:+.1f}%' for x in losses)}" if losses else ""))
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--child", help=argparse.SUPPRESS)
-    p.add_argument("--model-dir", help=argparse.SUPPRESS)
+    p = variant_parser(__doc__.splitlines()[0], steps=20, variants=",".join(VARIANTS))
     a = p.parse_args()
     if a.child:
-        child(a.child, a.model_dir, a.steps, a.batch_size)
-        return
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = Path(tmp) / "model"
-        build_model(model_dir)
-        for v in a.variants.split(","):
-            started = time.time()
-            proc = subprocess.run([sys.executable, __file__, "--child", v, "--model-dir", str(model_dir),
-                                   "--steps", str(a.steps), "--batch-size", str(a.batch_size)],
-                                  capture_output=True, text=True)
-            lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-            if proc.returncode or not lines:
-                sys.exit(f"{v} failed:\n{proc.stderr[-3000:]}")
-            results[v] = json.loads(lines[-1][7:])
-            print(f"{v:<14} {results[v]['tokens_per_s']:>9.0f} tok/s  train {results[v]['train_s']:6.1f} s  "
-                  f"peak {results[v]['peak_rss_mib']:6.0f} MiB  final loss {results[v]['final_loss']:.4f}  "
-                  f"(process {time.time() - started:.0f} s)", flush=True)
-    for mine, base in (("ours", "trl_defaults"), ("ours", "trl_packing"), ("ours_packing", "trl_packing"),
-                       ("ours_packing", "trl_defaults")):
-        if mine in results and base in results:
-            m, r = results[mine], results[base]
-            print(f"{mine} / {base}: {m['tokens_per_s'] / r['tokens_per_s']:.2f}x tokens/s, final loss "
-                  f"{100 * (m['final_loss'] / r['final_loss'] - 1):+.1f}%")
+        return as_child(lambda out: VARIANTS[a.child](a.model_dir, a.steps, a.batch_size, out, precision_of(a)))
+    options = ["--steps", str(a.steps), "--batch-size", str(a.batch_size), "--precision", a.precision]
+    results = each_variant(__file__, a, lambda path: path.write_bytes(DATA.read_bytes()), "chats.jsonl", options,
+                           lambda run, v, r: (
+                               f"sft run {run + 1} {v:<14} {r['tokens_per_s']:>7.0f} tok/s  train {r['train_s']:6.1f} s"
+                               f"  peak {r['peak_rss_mib']:6.0f} MiB  final loss {r['final_loss']:.4f}"))
+    median_ratios(results, [("ours", "trl_defaults"), ("ours", "trl_packing"), ("ours_packing", "trl_packing"),
+                            ("ours_packing", "trl_defaults")], f"sft ({a.precision})",
+                  speed=lambda r: r["tokens_per_s"])
 
 
 if __name__ == "__main__":

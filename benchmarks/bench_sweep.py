@@ -45,7 +45,8 @@ def main() -> None:
     print(f"plain run: {plain_wall:.1f} s wall, {train_s:.1f} s training, {plain_overhead:.1f} s around it "
           f"(imports, loading, evaluation, saving)")
     print(f"sweep: {len(trial_train)} trials, {sweep_wall:.1f} s wall, {sum(trial_train):.1f} s training")
-    print(f"overhead per trial: {per_trial_overhead:.2f} s = {100 * per_trial_overhead / (sum(trial_train) / len(trial_train)):.0f}% "
+    share = 100 * per_trial_overhead / (sum(trial_train) / len(trial_train))
+    print(f"overhead per trial: {per_trial_overhead:.2f} s = {share:.0f}% "
           f"of a trial's training time (plain run: {100 * plain_overhead / train_s:.0f}%)")
 
 

@@ -189,3 +189,25 @@ def test_varlen_attention_with_dropout_or_a_window_keeps_the_general_path():
     out, _ = varlen_sdpa_attention(SimpleNamespace(training=False), q, k, v, None, dropout=0.5,
                                    position_ids=position_ids)  # dropout is off in eval: the CPU path
     assert type(out.grad_fn).__name__ == "_CausalPerSequenceBackward"
+
+
+def test_varlen_attention_on_a_cpu_in_bf16_autocast_computes_as_sdpa_does():
+    """``training.mixed_precision=bf16`` on a CPU: in autocast the projections give bf16 while the rotary embedding
+    gives float32; sdpa casts them all to bf16, and so does the CPU path (it failed on mixed dtypes before)."""
+    from types import SimpleNamespace
+
+    from autotrain_hydra.attention import varlen_sdpa_attention
+
+    torch.manual_seed(0)
+    q = torch.randn(1, 12, 2, 8).transpose(1, 2).requires_grad_()
+    k, v = (torch.randn(1, 12, 2, 8, dtype=torch.bfloat16).transpose(1, 2).requires_grad_() for _ in range(2))
+    position_ids = torch.cat([torch.arange(5), torch.arange(7)])[None]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = varlen_sdpa_attention(SimpleNamespace(training=True), q, k, v, None, position_ids=position_ids)
+        want = _per_sequence_sdpa(q, k, v, position_ids, None)
+    assert out.dtype == want.dtype == torch.bfloat16
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    for got, expected in zip(torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(want, (q, k, v), grad)):
+        assert got.dtype == expected.dtype
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
