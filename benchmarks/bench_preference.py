@@ -93,7 +93,8 @@ def run_trl(trainer: str, model_dir: str, data: str, steps: int, batch: int, out
         ORPOConfig, ORPOTrainer = orpo_classes()
         pairs = load_pairs(Job(resolved.cfg, out), tok)
         t = pretokenized_orpo(ORPOTrainer, orpo_features)(
-            model=policy(), args=ORPOConfig(max_length=1024, remove_unused_columns=False, **common),
+            model=policy(), args=ORPOConfig(max_length=1024, remove_unused_columns=False,
+                                            beta=resolved.cfg.trainer.orpo_alpha, **common),  # our λ: same recipe
             train_dataset=pairs.train, processing_class=tok)
     elif trainer == "kto":
         from trl import KTOConfig, KTOTrainer
