@@ -6,9 +6,12 @@ row's length squared, most of it masked away). This function instead runs causal
 (``is_causal``, no mask: torch's fused CPU/GPU kernels), so attention costs the sum of the squared sequence
 lengths, as flash-attention's varlen kernel does. Rows that are not packed go to plain sdpa with their mask.
 
-On a CPU (no dropout, no sliding window shorter than a sequence) the per-sequence kernels are called directly
-(``compat.torch``) from one autograd function that writes each sequence's output and gradients in place: 6-8% less
-time a training step than slicing for sdpa, whose autograd zero-fills a whole-row gradient per sequence and sums them.
+On a CPU the per-sequence kernels are called directly (``compat.torch``) from one autograd function that writes each
+sequence's output and gradients in place: sdpa on slices of the input gets each sequence's gradient back from
+autograd as a zero-filled tensor of the whole input, and sums them (``benchmarks/bench_attention.py`` measures the
+two; docs/benchmarks.md has the figures). That path is taken where the kernels apply as sdpa would take them: float32
+or bfloat16, one head size for query, key and value, each head's vector contiguous, no dropout, and no sequence
+longer than a sliding window; otherwise sdpa runs on each sequence (``per_sequence_sdpa``).
 
 Registered with transformers' AttentionInterface and AttentionMaskInterface under ``varlen_sdpa`` on import.
 """
@@ -37,10 +40,9 @@ def segments(position_ids: torch.Tensor) -> list:
 
 
 class _CausalPerSequence(torch.autograd.Function):
-    """Causal attention on each span ``(row, start, end)`` of ``query``/``key``/``value`` (B, H, T, D), through the
-    CPU's flash-attention kernels (``compat.torch``); each span's gradient is written into its own place of one
-    gradient per input (slicing for ``F.scaled_dot_product_attention`` zero-fills a whole-row gradient per span and
-    sums them). The output is (B, T, H, D), the layout the attention's output projection reads."""
+    """Causal attention on each span ``(row, start, end)`` of ``query``/``key``/``value`` (B, H, T, D), the spans
+    covering every position, through the CPU's flash-attention kernels; each span's output and gradients are written
+    into their own place. The output is (B, T, H, D), the layout the attention's output projection reads."""
 
     @staticmethod
     def forward(ctx, query, key, value, spans, scale):
@@ -55,9 +57,9 @@ class _CausalPerSequence(torch.autograd.Function):
         return out
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         query, key, value, out, lse = ctx.saved_tensors
-        grad_out = grad_out.to(out.dtype)
         grads = [torch.empty_like(x.transpose(1, 2), memory_format=torch.contiguous_format).transpose(1, 2)
                  for x in (query, key, value)]
         for b, s, e in ctx.spans:
@@ -69,23 +71,20 @@ class _CausalPerSequence(torch.autograd.Function):
         return (*grads, None, None)
 
 
-def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                          attention_mask: Optional[torch.Tensor], dropout: float = 0.0,
-                          scaling: Optional[float] = None, **kwargs):
-    position_ids = kwargs.get("position_ids")
-    if (position_ids is None or query.shape[2] != key.shape[2] or query.shape[2] == 1
-            or int((position_ids == 0).sum()) <= position_ids.shape[0]):  # not packed (or decoding): plain sdpa
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
-    rows = [segments(position_ids[b if position_ids.shape[0] > 1 else 0]) for b in range(query.shape[0])]
-    window = kwargs.get("sliding_window")  # Mistral, Qwen2, Gemma's local layers: each token sees its last N
-    windowed = bool(window) and any(e - s > window for row in rows for s, e in row)
-    dropout = dropout if module.training else 0.0
-    if query.device.type == "cpu" and not windowed and not dropout:
-        spans = [(b, s, e) for b, row in enumerate(rows) for s, e in row]
-        if torch.is_autocast_enabled("cpu"):  # as sdpa does in autocast (bf16 mixed precision): its dtype
-            query, key, value = (x.to(torch.get_autocast_dtype("cpu")) for x in (query, key, value))
-        return _CausalPerSequence.apply(query, key, value, spans, scaling), None
+def _cpu_kernels_apply(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bool:
+    """Whether the CPU's flash-attention kernels take these inputs as they are (sdpa checks the same before it
+    picks them): a CPU, float32 or bfloat16 (in autocast: its dtype), one head size, each head's vector contiguous."""
+    dtypes = {torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+              for x in (query, key, value)}
+    return (query.device.type == "cpu" and dtypes <= {torch.float32, torch.bfloat16} and len(dtypes) == 1
+            and query.shape[-1] == key.shape[-1] == value.shape[-1]
+            and all(x.stride(-1) == 1 for x in (query, key, value)))
+
+
+def per_sequence_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, rows: list, scaling, dropout,
+                      window) -> torch.Tensor:
+    """Causal sdpa on each sequence of ``rows`` ([[(start, end), ...] per row]), within ``window`` where a sequence
+    is longer than it; (B, T, H, D)."""
     gqa = query.shape[1] != key.shape[1]
     out = []
     for b, row in enumerate(rows):
@@ -99,7 +98,28 @@ def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
                                                         value[b:b + 1, :, s:e], scale=scaling, enable_gqa=gqa,
                                                         dropout_p=dropout, **causal))
         out.append(torch.cat(parts, dim=2))
-    return torch.cat(out, dim=0).transpose(1, 2).contiguous(), None
+    return torch.cat(out, dim=0).transpose(1, 2).contiguous()
+
+
+def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          attention_mask: Optional[torch.Tensor], dropout: float = 0.0,
+                          scaling: Optional[float] = None, **kwargs):
+    position_ids = kwargs.get("position_ids")
+    if (position_ids is None or query.shape[2] != key.shape[2] or query.shape[2] == 1
+            or position_ids.shape[-1] != query.shape[2]
+            or int((position_ids == 0).sum()) <= position_ids.shape[0]):  # not packed (or decoding): plain sdpa
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    rows = [segments(position_ids[b if position_ids.shape[0] > 1 else 0]) for b in range(query.shape[0])]
+    window = kwargs.get("sliding_window")  # Mistral, Qwen2, Gemma's local layers: each token sees its last N
+    windowed = bool(window) and any(e - s > window for row in rows for s, e in row)
+    dropout = dropout if module.training else 0.0
+    if not windowed and not dropout and _cpu_kernels_apply(query, key, value):
+        if torch.is_autocast_enabled("cpu"):  # as sdpa does in autocast (bf16 mixed precision): its dtype
+            query, key, value = (x.to(torch.get_autocast_dtype("cpu")) for x in (query, key, value))
+        spans = [(b, s, e) for b, row in enumerate(rows) for s, e in row]
+        return _CausalPerSequence.apply(query, key, value, spans, scaling), None
+    return per_sequence_sdpa(query, key, value, rows, scaling, dropout, window), None
 
 
 def varlen_sdpa_mask(*args, **kwargs):

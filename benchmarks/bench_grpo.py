@@ -2,11 +2,13 @@
 function, group size, completion length, batch and optimizer steps.
 
     python benchmarks/bench_grpo.py [--steps 6] [--batch-size 8] [--generations 4] [--completion 64] [--runs 3]
+        [--precision fp32|bf16|default]
 
 The model of bench_sft.py; the prompts are the user turns of benchmarks/data/chat_lengths.jsonl; the reward is the
 shipped ``autotrain_hydra.rewards.has_number``. Each variant in its own process, --runs times in turn; printed per
 run: prompts per second of training (a step takes batch / generations prompts), generated tokens per second (TRL's
-``completions/mean_length`` of each step), wall time, peak RSS; then the median ratio over the runs.
+``completions/mean_length`` of each step), wall time, peak RSS; then the median ratio over the runs. Precision and
+schedule as in bench_sft.py (``--precision fp32``, the default: both in float32; linear decay, no warm-up).
 """
 
 from __future__ import annotations
@@ -88,7 +90,8 @@ def main() -> None:
     results = each_variant(__file__, a, make_prompts, "prompts.jsonl", settings, lambda run, v, r: (
         f"grpo run {run + 1} {v:<13} {r['prompts_per_s']:6.2f} prompts/s {r['generated_tokens_per_s']:7.0f} "
         f"generated tok/s  train {r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB"))
-    median_ratios(results, [("ours", "trl_defaults")], f"grpo ({a.precision}, same prompts, steps and batch)")
+    median_ratios(results, [("ours", "trl_defaults")], "grpo", unit="the speed (same prompts, steps and batch)",
+                  precision=a.precision)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
-"""Preference trainers' throughput: this runner's defaults against TRL's trainer with its defaults (DPOTrainer,
-ORPOTrainer, KTOTrainer, RewardTrainer), same model, data, batch and optimizer steps.
+"""Preference trainers' throughput: this runner's defaults against TRL's trainer (DPOTrainer, ORPOTrainer, KTOTrainer,
+RewardTrainer) with its speed settings as they come, same model, data, batch, optimizer steps and recipe.
 
     python benchmarks/bench_preference.py [--trainer dpo|orpo|kto|reward] [--steps 12] [--batch-size 8] [--runs 3]
+        [--precision fp32|bf16|default]
 
 The model of bench_sft.py; pairs made from benchmarks/data/chat_lengths.jsonl (prompt: the user turn, chosen: the
 answer, rejected: another row's answer), so lengths vary as in chat data (kto: each pair as a desirable and an
 undesirable row). Each variant in its own process, --runs times in turn; printed per run: pairs (kto: rows) per
 second of training, real (non-padding) tokens per second where the trainer counts them, wall time, peak RSS, mean
-loss of the last 5 steps; then the median ratio over the runs. TRL gets the same recipe (schedule, weight decay) and
-the pre-tokenized pairs our data step makes (kto: the same text rows), so that only the speed settings differ.
-Precision and schedule as in bench_sft.py (``--precision fp32``: both in float32, the default; ``bf16``; ``default``).
+loss of the last 5 steps; then the median ratio over the runs. TRL gets our recipe (bench_sft.py's schedule, weight
+decay; ORPO: our λ, ``trainer.orpo_alpha``, as its ``beta``, whose default is 0.1) and the pre-tokenized pairs our
+data step makes (kto: the same text rows), so that only the speed settings differ. Precision as in bench_sft.py
+(``--precision fp32``, the default: both in float32; ``bf16``: both in autocast; ``default``: each its own).
 Variants: ours, ours_padded (training.padding_free=false), trl_defaults, trl_padding_free (dpo/kto/orpo: TRL's own
 loop and batches with our padding-free forward: its losses must equal trl_defaults').
 """
@@ -145,8 +147,8 @@ def main() -> None:
     results = each_variant(__file__, a, make_pairs, "pairs.jsonl", options, lambda run, v, r: (
         f"{a.trainer} run {run + 1} {v:<16} {r['rows_per_s']:6.2f} rows/s {r['tokens_per_s']:>7.0f} tok/s  train "
         f"{r['train_s']:6.1f} s  peak {r['peak_rss_mib']:6.0f} MiB  final loss {r['final_loss']:.4f}"))
-    median_ratios(results, [(v, "trl_defaults") for v in results if v != "trl_defaults"],
-                  f"{a.trainer} ({a.precision}, same rows, steps and batch)")
+    median_ratios(results, [(v, "trl_defaults") for v in results if v != "trl_defaults"], a.trainer,
+                  unit="the speed (same rows, steps and batch)", precision=a.precision)
 
 
 if __name__ == "__main__":

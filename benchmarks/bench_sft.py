@@ -10,9 +10,10 @@ median ratios over the runs, and how far the final losses are apart.
 
 Variants: ``ours`` (``python -m autotrain_hydra trainer=sft`` defaults: padding-free batches of ``--batch-size``
 chats), ``ours_packing`` (``training.packing=true``: rows of 512 tokens packed best-fit), ``trl_defaults``
-(SFTTrainer as it comes: padded batches, activation checkpointing on), ``trl_packing`` (TRL tuned by hand: packing
-bfd, no checkpointing). ``ours`` and ``trl_defaults`` train on the same chats in each step (their losses compare);
-the packed variants put more chats in a step.
+(SFTTrainer's speed settings as they come: padded batches, activation checkpointing on; precision and schedule as
+below), ``trl_packing`` (TRL tuned by hand: packing bfd, no checkpointing). ``ours`` and ``trl_defaults`` train on
+the same chats in each step (their losses compare); the packed variants put more chats in a step (their losses are
+not printed against the others).
 
 Precision: TRL's configs default to ``bf16=True``, and without a GPU TRL refuses to start unless ``use_cpu=True``
 (its error says so); given that, it trains in bf16 autocast on a CPU. Ours trains in float32 on a CPU
@@ -174,23 +175,42 @@ def precision_of(a: argparse.Namespace) -> Optional[str]:
     return None if a.precision == "default" else a.precision
 
 
-def median_ratios(results: dict, pairs, what: str, speed=lambda r: 1 / r["train_s"]) -> None:
+def median_ratios(results: dict, pairs, what: str, speed=lambda r: 1 / r["train_s"], unit: str = "the speed",
+                  precision: str = "fp32") -> None:
     """Print, for each (mine, base) of ``pairs`` both measured, the median over the runs of mine's ``speed`` over
-    base's, and each run's final-loss difference."""
+    base's, and each run's final-loss difference where the pair trains on the same batches (``SAME_BATCHES``)."""
+    sides = "ours {}, TRL {}".format(*precisions(precision))
     for mine, base in pairs:
         if mine in results and base in results:
             ratios = [speed(m) / speed(b) for m, b in zip(results[mine], results[base])]
             losses = [100 * (m["final_loss"] / b["final_loss"] - 1) for m, b in zip(results[mine], results[base])
-                      if "final_loss" in m and b.get("final_loss")]
-            print(f"{what} {mine} / {base}: median {statistics.median(ratios):.2f}x (runs: "
+                      if (mine, base) in SAME_BATCHES and "final_loss" in m and b.get("final_loss")]
+            print(f"{what} {mine} / {base} ({sides}): median {statistics.median(ratios):.2f}x {unit} (runs: "
                   f"{', '.join(f'{x:.2f}' for x in ratios)})" + (
                       f", final loss {', '.join(f'{x:+.1f}%' for x in losses)}" if losses else ""))
+
+
+def precisions(precision: str) -> tuple:
+    """(ours, TRL's) precision for ``--precision``: the same for both, or each its own default (TRL: bf16; ours: bf16
+    on a GPU, float32 on a CPU)."""
+    import torch
+
+    if precision != "default":
+        return {"fp32": "float32"}.get(precision, precision), {"fp32": "float32"}.get(precision, precision)
+    return ("bf16" if torch.cuda.is_available() else "float32"), "bf16"
+
+
+# the pairs of variants that train on the same batches in each step, so that their final losses compare
+SAME_BATCHES = {("ours", "trl_defaults"), ("ours_padded", "trl_defaults"), ("trl_padding_free", "trl_defaults"),
+                ("trl_nogc", "trl_defaults"), ("trl_fused", "trl_defaults"), ("ours_packing", "trl_packing")}
 
 
 def main() -> None:
     p = variant_parser(__doc__.splitlines()[0], steps=20, variants=",".join(VARIANTS))
     a = p.parse_args()
     if a.child:
+        global DATA
+        DATA = Path(a.data)  # the parent's copy of the chats
         return as_child(lambda out: VARIANTS[a.child](a.model_dir, a.steps, a.batch_size, out, precision_of(a)))
     options = ["--steps", str(a.steps), "--batch-size", str(a.batch_size), "--precision", a.precision]
     results = each_variant(__file__, a, lambda path: path.write_bytes(DATA.read_bytes()), "chats.jsonl", options,
@@ -198,8 +218,8 @@ def main() -> None:
                                f"sft run {run + 1} {v:<14} {r['tokens_per_s']:>7.0f} tok/s  train {r['train_s']:6.1f} s"
                                f"  peak {r['peak_rss_mib']:6.0f} MiB  final loss {r['final_loss']:.4f}"))
     median_ratios(results, [("ours", "trl_defaults"), ("ours", "trl_packing"), ("ours_packing", "trl_packing"),
-                            ("ours_packing", "trl_defaults")], f"sft ({a.precision})",
-                  speed=lambda r: r["tokens_per_s"])
+                            ("ours_packing", "trl_defaults")], "sft", speed=lambda r: r["tokens_per_s"],
+                  unit="tokens/s", precision=a.precision)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,13 @@
 attention kernel and optimizer are chosen for the hardware, settings the machine cannot run are refused before any
 model loads, and packed SFT counts the real tokens it trains on."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from autotrain_hydra import models
+from autotrain_hydra.attention import segments, varlen_sdpa_attention
 from autotrain_hydra.compat.hydra import compose_config
 from autotrain_hydra.errors import HardwareError
 from autotrain_hydra.trainers.common import attn_implementation, hardware_check, optimizer_name
@@ -139,65 +142,81 @@ def test_varlen_attention_keeps_a_models_sliding_window():
     assert not torch.allclose(unwindowed[keep], want[keep], atol=1e-3)  # the window matters in this example
 
 
+
 def _per_sequence_sdpa(query, key, value, position_ids, scale):
     """The reference: ``F.scaled_dot_product_attention`` on each sequence alone, (B, T, H, D)."""
-    from autotrain_hydra.attention import segments
-
     rows = [torch.cat([torch.nn.functional.scaled_dot_product_attention(
         query[b:b + 1, :, s:e], key[b:b + 1, :, s:e], value[b:b + 1, :, s:e], is_causal=True, scale=scale,
-        enable_gqa=query.shape[1] != key.shape[1]) for s, e in segments(position_ids[b])], dim=2)
-        for b in range(query.shape[0])]
+        enable_gqa=query.shape[1] != key.shape[1]) for s, e in segments(position_ids[min(b, len(position_ids) - 1)])],
+        dim=2) for b in range(query.shape[0])]
     return torch.cat(rows, dim=0).transpose(1, 2)
+
+
+def _kernel_path(out) -> bool:
+    return type(out.grad_fn).__name__ == "_CausalPerSequenceBackward"
+
+
+def _equal_to_each_sequence_alone(q, k, v, position_ids, module=SimpleNamespace(training=True), **kwargs):
+    """Run varlen_sdpa; its output and gradients equal sdpa's on each sequence alone (exactly); its output."""
+    out, _ = varlen_sdpa_attention(module, q, k, v, None, scaling=0.25, position_ids=position_ids, **kwargs)
+    want = _per_sequence_sdpa(q, k, v, position_ids, 0.25)
+    torch.testing.assert_close(out, want, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    for got, expected in zip(torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(want, (q, k, v), grad)):
+        assert got.dtype == expected.dtype
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    return out
 
 
 @pytest.mark.parametrize("kv_heads,dtype", [(4, torch.float32), (2, torch.float32), (4, torch.bfloat16)])
 def test_varlen_attention_on_a_cpu_gives_each_sequences_own_values_and_gradients(kv_heads, dtype):
-    """The CPU path (flash-attention kernels per sequence, each gradient written in place: compat/torch.py): the same
-    output and gradients as sdpa on each sequence alone, for two packed rows, grouped-query attention and bf16."""
-    from types import SimpleNamespace
-
-    from autotrain_hydra.attention import varlen_sdpa_attention
-
+    """The CPU kernels' path (compat/torch.py; each gradient written in place): the same output and gradients as
+    sdpa on each sequence alone, for two packed rows (a 1-token sequence first in one), grouped-query attention and
+    bf16."""
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 37, h, 16, dtype=dtype).transpose(1, 2).requires_grad_()
                for h in (4, kv_heads, kv_heads))
     position_ids = torch.stack([torch.cat([torch.arange(10), torch.arange(20), torch.arange(7)]),
                                 torch.cat([torch.arange(1), torch.arange(36)])])
-    out, _ = varlen_sdpa_attention(SimpleNamespace(training=True), q, k, v, None, scaling=0.25,
-                                   position_ids=position_ids)
-    assert out.grad_fn is not None and type(out.grad_fn).__name__ == "_CausalPerSequenceBackward"  # that path ran
-    want = _per_sequence_sdpa(q, k, v, position_ids, 0.25)
-    grad = torch.randn_like(out)
-    torch.testing.assert_close(out, want, rtol=0, atol=0)
-    for got, expected in zip(torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(want, (q, k, v), grad)):
-        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    assert _kernel_path(_equal_to_each_sequence_alone(q, k, v, position_ids))
 
 
-def test_varlen_attention_with_dropout_or_a_window_keeps_the_general_path():
-    """Attention dropout in training, and a sequence longer than a sliding window, go through sdpa per sequence (the
-    CPU kernels' path has neither)."""
-    from types import SimpleNamespace
-
-    from autotrain_hydra.attention import varlen_sdpa_attention
-
-    q = k = v = torch.randn(1, 2, 12, 8, requires_grad=True)
+def test_varlen_attention_with_one_row_of_positions_for_a_batch_and_a_window_no_sequence_exceeds():
+    """Position ids of one row serve every row of the batch; a sliding window longer than every sequence keeps the
+    kernels' path."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 12, 2, 8).transpose(1, 2).requires_grad_() for _ in range(3))
     position_ids = torch.cat([torch.arange(5), torch.arange(7)])[None]
+    assert _kernel_path(_equal_to_each_sequence_alone(q, k, v, position_ids, sliding_window=7))
+
+
+def test_varlen_attention_takes_sdpa_per_sequence_where_the_kernels_do_not_apply():
+    """float64, a head's vector not contiguous, another head size for the values, attention dropout in training and
+    a sequence longer than a sliding window go through sdpa on each sequence (as sdpa itself would not take the CPU
+    kernels, or they lack the feature): the same values as sdpa; without dropout, in eval, the kernels' path."""
+    torch.manual_seed(0)
+    position_ids = torch.cat([torch.arange(5), torch.arange(7)])[None]
+    qkv = lambda dtype=torch.float32, d=8: [torch.randn(1, 2, 12, d, dtype=dtype).requires_grad_()  # noqa: E731
+                                            for _ in range(3)]
+    strided = [torch.randn(1, 2, 8, 12).transpose(2, 3).requires_grad_() for _ in range(3)]  # stride(-1) == 12
+    q, k, _ = qkv()
+    for inputs in (qkv(torch.float64), strided, [q, k, torch.randn(1, 2, 12, 4, requires_grad=True)]):
+        out, _ = varlen_sdpa_attention(SimpleNamespace(training=True), *inputs, None, position_ids=position_ids)
+        assert not _kernel_path(out)
+        want = _per_sequence_sdpa(*inputs, position_ids, None)
+        torch.testing.assert_close(out, want)
     for module, kwargs in ((SimpleNamespace(training=True), {"dropout": 0.5}),
                            (SimpleNamespace(training=False), {"sliding_window": 3})):
-        out, _ = varlen_sdpa_attention(module, q, k, v, None, position_ids=position_ids, **kwargs)
-        assert "CausalPerSequence" not in type(out.grad_fn).__name__
-    out, _ = varlen_sdpa_attention(SimpleNamespace(training=False), q, k, v, None, dropout=0.5,
-                                   position_ids=position_ids)  # dropout is off in eval: the CPU path
-    assert type(out.grad_fn).__name__ == "_CausalPerSequenceBackward"
+        out, _ = varlen_sdpa_attention(module, *qkv(), None, position_ids=position_ids, **kwargs)
+        assert not _kernel_path(out)
+    out, _ = varlen_sdpa_attention(SimpleNamespace(training=False), *qkv(), None, dropout=0.5,
+                                   position_ids=position_ids)  # dropout is off in eval
+    assert _kernel_path(out)
 
 
 def test_varlen_attention_on_a_cpu_in_bf16_autocast_computes_as_sdpa_does():
     """``training.mixed_precision=bf16`` on a CPU: in autocast the projections give bf16 while the rotary embedding
-    gives float32; sdpa casts them all to bf16, and so does the CPU path (it failed on mixed dtypes before)."""
-    from types import SimpleNamespace
-
-    from autotrain_hydra.attention import varlen_sdpa_attention
-
+    gives float32; sdpa casts them all to bf16, and so does the kernels' path."""
     torch.manual_seed(0)
     q = torch.randn(1, 12, 2, 8).transpose(1, 2).requires_grad_()
     k, v = (torch.randn(1, 12, 2, 8, dtype=torch.bfloat16).transpose(1, 2).requires_grad_() for _ in range(2))
@@ -205,7 +224,7 @@ def test_varlen_attention_on_a_cpu_in_bf16_autocast_computes_as_sdpa_does():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = varlen_sdpa_attention(SimpleNamespace(training=True), q, k, v, None, position_ids=position_ids)
         want = _per_sequence_sdpa(q, k, v, position_ids, None)
-    assert out.dtype == want.dtype == torch.bfloat16
+    assert out.dtype == want.dtype == torch.bfloat16 and _kernel_path(out)
     torch.testing.assert_close(out, want, rtol=0, atol=0)
     grad = torch.randn_like(out)
     for got, expected in zip(torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(want, (q, k, v), grad)):

@@ -4,8 +4,10 @@
 
 A ~0.55B random-weight Llama (hidden 1536, 16 layers, vocab 32000), bf16, batch 8, max length 1024, on chats of
 chat-like lengths (log-normal, median ~245, mean ~320, max 1024 tokens). Variants, each in its own process:
-``ours`` (``trainer=sft`` defaults: packing, padding-free, varlen attention), ``trl_defaults`` (SFTTrainer as it
-comes), ``trl_packing`` (packing bfd, no activation checkpointing). Prints non-padding tokens/s, MFU
+``ours`` (``trainer=sft`` defaults: padding-free batches, varlen attention), ``ours_packing``
+(``training.packing=true``), ``trl_defaults`` (SFTTrainer as it comes), ``trl_packing`` (packing bfd, no activation
+checkpointing); each in its own default precision (bf16 on a GPU for both; ``--smoke`` on a CPU: ours float32, TRL
+bf16) and with bench_sft.py's schedule (linear, no warm-up). Prints non-padding tokens/s, MFU
 (6 · parameters · tokens / time / the card's dense bf16 peak), peak GPU memory, final loss and the ratios.
 Needs torch, transformers, trl, datasets, accelerate, hydra-core, omegaconf and this package (carry the wheels).
 ``--smoke`` runs a 2-layer model for 3 steps on whatever device there is, to check the script itself.
