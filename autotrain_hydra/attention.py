@@ -71,11 +71,18 @@ class _CausalPerSequence(torch.autograd.Function):
         return (*grads, None, None)
 
 
+def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype sdpa computes ``x`` in: in CPU autocast (bf16 mixed precision) a float32 or bf16 input in autocast's
+    dtype, else its own."""
+    if torch.is_autocast_enabled("cpu") and x.dtype in (torch.float32, torch.bfloat16):
+        return torch.get_autocast_dtype("cpu")
+    return x.dtype
+
+
 def _cpu_kernels_apply(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> bool:
     """Whether the CPU's flash-attention kernels take these inputs as they are (sdpa checks the same before it
     picks them): a CPU, float32 or bfloat16 (in autocast: its dtype), one head size, each head's vector contiguous."""
-    dtypes = {torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-              for x in (query, key, value)}
+    dtypes = {_autocast_dtype(x) for x in (query, key, value)}
     return (query.device.type == "cpu" and dtypes <= {torch.float32, torch.bfloat16} and len(dtypes) == 1
             and query.shape[-1] == key.shape[-1] == value.shape[-1]
             and all(x.stride(-1) == 1 for x in (query, key, value)))
@@ -115,8 +122,7 @@ def varlen_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: tor
     windowed = bool(window) and any(e - s > window for row in rows for s, e in row)
     dropout = dropout if module.training else 0.0
     if not windowed and not dropout and _cpu_kernels_apply(query, key, value):
-        if torch.is_autocast_enabled("cpu"):  # as sdpa does in autocast (bf16 mixed precision): its dtype
-            query, key, value = (x.to(torch.get_autocast_dtype("cpu")) for x in (query, key, value))
+        query, key, value = (x.to(_autocast_dtype(x)) for x in (query, key, value))
         spans = [(b, s, e) for b, row in enumerate(rows) for s, e in row]
         return _CausalPerSequence.apply(query, key, value, spans, scaling), None
     return per_sequence_sdpa(query, key, value, rows, scaling, dropout, window), None

@@ -230,3 +230,12 @@ def test_varlen_attention_on_a_cpu_in_bf16_autocast_computes_as_sdpa_does():
     for got, expected in zip(torch.autograd.grad(out, (q, k, v), grad), torch.autograd.grad(want, (q, k, v), grad)):
         assert got.dtype == expected.dtype
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_varlen_attention_leaves_float64_alone_in_autocast():
+    """Autocast casts float32 (and bf16) inputs to its dtype, not float64 ones (as sdpa): float64 takes sdpa."""
+    q, k, v = (torch.randn(1, 2, 12, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    position_ids = torch.cat([torch.arange(5), torch.arange(7)])[None]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = varlen_sdpa_attention(SimpleNamespace(training=True), q, k, v, None, position_ids=position_ids)
+    assert out.dtype == torch.float64 and not _kernel_path(out)
