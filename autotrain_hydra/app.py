@@ -93,6 +93,8 @@ def _main(argv: List[str]) -> int:
         return e.code if isinstance(e.code, int) else EXIT_CONFIG_ERROR
     config_dir = str(paths.config_dir()) if args.config_path is None else os.path.abspath(args.config_path)
     if any(getattr(args, flag) for flag in DELEGATED):
+        if args.shell_completion:
+            shell_completion_check(args.overrides)
         return hy.delegate(args, Task(), config_dir)
     command = Command.of(args, config_dir)
     hy.initialize(config_dir, args.config_dir)
@@ -104,6 +106,20 @@ def _main(argv: List[str]) -> int:
         return command.run(cfg)
     finally:
         hy.clear()
+
+
+def shell_completion_check(overrides: List[str]) -> None:
+    """``--shell-completion`` takes one of ``install=SHELL``, ``uninstall=SHELL`` (what a user types) or ``query=SHELL``
+    (what the installed completion calls, with ``COMP_LINE`` set): anything else is said here, not as Hydra's
+    traceback."""
+    given = [o.split("=", 1)[0] for o in overrides if o.split("=", 1)[0] in ("install", "uninstall", "query")]
+    fix = "    fix: python -m autotrain_hydra --shell-completion install=bash (or zsh, fish; uninstall=bash removes it)"
+    if len(given) != 1:
+        raise InputError(f"--shell-completion takes one of install=SHELL, uninstall=SHELL or query=SHELL; got "
+                         f"{' '.join(overrides) or 'none'}\n{fix}")
+    if given[0] == "query" and "COMP_LINE" not in os.environ:
+        raise InputError("--shell-completion query=SHELL is what the installed completion runs on <TAB> (the shell "
+                         f"sets COMP_LINE); to install it:\n{fix}")
 
 
 def refuse_launched_rank() -> None:

@@ -388,6 +388,7 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
         + (f", base in {cfg.peft.bits}-bit" if cfg.peft.method == "qlora" else ""))
     length = f"{t.max_steps} steps" if t.max_steps and t.max_steps > 0 else f"{t.epochs} epochs"
     from autotrain_hydra.models import resolve_model_name
+    from autotrain_hydra.trainers.common import precision_used
 
     base = resolve_model_name(str(cfg.model.name))  # the tiny model: its cached dir
     on_hub = not os.path.exists(base) and "/" in base and not base.startswith((".", "/", "~"))
@@ -408,7 +409,7 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
         f"| length | {length}: {metrics.get('global_step')} optimizer steps |",
         f"| batch | {t.batch_size} x {t.gradient_accumulation} accumulation |",
         f"| sequence length | {t.block_size} |",
-        f"| precision | {t.mixed_precision} |",
+        f"| precision | {precision_used(t.mixed_precision)} |",
         "", "The whole configuration is in `config.yaml` (run it again: `python -m autotrain_hydra --config-path "
         f"{shlex.quote(out)} --config-name config hydra.job.chdir=false output_dir=<a new dir>`); every metric is in "
         "`metrics.json`.", "",

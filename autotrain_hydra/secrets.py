@@ -197,8 +197,10 @@ def scrub_file(path: str) -> bool:
     clean = redact(text)
     if clean == text:
         return False
-    with open(path, "w", encoding="utf-8") as f:
+    part = f"{path}.{os.getpid()}.part"  # whole or not at all: jobs of a multirun scrub the sweep's file too
+    with open(part, "w", encoding="utf-8") as f:
         f.write(clean)
+    os.replace(part, path)
     return True
 
 

@@ -212,6 +212,27 @@ def test_info_and_a_missing_config_dir(tmp_path, monkeypatch, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_shell_completion_installs_and_says_what_it_takes(tmp_path, monkeypatch, capsys):
+    """``--shell-completion install=bash`` prints Hydra's script; without a subcommand, with two, or a ``query=``
+    typed by hand (no COMP_LINE from a shell) it is a clear error, exit 2, not Hydra's traceback; the shell's query
+    completes our config groups."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COMP_LINE", raising=False)
+    main(["--shell-completion", "install=bash"])
+    assert "complete -o nospace -o default -F hydra_bash_completion" in capsys.readouterr().out
+    for argv, said in ((["--shell-completion"], "got none"), (["-sc", "install=bash", "uninstall=bash"],
+                                                              "got install=bash uninstall=bash"),
+                       (["-sc", "query=bash"], "the shell sets COMP_LINE")):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and said in err and "install=bash" in err and "Traceback" not in err, err
+    monkeypatch.setenv("COMP_LINE", "autotrain-hydra trainer=")
+    main(["-sc", "query=bash"])
+    assert "trainer=dpo" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_run_dir_that_cannot_be_made_is_a_clear_error(tmp_path, monkeypatch, capsys):
     """Bug (red team): a file named outputs/ in the launch dir (or a read-only launch dir) ended in a traceback from
     the resolver that makes the default run dir."""

@@ -52,6 +52,7 @@ def test_qlora_sft_learns_and_keeps_its_adapter_in_full_precision(qlora_sft):
     assert any("merged" in n and "full precision" in n for n in metrics["notes"]), metrics["notes"]
     card = (out / "README.md").read_text()
     assert "| peft | qlora: r=8, alpha=32, dropout=0.05, base in 4-bit |" in card
+    assert "| precision | auto: fp32 |" in card  # what ran (no GPU here), not just the setting
 
 
 @pytest.mark.slow

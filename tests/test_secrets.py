@@ -127,8 +127,8 @@ def test_no_log_record_carries_a_secret(monkeypatch):
 @pytest.mark.slow
 def test_a_sweep_writes_no_secret(tmp_path, monkeypatch):
     """``sweep.storage=${oc.env:OPTUNA_STORAGE}`` (the way docs/scaling.md gives a database password) and a token
-    read through ``${oc.env:...}``: no file of the sweep dir holds either value; each trial's config.yaml and the
-    results keep the interpolation."""
+    read through ``${oc.env:...}``, and a password typed as it is: no file of the sweep dir holds any of them; each
+    trial's config.yaml and the results keep the interpolation."""
     from autotrain_hydra.__main__ import main
 
     storage = f"sqlite:///{tmp_path}/db/optunaSECRETstore.db"
@@ -139,7 +139,7 @@ def test_a_sweep_writes_no_secret(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     main(["features=[sweep]", "sweep.n_trials=1", "sweep.sampler=random", "training.max_steps=2",
           "sweep.storage=${oc.env:OPTUNA_STORAGE}", "model.revision=${oc.env:HF_TOKEN}",
-          "distillation.teacher_model=${oc.env:MY_DB_PASSWORD}"])
+          "distillation.teacher_model=dbPASSWORDsecret77"])
     (sweep_dir,) = Path(tmp_path, "multirun").glob("*/*/*")
     files = [p for p in sweep_dir.rglob("*") if p.is_file()]
     assert {"trials.csv", "optimization_results.yaml", "config.yaml", "metrics.json", "train.log",
@@ -153,3 +153,21 @@ def test_a_sweep_writes_no_secret(tmp_path, monkeypatch):
     assert raw["sweep"]["storage"] == "${oc.env:OPTUNA_STORAGE}" and raw["model"]["revision"] == "${oc.env:HF_TOKEN}"
     assert OmegaConf.load(sweep_dir / "optimization_results.yaml").storage == storage  # it resolves as written
     assert "${oc.env:OPTUNA_STORAGE}" in (sweep_dir / "optimization_results.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_a_multirun_writes_no_typed_secret(tmp_path, monkeypatch):
+    """``-m`` (Hydra's basic sweeper) with a token typed as it is in an override: Hydra's multirun.yaml (the sweep's
+    config, overrides included) and each job's files are redacted."""
+    from autotrain_hydra.__main__ import main
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    main(["-m", "training.lr=1e-3,2e-3", "training.max_steps=1", f"distillation.teacher_model={TOKEN}",
+          "hydra.job.chdir=true"])  # a job in its own dir: the sweep's file is found from where the sweep started
+    (sweep_dir,) = Path(tmp_path, "multirun").glob("*/*/*")
+    files = [p for p in sweep_dir.rglob("*") if p.is_file()]
+    assert {"multirun.yaml", "config.yaml", "overrides.yaml"} <= {p.name for p in files}
+    for p in files:
+        assert TOKEN.encode() not in p.read_bytes(), p
+    assert "distillation.teacher_model=***" in (sweep_dir / "multirun.yaml").read_text()

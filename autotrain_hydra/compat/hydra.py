@@ -225,17 +225,24 @@ def job_dir() -> Optional[str]:
 
 def scrub_job_files() -> None:
     """The files Hydra saved for this job (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``: the config as
-    written, ``${oc.env:...}`` unresolved) redacted where they hold a secret typed as it is (``secrets.redact``)."""
+    written, ``${oc.env:...}`` unresolved) and, in a multirun, the sweep's ``multirun.yaml`` (its config and
+    overrides) redacted where they hold a secret typed as it is (``secrets.redact``)."""
     from hydra.core.hydra_config import HydraConfig
 
     from autotrain_hydra import secrets
 
-    if not HydraConfig.initialized() or HydraConfig.get().output_subdir is None:
+    if not HydraConfig.initialized():
         return
-    folder = os.path.join(HydraConfig.get().runtime.output_dir, HydraConfig.get().output_subdir)
-    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
-        if os.path.isfile(os.path.join(folder, name)):
-            secrets.scrub_file(os.path.join(folder, name))
+    hc = HydraConfig.get()
+    files = []
+    if hc.output_subdir is not None:
+        files += [os.path.join(hc.runtime.output_dir, hc.output_subdir, name)
+                  for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
+    if job_number() is not None:  # a job of a multirun (hydra.mode is not set in a job's own config)
+        files.append(os.path.join(hc.runtime.cwd, hc.sweep.dir, "multirun.yaml"))  # relative to where it started
+    for path in files:
+        if os.path.isfile(path):
+            secrets.scrub_file(path)
 
 
 def task_overrides() -> List[str]:

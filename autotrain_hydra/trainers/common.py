@@ -189,6 +189,14 @@ def precision_flags(mixed_precision: Optional[str]) -> Dict[str, bool]:
     return {"fp16": mixed_precision == "fp16", "bf16": mixed_precision == "bf16"}
 
 
+def precision_used(mixed_precision: Optional[str]) -> str:
+    """What ``training.mixed_precision`` computes in on this machine: ``bf16``, ``fp16`` or ``fp32`` (``auto: ...``
+    where it was chosen)."""
+    flags = precision_flags(mixed_precision)
+    used = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32"
+    return f"auto: {used}" if mixed_precision in (None, "auto") else used
+
+
 def hardware_check(cfg: DictConfig) -> None:
     """Settings this machine cannot run, refused before any model is loaded."""
     import importlib.util
