@@ -92,7 +92,13 @@ def _main(argv: List[str]) -> int:
     except SystemExit as e:  # argparse printed its usage error
         return e.code if isinstance(e.code, int) else EXIT_CONFIG_ERROR
     config_dir = str(paths.config_dir()) if args.config_path is None else os.path.abspath(args.config_path)
-    if any(getattr(args, flag) for flag in DELEGATED):
+    delegated = [flag for flag in DELEGATED if getattr(args, flag)]
+    if delegated:
+        modes = [flag for flag, on in (("--multirun", args.multirun), ("--run", args.run), ("--cfg", args.cfg))
+                 if on] + [f"--{flag.replace('_', '-')}" for flag in delegated[1:]]
+        if modes:
+            raise InputError(f"--{delegated[0].replace('_', '-')} prints Hydra's own information and runs nothing: "
+                             f"it takes no {' or '.join(modes)}\n    fix: give it alone")
         if args.shell_completion:
             shell_completion_check(args.overrides)
         return hy.delegate(args, Task(), config_dir)
@@ -108,16 +114,23 @@ def _main(argv: List[str]) -> int:
         hy.clear()
 
 
+SHELLS = ("bash", "zsh", "fish")  # the shells Hydra completes
+
+
 def shell_completion_check(overrides: List[str]) -> None:
     """``--shell-completion`` takes one of ``install=SHELL``, ``uninstall=SHELL`` (what a user types) or ``query=SHELL``
-    (what the installed completion calls, with ``COMP_LINE`` set): anything else is said here, not as Hydra's
-    traceback."""
-    given = [o.split("=", 1)[0] for o in overrides if o.split("=", 1)[0] in ("install", "uninstall", "query")]
-    fix = "    fix: python -m autotrain_hydra --shell-completion install=bash (or zsh, fish; uninstall=bash removes it)"
-    if len(given) != 1:
-        raise InputError(f"--shell-completion takes one of install=SHELL, uninstall=SHELL or query=SHELL; got "
-                         f"{' '.join(overrides) or 'none'}\n{fix}")
-    if given[0] == "query" and "COMP_LINE" not in os.environ:
+    (what the installed completion calls, with ``COMP_LINE`` set), and nothing else: anything else is said here, not
+    as Hydra's traceback. Completion works for the ``autotrain-hydra`` command (Hydra's completion reads the command
+    line as ``SCRIPT ARGS...``, which ``python -m autotrain_hydra`` is not)."""
+    fix = ('    fix: eval "$(autotrain-hydra --shell-completion install=bash)" (zsh the same; fish: autotrain-hydra '
+           "--shell-completion install=fish | source)")
+    if len(overrides) != 1 or overrides[0].split("=", 1)[0] not in ("install", "uninstall", "query"):
+        raise InputError(f"--shell-completion takes one of install=SHELL, uninstall=SHELL or query=SHELL, and nothing "
+                         f"else; got {' '.join(overrides) or 'none'}\n{fix}")
+    command, _, shell = overrides[0].partition("=")
+    if shell not in SHELLS:
+        raise InputError(f"--shell-completion {overrides[0]}: Hydra completes {', '.join(SHELLS)}\n{fix}")
+    if command == "query" and "COMP_LINE" not in os.environ:
         raise InputError("--shell-completion query=SHELL is what the installed completion runs on <TAB> (the shell "
                          f"sets COMP_LINE); to install it:\n{fix}")
 

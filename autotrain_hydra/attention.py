@@ -72,9 +72,9 @@ class _CausalPerSequence(torch.autograd.Function):
 
 
 def _autocast_dtype(x: torch.Tensor) -> torch.dtype:
-    """The dtype sdpa computes ``x`` in: in CPU autocast (bf16 mixed precision) a float32 or bf16 input in autocast's
-    dtype, else its own."""
-    if torch.is_autocast_enabled("cpu") and x.dtype in (torch.float32, torch.bfloat16):
+    """The dtype sdpa computes ``x`` in: in CPU autocast (bf16 mixed precision) a floating input other than float64
+    in autocast's dtype, else its own."""
+    if torch.is_autocast_enabled("cpu") and x.is_floating_point() and x.dtype != torch.float64:
         return torch.get_autocast_dtype("cpu")
     return x.dtype
 

@@ -409,7 +409,7 @@ def model_card(cfg: DictConfig, out: str, metrics: Dict[str, Any]) -> str:
         f"| length | {length}: {metrics.get('global_step')} optimizer steps |",
         f"| batch | {t.batch_size} x {t.gradient_accumulation} accumulation |",
         f"| sequence length | {t.block_size} |",
-        f"| precision | {precision_used(t.mixed_precision)} |",
+        f"| mixed precision | {precision_used(t.mixed_precision)} |",
         "", "The whole configuration is in `config.yaml` (run it again: `python -m autotrain_hydra --config-path "
         f"{shlex.quote(out)} --config-name config hydra.job.chdir=false output_dir=<a new dir>`); every metric is in "
         "`metrics.json`.", "",

@@ -188,7 +188,14 @@ def written(obj: Any, raw_config: Any = None) -> Any:
 
 
 def scrub_file(path: str) -> bool:
-    """Rewrite a text file redacted when it holds a secret; True when it did."""
+    """Rewrite a text file redacted when it holds a secret (a link: the file it points to), whole or not at all
+    (``paths.written_whole``: jobs of a multirun may scrub the sweep's file at once), its mode kept; True when it
+    did."""
+    import shutil
+
+    from autotrain_hydra import paths
+
+    path = os.path.realpath(path)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -197,10 +204,10 @@ def scrub_file(path: str) -> bool:
     clean = redact(text)
     if clean == text:
         return False
-    part = f"{path}.{os.getpid()}.part"  # whole or not at all: jobs of a multirun scrub the sweep's file too
-    with open(part, "w", encoding="utf-8") as f:
-        f.write(clean)
-    os.replace(part, path)
+    with paths.written_whole(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(clean)
+        shutil.copymode(path, tmp)
     return True
 
 

@@ -220,13 +220,19 @@ def test_shell_completion_installs_and_says_what_it_takes(tmp_path, monkeypatch,
     monkeypatch.delenv("COMP_LINE", raising=False)
     main(["--shell-completion", "install=bash"])
     assert "complete -o nospace -o default -F hydra_bash_completion" in capsys.readouterr().out
-    for argv, said in ((["--shell-completion"], "got none"), (["-sc", "install=bash", "uninstall=bash"],
-                                                              "got install=bash uninstall=bash"),
-                       (["-sc", "query=bash"], "the shell sets COMP_LINE")):
+    for argv, said in ((["--shell-completion"], "got none"),
+                       (["-sc", "install=bash", "uninstall=bash"], "got install=bash uninstall=bash"),
+                       (["-sc", "install=bash", "trainer=dpo"], "and nothing else; got install=bash trainer=dpo"),
+                       (["-sc", "install=tcsh"], "install=tcsh: Hydra completes bash, zsh, fish"),
+                       (["-sc", "install="], "install=: Hydra completes"),
+                       (["-sc", "query=bash"], "the shell sets COMP_LINE"),
+                       (["-sc", "install=bash", "-m"], "it takes no --multirun"),
+                       (["-sc", "install=bash", "--cfg", "job"], "it takes no --cfg"),
+                       (["--info", "searchpath", "-m"], "--info prints Hydra's own information")):
         with pytest.raises(SystemExit) as stop:
             main(argv)
         err = capsys.readouterr().err
-        assert stop.value.code == 2 and said in err and "install=bash" in err and "Traceback" not in err, err
+        assert stop.value.code == 2 and said in err and "fix:" in err and "Traceback" not in err, (argv, err)
     monkeypatch.setenv("COMP_LINE", "autotrain-hydra trainer=")
     main(["-sc", "query=bash"])
     assert "trainer=dpo" in capsys.readouterr().out

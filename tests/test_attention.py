@@ -71,6 +71,19 @@ def test_attention_and_optimizer_follow_the_hardware():
     assert optimizer_name("adamw_hf") == "adamw_torch" and optimizer_name("sgd") == "sgd"
 
 
+@pytest.mark.parametrize("cuda,bf16,setting,said", [
+    (False, False, "auto", "auto: none"), (False, False, None, "auto: none"), (False, False, "bf16", "bf16"),
+    (False, False, "fp32", "none"), (True, True, "auto", "auto: bf16"), (True, False, "auto", "auto: none"),
+    (True, False, "fp16", "fp16"), (True, True, "fp32", "none")])
+def test_the_model_card_says_the_mixed_precision_that_ran(monkeypatch, cuda, bf16, setting, said):
+    """``precision_used`` (the model card's row): what ``training.mixed_precision`` gives on the machine."""
+    from autotrain_hydra.trainers.common import precision_used
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert precision_used(setting) == said
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("override,text", [
     ("training.use_liger_kernel=true", "training.use_liger_kernel=true needs a CUDA GPU and the liger-kernel package"),
@@ -232,10 +245,15 @@ def test_varlen_attention_on_a_cpu_in_bf16_autocast_computes_as_sdpa_does():
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_varlen_attention_leaves_float64_alone_in_autocast():
-    """Autocast casts float32 (and bf16) inputs to its dtype, not float64 ones (as sdpa): float64 takes sdpa."""
-    q, k, v = (torch.randn(1, 2, 12, 8, dtype=torch.float64, requires_grad=True) for _ in range(3))
+@pytest.mark.parametrize("dtype,path", [(torch.float64, False), (torch.float16, True)])
+def test_varlen_attention_in_autocast_casts_as_sdpa_does(dtype, path):
+    """Autocast casts floating inputs other than float64 to its dtype (float16 too), as sdpa's autocast does: float16
+    takes the kernels' path in bf16, float64 stays float64 and takes sdpa; the values are sdpa's either way."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 12, 8, dtype=dtype, requires_grad=True) for _ in range(3))
     position_ids = torch.cat([torch.arange(5), torch.arange(7)])[None]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, _ = varlen_sdpa_attention(SimpleNamespace(training=True), q, k, v, None, position_ids=position_ids)
-    assert out.dtype == torch.float64 and not _kernel_path(out)
+        want = _per_sequence_sdpa(q, k, v, position_ids, None)
+    assert out.dtype == want.dtype and _kernel_path(out) == path
+    torch.testing.assert_close(out, want, rtol=0, atol=0)

@@ -9,6 +9,7 @@ import pytest
 
 from autotrain_hydra import generate, models
 from autotrain_hydra.cli import translate
+from autotrain_hydra.trainers.common import precision_used
 from tests.helpers import check, compose, messages, train_in, train_lm, train_pairs
 
 # nf4 rounds the base's weights: the 4-bit model and the adapter on the full-precision base differ by that rounding
@@ -52,7 +53,7 @@ def test_qlora_sft_learns_and_keeps_its_adapter_in_full_precision(qlora_sft):
     assert any("merged" in n and "full precision" in n for n in metrics["notes"]), metrics["notes"]
     card = (out / "README.md").read_text()
     assert "| peft | qlora: r=8, alpha=32, dropout=0.05, base in 4-bit |" in card
-    assert "| precision | auto: fp32 |" in card  # what ran (no GPU here), not just the setting
+    assert f"| mixed precision | {precision_used('auto')} |" in card  # what ran, not just the setting
 
 
 @pytest.mark.slow

@@ -158,16 +158,50 @@ def test_a_sweep_writes_no_secret(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_a_multirun_writes_no_typed_secret(tmp_path, monkeypatch):
     """``-m`` (Hydra's basic sweeper) with a token typed as it is in an override: Hydra's multirun.yaml (the sweep's
-    config, overrides included) and each job's files are redacted."""
+    config, overrides included) and each job's files are redacted, also where a job's trainer is not the one the
+    sweep dir was named after."""
     from autotrain_hydra.__main__ import main
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.chdir(tmp_path)
-    main(["-m", "training.lr=1e-3,2e-3", "training.max_steps=1", f"distillation.teacher_model={TOKEN}",
-          "hydra.job.chdir=true"])  # a job in its own dir: the sweep's file is found from where the sweep started
-    (sweep_dir,) = Path(tmp_path, "multirun").glob("*/*/*")
+    main(["-m", "trainer=sft,dpo", "training.max_steps=1", f"distillation.teacher_model={TOKEN}",
+          "hydra.job.chdir=true"])  # jobs in their own dirs, and of other trainers than the sweep dir's name says
+    (sweep_dir,) = Path(tmp_path, "multirun").glob("*/*/*")  # one sweep dir, nothing made beside it
     files = [p for p in sweep_dir.rglob("*") if p.is_file()]
     assert {"multirun.yaml", "config.yaml", "overrides.yaml"} <= {p.name for p in files}
     for p in files:
         assert TOKEN.encode() not in p.read_bytes(), p
     assert "distillation.teacher_model=***" in (sweep_dir / "multirun.yaml").read_text()
+
+
+def test_scrub_file_rewrites_whole_keeps_the_mode_and_follows_a_link(tmp_path, monkeypatch):
+    """A file with a secret is rewritten redacted, its mode kept, no temporary file left; a link's target is the file
+    rewritten (the link stays a link); a file without one is not touched; a failed write leaves the file as it was."""
+    import os
+
+    from autotrain_hydra import paths, secrets
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    target = tmp_path / "multirun.yaml"
+    target.write_text(f"overrides: [model.revision={TOKEN}]\n")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target)
+    assert secrets.scrub_file(str(link)) is True
+    assert link.is_symlink() and target.read_text() == "overrides: [model.revision=***]\n"
+    assert oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.yaml", "multirun.yaml"]
+    clean = tmp_path / "clean.yaml"
+    clean.write_text("nothing: here\n")
+    before = clean.stat().st_mtime_ns
+    assert secrets.scrub_file(str(clean)) is False and clean.stat().st_mtime_ns == before
+    target.write_text(f"again: {TOKEN}\n")
+
+    def failing_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        secrets.scrub_file(str(target))
+    assert target.read_text() == f"again: {TOKEN}\n"
+    assert not [p for p in tmp_path.iterdir() if paths.is_temporary(p.name)]

@@ -180,9 +180,24 @@ def multirun(cfg: DictConfig, task: TaskFunction) -> Any:
     except InstantiationException as e:  # a _target_ in hydra.sweeper (its sampler, ...) that cannot be made
         raise InputError(f"the sweeper cannot be made from hydra.sweeper: {str(e).splitlines()[0]}\n    fix: check "
                          "the _target_ of hydra.sweeper and hydra.sweeper.sampler (or use sweep.sampler)") from e
-    result = sweeper.sweep(arguments=list(OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)))
+    global _MULTIRUN_FILE
+    # where the sweeper writes multirun.yaml (the sweep's config and overrides as typed): this process's sweep dir,
+    # resolved once (unique_dir caches it on cfg, which the sweeper reads); redacted by each job run in this process
+    # (scrub_job_files) and when the sweep ends, however it ends
+    _MULTIRUN_FILE = os.path.join(os.path.abspath(str(cfg.hydra.sweep.dir)), "multirun.yaml")
+    try:
+        result = sweeper.sweep(arguments=list(OmegaConf.to_container(cfg.hydra.overrides.task, resolve=False)))
+    finally:
+        from autotrain_hydra import secrets
+
+        if os.path.isfile(_MULTIRUN_FILE):
+            secrets.scrub_file(_MULTIRUN_FILE)
+        _MULTIRUN_FILE = None
     context.callbacks.on_multirun_end(config=cfg, config_name=cfg.hydra.job.config_name)
     return result
+
+
+_MULTIRUN_FILE: Optional[str] = None  # multirun.yaml of the sweep this process runs (``multirun``)
 
 
 def delegate(args: argparse.Namespace, task: TaskFunction, config_dir: str) -> int:
@@ -225,8 +240,8 @@ def job_dir() -> Optional[str]:
 
 def scrub_job_files() -> None:
     """The files Hydra saved for this job (``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``: the config as
-    written, ``${oc.env:...}`` unresolved) and, in a multirun, the sweep's ``multirun.yaml`` (its config and
-    overrides) redacted where they hold a secret typed as it is (``secrets.redact``)."""
+    written, ``${oc.env:...}`` unresolved) and, in a job of a sweep this process runs, the sweep's ``multirun.yaml``
+    (its config and overrides) redacted where they hold a secret typed as it is (``secrets.redact``)."""
     from hydra.core.hydra_config import HydraConfig
 
     from autotrain_hydra import secrets
@@ -238,8 +253,8 @@ def scrub_job_files() -> None:
     if hc.output_subdir is not None:
         files += [os.path.join(hc.runtime.output_dir, hc.output_subdir, name)
                   for name in ("config.yaml", "hydra.yaml", "overrides.yaml")]
-    if job_number() is not None:  # a job of a multirun (hydra.mode is not set in a job's own config)
-        files.append(os.path.join(hc.runtime.cwd, hc.sweep.dir, "multirun.yaml"))  # relative to where it started
+    if _MULTIRUN_FILE:  # a job of the sweep this process runs: its multirun.yaml, at once
+        files.append(_MULTIRUN_FILE)
     for path in files:
         if os.path.isfile(path):
             secrets.scrub_file(path)

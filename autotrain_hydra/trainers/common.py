@@ -190,10 +190,10 @@ def precision_flags(mixed_precision: Optional[str]) -> Dict[str, bool]:
 
 
 def precision_used(mixed_precision: Optional[str]) -> str:
-    """What ``training.mixed_precision`` computes in on this machine: ``bf16``, ``fp16`` or ``fp32`` (``auto: ...``
-    where it was chosen)."""
+    """The mixed precision (autocast) ``training.mixed_precision`` gives on this machine: ``bf16``, ``fp16`` or
+    ``none`` (the weights' own dtype), as ``auto: ...`` where it was chosen."""
     flags = precision_flags(mixed_precision)
-    used = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32"
+    used = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "none"
     return f"auto: {used}" if mixed_precision in (None, "auto") else used
 
 
