@@ -189,11 +189,10 @@ def written(obj: Any, raw_config: Any = None) -> Any:
 
 def scrub_file(path: str) -> bool:
     """Rewrite a text file redacted when it holds a secret (a link: the file it points to), whole or not at all
-    (``paths.written_whole``: jobs of a multirun may scrub the sweep's file at once), its mode kept; True when it
-    did."""
+    (a unique temporary file beside it, moved onto it: jobs of a multirun may scrub the sweep's file at once), its
+    mode kept; True when it did."""
     import shutil
-
-    from autotrain_hydra import paths
+    import tempfile
 
     path = os.path.realpath(path)
     try:
@@ -204,10 +203,15 @@ def scrub_file(path: str) -> bool:
     clean = redact(text)
     if clean == text:
         return False
-    with paths.written_whole(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(clean)
         shutil.copymode(path, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return True
 
 
