@@ -196,7 +196,8 @@ def precisions(precision: str) -> tuple:
     import torch
 
     if precision != "default":
-        return {"fp32": "float32"}.get(precision, precision), {"fp32": "float32"}.get(precision, precision)
+        both = {"fp32": "float32"}.get(precision, precision)
+        return both, both
     return ("bf16" if torch.cuda.is_available() else "float32"), "bf16"
 
 
